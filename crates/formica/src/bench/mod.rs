@@ -1,0 +1,35 @@
+//! `formica bench`: each workload is one module. Results print as a human summary, and with
+//! `--json` the last line of standard output is one JSON object.
+
+mod ledger;
+
+use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// The benchmark workloads.
+#[derive(Debug, Subcommand)]
+pub enum Workload {
+    /// Transfers between accounts, uniform or all into one hot merchant account.
+    Ledger(ledger::Args),
+}
+
+/// Runs one workload.
+pub fn run(workload: Workload) -> anyhow::Result<()> {
+    match workload {
+        Workload::Ledger(args) => ledger::run(args),
+    }
+}
+
+/// A progress bar on standard error (indicatif hides it when that is not a terminal).
+fn progress(total: u64, unit: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    let template = format!(
+        "{{elapsed_precise}} [{{bar:40}}] {{human_pos}}/{{human_len}} {unit} ({{per_sec}})"
+    );
+    bar.set_style(
+        ProgressStyle::with_template(&template)
+            .expect("the template is valid")
+            .progress_chars("=> "),
+    );
+    bar
+}
