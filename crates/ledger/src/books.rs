@@ -294,6 +294,11 @@ impl Ledger {
         self.timestamp
     }
 
+    /// The largest transfer id ever created.
+    pub fn transfer_id_max(&self) -> u128 {
+        self.transfer_id_max
+    }
+
     /// When the next pending transfer expires, if any has a timeout.
     pub fn next_expiry(&self) -> Option<u64> {
         self.expiries.first().map(|(at, _)| *at)
