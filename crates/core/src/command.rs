@@ -40,7 +40,9 @@ pub enum CommandError {
     #[error("the command carries {0} events; at most {COMMAND_EVENTS_MAX} are allowed")]
     TooManyEvents(usize),
     /// An amount is larger than the store can keep.
-    #[error("event {index}: amount {amount} is above the largest storable amount {STORED_AMOUNT_MAX}")]
+    #[error(
+        "event {index}: amount {amount} is above the largest storable amount {STORED_AMOUNT_MAX}"
+    )]
     AmountTooLarge {
         /// Position of the event in the command.
         index: usize,

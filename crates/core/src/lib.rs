@@ -14,6 +14,9 @@ pub use effects::Effects;
 
 use formica_ledger::{Ledger, PendingStatus, Snapshot, Transfer, TransferFlags};
 
+/// Settled transfers the cache may hold before it is swept.
+const EVICT_SLACK_TRANSFERS: usize = 1 << 17;
+
 /// The state machine: the books plus the effects of the batch being applied.
 #[derive(Debug, Default)]
 pub struct Core {
@@ -44,7 +47,7 @@ impl Core {
     }
 
     /// The transfer ids these commands name that the store must bring into the cache first.
-    pub fn uncached_ids(&self, commands: &[Command]) -> Vec<u128> {
+    pub fn uncached_ids<'a>(&self, commands: impl IntoIterator<Item = &'a Command>) -> Vec<u128> {
         let mut ids = Vec::new();
         for command in commands {
             if let Command::CreateTransfers(transfers) = command {
@@ -101,7 +104,10 @@ impl Core {
         assert!(self.in_batch, "timers run inside a batch");
         let expired = self.ledger.expire(now);
         for id in &expired {
-            let pending = self.ledger.transfer(*id).expect("an expired transfer is cached");
+            let pending = self
+                .ledger
+                .transfer(*id)
+                .expect("an expired transfer is cached");
             self.touched_accounts.push(pending.debit_account_id);
             self.touched_accounts.push(pending.credit_account_id);
             self.settled_pending.push(*id);
@@ -134,7 +140,9 @@ impl Core {
                 .settled_pending
                 .iter()
                 .map(|id| {
-                    let status = ledger.pending_status(*id).expect("a pending transfer has a status");
+                    let status = ledger
+                        .pending_status(*id)
+                        .expect("a pending transfer has a status");
                     (*id, status)
                 })
                 .collect(),
@@ -145,7 +153,12 @@ impl Core {
     pub fn commit_batch(&mut self) {
         self.end_batch();
         self.ledger.commit_scope();
-        self.ledger.evict_settled();
+        // Settled transfers leave memory once enough have gathered: the store has them, and
+        // sweeping after every batch would walk the open holds each time.
+        let open_or_recent = self.ledger.pending_status_count();
+        if self.ledger.cached_transfer_count() > 2 * open_or_recent + EVICT_SLACK_TRANSFERS {
+            self.ledger.evict_settled();
+        }
     }
 
     /// Undoes the batch (its commit failed): memory is as it was before `begin_batch`.
@@ -163,7 +176,10 @@ impl Core {
     }
 
     fn record_transfer(&mut self, id: u128) {
-        let stored = self.ledger.transfer(id).expect("a created transfer is cached");
+        let stored = self
+            .ledger
+            .transfer(id)
+            .expect("a created transfer is cached");
         self.touched_accounts.push(stored.debit_account_id);
         self.touched_accounts.push(stored.credit_account_id);
         self.created_transfers.push(id);

@@ -1,1 +1,195 @@
-//! placeholder
+//! The engine: Formica's single writer. Callers submit commands into a bounded queue; one
+//! thread takes what is waiting (up to a batch's bound), stamps the batch with the clock,
+//! applies it to the core, writes the batch's effects to the store in one transaction, and
+//! only then answers every caller. If the commit fails, the core is rolled back to before the
+//! batch and every caller of the batch gets an error: memory and disk never disagree.
+//!
+//! Timers (pending-transfer expiry) run inside batches too, stamped by the same clock.
+
+mod clock;
+mod writer;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+
+use formica_core::{Command, CommandError, Core, Reply};
+use formica_store::{Store, StoreError};
+use tokio::sync::oneshot;
+
+pub use clock::Clock;
+
+/// Largest number of ledger events one batch applies and commits (TigerBeetle's batch size).
+pub const BATCH_EVENTS_MAX: usize = 8190;
+
+/// Default number of commands that may wait in the queue before callers are told `Busy`.
+pub const QUEUE_COMMANDS_DEFAULT: usize = 1024;
+
+/// How the engine runs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Most ledger events per batch (a command is never split; one larger than this runs
+    /// alone).
+    pub batch_events_max: usize,
+    /// Commands that may wait in the queue; past it `submit` answers `Busy`.
+    pub queue_commands_max: usize,
+    /// Where batch timestamps come from.
+    pub clock: Clock,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            batch_events_max: BATCH_EVENTS_MAX,
+            queue_commands_max: QUEUE_COMMANDS_DEFAULT,
+            clock: Clock::System,
+        }
+    }
+}
+
+/// Why a command got no reply from the core.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The queue is full: try again later.
+    #[error("the engine is busy: its queue is full")]
+    Busy,
+    /// The engine has stopped.
+    #[error("the engine has stopped")]
+    Stopped,
+    /// The command was refused as a whole; nothing changed.
+    #[error(transparent)]
+    Rejected(#[from] CommandError),
+    /// The batch could not be made durable; nothing of it was applied.
+    #[error("the batch could not be committed: {0}")]
+    Store(Arc<StoreError>),
+}
+
+/// The answer a caller waits for.
+type Answer = Result<Reply, EngineError>;
+
+/// What goes through the queue.
+enum Request {
+    /// Apply a command and answer.
+    Command(Command, oneshot::Sender<Answer>),
+    /// Run the timers now (after a manual clock moved), then answer.
+    Tick(oneshot::Sender<()>),
+    /// Answer the digest of the books in memory, between batches.
+    Digest(oneshot::Sender<u128>),
+}
+
+/// Counters the writer keeps, for metrics and benchmarks.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Batches committed.
+    pub batches: AtomicU64,
+    /// Ledger events committed.
+    pub events: AtomicU64,
+    /// Batches whose commit failed.
+    pub failed_batches: AtomicU64,
+    /// Total time spent committing, in nanoseconds.
+    pub commit_nanos: AtomicU64,
+    /// Commands waiting in the queue.
+    pub queue_depth: AtomicU64,
+}
+
+/// A running engine. Cloning it gives another handle to the same writer.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    queue: SyncSender<Request>,
+    stats: Arc<Stats>,
+    writer: Arc<WriterHandle>,
+}
+
+/// Joins the writer thread when the last handle goes away.
+#[derive(Debug)]
+struct WriterHandle(std::sync::Mutex<Option<JoinHandle<()>>>);
+
+impl Engine {
+    /// Loads the books from `store`, checks them, and starts the writer thread.
+    pub fn start(mut store: Store, config: Config) -> Result<Engine, StoreError> {
+        let snapshot = store.load()?;
+        let core = Core::from_snapshot(snapshot)?;
+        let (queue, requests) = mpsc::sync_channel(config.queue_commands_max);
+        let stats = Arc::new(Stats::default());
+        let writer = writer::Writer::new(core, store, config, Arc::clone(&stats));
+        let thread = std::thread::Builder::new()
+            .name("formica-writer".into())
+            .spawn(move || writer.run(requests))
+            .expect("the writer thread can be spawned at start");
+        Ok(Engine {
+            queue,
+            stats,
+            writer: Arc::new(WriterHandle(std::sync::Mutex::new(Some(thread)))),
+        })
+    }
+
+    /// Submits a command and waits for its reply, which comes only once its batch is durable.
+    pub async fn submit(&self, command: Command) -> Answer {
+        let receiver = self.enqueue(command)?;
+        receiver.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// `submit` for callers without an async runtime (the command line, tests).
+    pub fn submit_blocking(&self, command: Command) -> Answer {
+        let receiver = self.enqueue(command)?;
+        receiver.blocking_recv().map_err(|_| EngineError::Stopped)?
+    }
+
+    /// Runs the timers now and waits until they have run (for a manual clock that moved).
+    pub fn tick_blocking(&self) -> Result<(), EngineError> {
+        let (sender, receiver) = oneshot::channel();
+        self.queue
+            .send(Request::Tick(sender))
+            .map_err(|_| EngineError::Stopped)?;
+        receiver.blocking_recv().map_err(|_| EngineError::Stopped)
+    }
+
+    /// The digest of the books the writer holds, taken between batches (for checks that
+    /// memory equals what the store rebuilds).
+    pub fn digest_blocking(&self) -> Result<u128, EngineError> {
+        let (sender, receiver) = oneshot::channel();
+        self.queue
+            .send(Request::Digest(sender))
+            .map_err(|_| EngineError::Stopped)?;
+        receiver.blocking_recv().map_err(|_| EngineError::Stopped)
+    }
+
+    /// The writer's counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Stops taking commands, lets the writer finish what is queued, and waits for it.
+    /// Other clones of this handle get `Stopped` afterwards.
+    pub fn shutdown(self) {
+        let Engine { queue, writer, .. } = self;
+        drop(queue);
+        // The writer stops once every handle's sender is gone; this handle waits for it only
+        // if it is the last one.
+        if let Ok(handle) = Arc::try_unwrap(writer) {
+            let thread = handle
+                .0
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(thread) = thread {
+                let _ = thread.join();
+            }
+        }
+    }
+
+    fn enqueue(&self, command: Command) -> Result<oneshot::Receiver<Answer>, EngineError> {
+        let (sender, receiver) = oneshot::channel();
+        self.stats.queue_depth.fetch_add(1, Ordering::Relaxed);
+        match self.queue.try_send(Request::Command(command, sender)) {
+            Ok(()) => Ok(receiver),
+            Err(error) => {
+                self.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
+                Err(match error {
+                    TrySendError::Full(_) => EngineError::Busy,
+                    TrySendError::Disconnected(_) => EngineError::Stopped,
+                })
+            }
+        }
+    }
+}

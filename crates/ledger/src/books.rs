@@ -294,6 +294,16 @@ impl Ledger {
         self.timestamp
     }
 
+    /// Number of transfers in the cache.
+    pub fn cached_transfer_count(&self) -> usize {
+        self.transfers.len()
+    }
+
+    /// Number of pending transfers whose status is cached (open ones and recently settled).
+    pub fn pending_status_count(&self) -> usize {
+        self.pending_status.len()
+    }
+
     /// The largest transfer id ever created.
     pub fn transfer_id_max(&self) -> u128 {
         self.transfer_id_max

@@ -63,6 +63,10 @@ impl TransferCache {
         self.in_order.last().and_then(|chunk| chunk.last())
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.in_order.iter().map(Vec::len).sum::<usize>() + self.out_of_order.len()
+    }
+
     pub(crate) fn contains(&self, id: u128) -> bool {
         self.get(id).is_some()
     }

@@ -42,6 +42,11 @@ impl SqliteStore {
         Ok(SqliteStore { connection })
     }
 
+    /// How long a commit waits for a lock another connection holds before it fails.
+    pub fn set_busy_timeout(&self, timeout: std::time::Duration) -> Result<(), StoreError> {
+        Ok(self.connection.busy_timeout(timeout)?)
+    }
+
     pub(crate) fn load(&mut self) -> Result<Snapshot, StoreError> {
         let books: Option<(i64, Vec<u8>)> = self
             .connection
@@ -54,9 +59,9 @@ impl SqliteStore {
             None => (0, 0),
         };
         let mut accounts = Vec::new();
-        let mut statement = self
-            .connection
-            .prepare(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY id"))?;
+        let mut statement = self.connection.prepare(&format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY id"
+        ))?;
         let mut rows = statement.query([])?;
         while let Some(row) = rows.next()? {
             accounts.push(account_from(row)?);
@@ -171,9 +176,9 @@ impl SqliteStore {
     }
 
     pub(crate) fn account(&mut self, id: u128) -> Result<Option<Account>, StoreError> {
-        let mut statement = self
-            .connection
-            .prepare_cached(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?1"))?;
+        let mut statement = self.connection.prepare_cached(&format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?1"
+        ))?;
         let mut rows = statement.query([&id.to_be_bytes()[..]])?;
         rows.next()?.map(account_from).transpose()
     }
@@ -208,7 +213,9 @@ impl SqliteStore {
         Ok(page)
     }
 
-    pub(crate) fn trial_balance_rows(&mut self) -> Result<(Vec<Account>, TransferSums), StoreError> {
+    pub(crate) fn trial_balance_rows(
+        &mut self,
+    ) -> Result<(Vec<Account>, TransferSums), StoreError> {
         let mut accounts = Vec::new();
         let mut statement = self
             .connection
@@ -237,10 +244,11 @@ fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)",
     )?;
     let tx = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let current: i64 =
-        tx.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |row| {
-            row.get(0)
-        })?;
+    let current: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        [],
+        |row| row.get(0),
+    )?;
     let known = MIGRATIONS.last().map_or(0, |(version, _)| *version);
     if current > known {
         return Err(StoreError::SchemaTooNew {
@@ -250,7 +258,10 @@ fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(version, _)| *version > current) {
         tx.execute_batch(sql)?;
-        tx.execute("INSERT INTO schema_migrations (version) VALUES (?1)", [version])?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version) VALUES (?1)",
+            [version],
+        )?;
     }
     tx.commit()?;
     Ok(())

@@ -1,0 +1,177 @@
+//! The writer thread: batch, apply, commit, answer.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use formica_core::{Command, Core};
+use formica_store::Store;
+use tokio::sync::oneshot;
+
+use crate::{Answer, Config, EngineError, Request, Stats};
+
+pub(crate) struct Writer {
+    core: Core,
+    store: Store,
+    config: Config,
+    stats: Arc<Stats>,
+    /// The last batch's timestamp: batches never go back in time, even if the clock does.
+    last_now: u64,
+}
+
+/// The requests of one batch.
+#[derive(Default)]
+struct Batch {
+    commands: Vec<(Command, oneshot::Sender<Answer>)>,
+    ticks: Vec<oneshot::Sender<()>>,
+    digests: Vec<oneshot::Sender<u128>>,
+    events: usize,
+}
+
+impl Writer {
+    pub(crate) fn new(core: Core, store: Store, config: Config, stats: Arc<Stats>) -> Self {
+        let last_now = core.ledger().timestamp();
+        Writer {
+            core,
+            store,
+            config,
+            stats,
+            last_now,
+        }
+    }
+
+    /// Serves until every engine handle is gone and the queue is empty.
+    pub(crate) fn run(mut self, requests: Receiver<Request>) {
+        let mut batch = Batch::default();
+        loop {
+            match self.wait(&requests) {
+                Wait::Request(request) => batch.push(request),
+                Wait::Timer => {}
+                Wait::Stopped => return,
+            }
+            while batch.events < self.config.batch_events_max {
+                match requests.try_recv() {
+                    Ok(request) => batch.push(request),
+                    Err(_) => break,
+                }
+            }
+            self.stats
+                .queue_depth
+                .fetch_sub(batch.commands.len() as u64, Ordering::Relaxed);
+            self.run_batch(&mut batch);
+            // Digests are taken between batches, so they see only committed books.
+            for answer in batch.digests.drain(..) {
+                let _ = answer.send(self.core.ledger().digest());
+            }
+        }
+    }
+
+    /// Blocks until a request arrives or the next pending transfer expires.
+    fn wait(&self, requests: &Receiver<Request>) -> Wait {
+        let next_expiry = self.core.ledger().next_expiry();
+        let timeout = match next_expiry {
+            Some(at) if !self.config.clock.is_manual() => Some(Duration::from_nanos(
+                at.saturating_sub(self.config.clock.now()),
+            )),
+            _ => None,
+        };
+        match timeout {
+            Some(timeout) => match requests.recv_timeout(timeout) {
+                Ok(request) => Wait::Request(request),
+                Err(RecvTimeoutError::Timeout) => Wait::Timer,
+                Err(RecvTimeoutError::Disconnected) => Wait::Stopped,
+            },
+            None => match requests.recv() {
+                Ok(request) => Wait::Request(request),
+                Err(_) => Wait::Stopped,
+            },
+        }
+    }
+
+    fn run_batch(&mut self, batch: &mut Batch) {
+        let now = self.config.clock.now().max(self.last_now);
+        self.last_now = now;
+        let ids = self
+            .core
+            .uncached_ids(batch.commands.iter().map(|(command, _)| command));
+        if !ids.is_empty() {
+            match self.store.lookup_transfers(&ids) {
+                Ok(found) => {
+                    for (transfer, status) in found {
+                        self.core.cache(transfer, status);
+                    }
+                }
+                Err(error) => {
+                    self.fail(batch, error);
+                    return;
+                }
+            }
+        }
+        self.core.begin_batch();
+        self.core.expire(now);
+        let answers: Vec<_> = batch
+            .commands
+            .iter()
+            .map(|(command, _)| self.core.apply(now, command))
+            .collect();
+        let effects = self.core.effects();
+        let committing = Instant::now();
+        match self.store.commit(&effects) {
+            Ok(()) => {
+                self.core.commit_batch();
+                let nanos = u64::try_from(committing.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                self.stats.commit_nanos.fetch_add(nanos, Ordering::Relaxed);
+                self.stats.batches.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .events
+                    .fetch_add(batch.events as u64, Ordering::Relaxed);
+                for ((_, reply), answer) in batch.commands.drain(..).zip(answers) {
+                    // A caller that gave up waiting is no error: its command is durable.
+                    let _ = reply.send(answer.map_err(EngineError::from));
+                }
+                for tick in batch.ticks.drain(..) {
+                    let _ = tick.send(());
+                }
+                batch.events = 0;
+            }
+            Err(error) => {
+                self.core.rollback_batch();
+                self.fail(batch, error);
+            }
+        }
+    }
+
+    /// Answers every caller of the batch with the store's error; nothing of it was applied.
+    fn fail(&mut self, batch: &mut Batch, error: formica_store::StoreError) {
+        tracing::error!(error = %error, commands = batch.commands.len(), "batch not committed");
+        self.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+        let error = Arc::new(error);
+        for (_, reply) in batch.commands.drain(..) {
+            let _ = reply.send(Err(EngineError::Store(Arc::clone(&error))));
+        }
+        for tick in batch.ticks.drain(..) {
+            let _ = tick.send(());
+        }
+        batch.events = 0;
+    }
+}
+
+enum Wait {
+    Request(Request),
+    Timer,
+    Stopped,
+}
+
+impl Batch {
+    fn push(&mut self, request: Request) {
+        match request {
+            Request::Command(command, reply) => {
+                self.events += command.events();
+                self.commands.push((command, reply));
+            }
+            Request::Tick(done) => self.ticks.push(done),
+            Request::Digest(answer) => self.digests.push(answer),
+        }
+    }
+}

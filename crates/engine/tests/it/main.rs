@@ -1,0 +1,342 @@
+//! The engine against real stores: batching, durability, restart, idempotency at any age,
+//! failed commits, back-pressure and timers.
+
+use std::time::Duration;
+
+use formica_core::{Command, Reply};
+use formica_engine::{Clock, Config, Engine, EngineError};
+use formica_ledger::{
+    AMOUNT_MAX, Account, AccountFlags, CreateTransferResult as T, Ledger, NANOS_PER_SECOND,
+    PendingStatus, Transfer, TransferFlags,
+};
+use formica_store::{Location, Store};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+const CNY: u32 = 156;
+const BANK: u128 = 1;
+const WALLETS: u128 = 20;
+const START: u64 = 1_700_000_000 * NANOS_PER_SECOND;
+
+fn sqlite(dir: &tempfile::TempDir) -> Location {
+    Location::Sqlite(dir.path().to_path_buf())
+}
+
+fn manual_config() -> (Config, Clock) {
+    let clock = Clock::manual(START);
+    let config = Config {
+        clock: clock.clone(),
+        ..Config::default()
+    };
+    (config, clock)
+}
+
+fn start(location: &Location, config: Config) -> Engine {
+    let store = Store::open(location).expect("the store opens");
+    Engine::start(store, config).expect("the engine starts")
+}
+
+fn transfers(engine: &Engine, transfers: Vec<Transfer>) -> Vec<T> {
+    match engine.submit_blocking(Command::CreateTransfers(transfers)) {
+        Ok(Reply::Transfers(results)) => results,
+        other => panic!("expected transfer results, got {other:?}"),
+    }
+}
+
+/// A bank and funded wallets.
+fn open_wallets(engine: &Engine) {
+    let mut accounts = vec![Account::new(BANK, CNY, 9)];
+    for id in 2..=WALLETS + 1 {
+        accounts.push(
+            Account::new(id, CNY, 1).with_flags(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS),
+        );
+    }
+    let reply = engine
+        .submit_blocking(Command::CreateAccounts(accounts))
+        .expect("accounts created");
+    assert!(matches!(reply, Reply::Accounts(r) if r.iter().all(|r| r.is_ok())));
+    let funding = (2..=WALLETS + 1)
+        .map(|id| Transfer::new(1_000_000 + id, BANK, id, 100_000, CNY, 9))
+        .collect();
+    assert!(transfers(engine, funding).iter().all(|r| r.is_ok()));
+}
+
+/// Random payments, holds, posts and voids between the wallets, from many threads at once.
+fn random_workload(engine: &Engine, seed: u64, commands: usize) {
+    std::thread::scope(|scope| {
+        for client in 0..4u64 {
+            let engine = engine.clone();
+            scope.spawn(move || {
+                let mut rng = SmallRng::seed_from_u64(seed * 10 + client);
+                for n in 0..commands / 4 {
+                    let base = u128::from(seed) << 64 | u128::from(client) << 40 | (n as u128) << 8;
+                    let batch = random_command(&mut rng, base);
+                    let _ = engine.submit_blocking(Command::CreateTransfers(batch));
+                }
+            });
+        }
+    });
+}
+
+fn random_command(rng: &mut SmallRng, base: u128) -> Vec<Transfer> {
+    let size = rng.random_range(1..8);
+    let mut batch = Vec::with_capacity(size);
+    for index in 0..size {
+        let id = base + index as u128 + 1;
+        let debit = rng.random_range(2..=WALLETS + 1);
+        let credit = if debit == 2 { 3 } else { 2 };
+        let amount = rng.random_range(1..5_000u128);
+        let transfer = match rng.random_range(0..4) {
+            0 => Transfer::new(id, debit, credit, amount, CNY, 1)
+                .with_flags(TransferFlags::PENDING)
+                .with_timeout(rng.random_range(0..3)),
+            1 if index > 0 => Transfer::post(id, id - 1, AMOUNT_MAX),
+            2 if index > 0 => Transfer::void(id, id - 1),
+            _ => Transfer::new(id, debit, credit, amount, CNY, 1),
+        };
+        batch.push(transfer);
+    }
+    batch
+}
+
+fn digest_after_restart(location: &Location) -> u128 {
+    let mut store = Store::open(location).expect("the store opens");
+    let ledger = Ledger::import(store.load().expect("loads")).expect("consistent");
+    assert!(store.trial_balance().expect("trial balance").holds());
+    ledger.digest()
+}
+
+#[test]
+fn a_restart_rebuilds_the_same_books() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let location = sqlite(&dir);
+    let (config, clock) = manual_config();
+    let engine = start(&location, config.clone());
+    open_wallets(&engine);
+    random_workload(&engine, 1, 200);
+    clock.advance(5 * NANOS_PER_SECOND);
+    engine.tick_blocking().expect("timers ran");
+    random_workload(&engine, 2, 200);
+    assert!(
+        engine
+            .stats()
+            .batches
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    );
+    // What the writer holds in memory is exactly what a new writer rebuilds from disk.
+    let live = engine.digest_blocking().expect("the writer answers");
+    engine.shutdown();
+    assert_eq!(digest_after_restart(&location), live);
+    let engine = start(&location, config);
+    assert_eq!(engine.digest_blocking().expect("the writer answers"), live);
+    random_workload(&engine, 3, 40);
+    let moved = engine.digest_blocking().expect("the writer answers");
+    engine.shutdown();
+    assert_ne!(moved, live, "the third workload moved money");
+    assert_eq!(digest_after_restart(&location), moved);
+}
+
+#[test]
+fn a_transfer_retried_after_a_restart_answers_exists() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let location = sqlite(&dir);
+    let (config, _) = manual_config();
+    let engine = start(&location, config.clone());
+    open_wallets(&engine);
+    let payment = Transfer::new(50, 2, 3, 700, CNY, 1);
+    let hold = Transfer::new(51, 2, 3, 300, CNY, 1).with_flags(TransferFlags::PENDING);
+    assert_eq!(transfers(&engine, vec![payment, hold]), vec![T::Ok, T::Ok]);
+    engine.shutdown();
+
+    // A new writer holds nothing of those transfers in memory but the open hold.
+    let engine = start(&location, config);
+    let results = transfers(
+        &engine,
+        vec![
+            payment,
+            Transfer {
+                amount: 701,
+                ..payment
+            },
+            Transfer::post(52, 51, AMOUNT_MAX),
+            Transfer::void(53, 51),
+        ],
+    );
+    assert_eq!(
+        results,
+        vec![
+            T::Exists,
+            T::ExistsWithDifferentAmount,
+            T::Ok,
+            T::PendingTransferAlreadyPosted
+        ]
+    );
+    engine.shutdown();
+
+    // After another restart the settled hold comes back from the store to answer a retry.
+    let (config, _) = manual_config();
+    let engine = start(&location, config);
+    let results = transfers(&engine, vec![Transfer::void(54, 51), payment]);
+    assert_eq!(results, vec![T::PendingTransferAlreadyPosted, T::Exists]);
+    engine.shutdown();
+    let mut store = Store::open(&location).expect("opens");
+    let wallet = store.account(2).expect("reads").expect("exists");
+    assert_eq!(wallet.debits_posted, 1_000);
+    assert!(store.trial_balance().expect("trial balance").holds());
+}
+
+#[test]
+fn a_failed_commit_fails_its_callers_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let location = sqlite(&dir);
+    let (config, _) = manual_config();
+    let store = Store::open(&location).expect("opens");
+    if let Store::Sqlite(sqlite) = &store {
+        sqlite
+            .set_busy_timeout(Duration::from_millis(100))
+            .expect("sets the timeout");
+    }
+    let engine = Engine::start(store, config).expect("starts");
+    open_wallets(&engine);
+    let before = digest_after_restart(&location);
+
+    // Another process holds the write lock: the engine's commit cannot get it.
+    let blocker = rusqlite::Connection::open(Location::sqlite_file(dir.path())).expect("opens");
+    blocker.execute_batch("BEGIN EXCLUSIVE").expect("locks");
+    let payment = Transfer::new(60, 2, 3, 10, CNY, 1);
+    let failed = engine.submit_blocking(Command::CreateTransfers(vec![payment]));
+    assert!(matches!(failed, Err(EngineError::Store(_))), "{failed:?}");
+    blocker.execute_batch("ROLLBACK").expect("unlocks");
+
+    // Memory was rolled back: the same transfer now applies once, as new.
+    assert_eq!(transfers(&engine, vec![payment]), vec![T::Ok]);
+    assert_eq!(transfers(&engine, vec![payment]), vec![T::Exists]);
+    engine.shutdown();
+    let after = digest_after_restart(&location);
+    assert_ne!(before, after);
+    let mut store = Store::open(&location).expect("opens");
+    assert_eq!(
+        store
+            .account(3)
+            .expect("reads")
+            .expect("exists")
+            .credits_posted,
+        100_010
+    );
+}
+
+#[test]
+fn a_full_queue_answers_busy() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let location = sqlite(&dir);
+    let (mut config, _) = manual_config();
+    config.queue_commands_max = 2;
+    let store = Store::open(&location).expect("opens");
+    if let Store::Sqlite(sqlite) = &store {
+        sqlite
+            .set_busy_timeout(Duration::from_secs(2))
+            .expect("sets the timeout");
+    }
+    let engine = Engine::start(store, config).expect("starts");
+    open_wallets(&engine);
+    // Stall the writer on a lock, then fill its queue.
+    let blocker = rusqlite::Connection::open(Location::sqlite_file(dir.path())).expect("opens");
+    blocker.execute_batch("BEGIN EXCLUSIVE").expect("locks");
+    let stalled = {
+        let engine = engine.clone();
+        std::thread::spawn(move || {
+            engine.submit_blocking(Command::CreateTransfers(vec![Transfer::new(
+                70, 2, 3, 1, CNY, 1,
+            )]))
+        })
+    };
+    let mut busy = 0;
+    let mut waiting = Vec::new();
+    for id in 71..80u128 {
+        let engine = engine.clone();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        waiting.push(std::thread::spawn(move || {
+            let answer = engine.submit_blocking(Command::CreateTransfers(vec![Transfer::new(
+                id, 2, 3, 1, CNY, 1,
+            )]));
+            let _ = sender.send(());
+            answer
+        }));
+        // A busy answer comes at once; a queued one waits for the lock.
+        if receiver.recv_timeout(Duration::from_millis(200)).is_ok() {
+            busy += 1;
+        }
+    }
+    blocker.execute_batch("ROLLBACK").expect("unlocks");
+    let _ = stalled.join();
+    let answers: Vec<_> = waiting
+        .into_iter()
+        .map(|t| t.join().expect("joins"))
+        .collect();
+    let refused = answers
+        .iter()
+        .filter(|a| matches!(a, Err(EngineError::Busy)))
+        .count();
+    assert!(
+        refused > 0,
+        "some commands were refused as busy: {answers:?}"
+    );
+    assert_eq!(refused, busy, "busy answers come at once");
+    engine.shutdown();
+    let mut store = Store::open(&location).expect("opens");
+    assert!(store.trial_balance().expect("trial balance").holds());
+}
+
+#[test]
+fn a_hold_expires_when_the_engine_clock_passes_its_timeout() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let location = sqlite(&dir);
+    let (config, clock) = manual_config();
+    let engine = start(&location, config);
+    open_wallets(&engine);
+    let hold = Transfer::new(90, 2, 3, 500, CNY, 1)
+        .with_flags(TransferFlags::PENDING)
+        .with_timeout(10);
+    assert_eq!(transfers(&engine, vec![hold]), vec![T::Ok]);
+    clock.advance(9 * NANOS_PER_SECOND);
+    engine.tick_blocking().expect("timers ran");
+    let mut store = Store::open(&location).expect("opens");
+    let status = |store: &mut Store| store.lookup_transfers(&[90]).expect("reads")[0].1;
+    assert_eq!(status(&mut store), Some(PendingStatus::Pending));
+    clock.advance(2 * NANOS_PER_SECOND);
+    engine.tick_blocking().expect("timers ran");
+    assert_eq!(status(&mut store), Some(PendingStatus::Expired));
+    assert_eq!(
+        store
+            .account(2)
+            .expect("reads")
+            .expect("exists")
+            .debits_pending,
+        0
+    );
+    assert_eq!(
+        transfers(&engine, vec![Transfer::post(91, 90, AMOUNT_MAX)]),
+        vec![T::PendingTransferExpired]
+    );
+    engine.shutdown();
+    assert!(store.trial_balance().expect("trial balance").holds());
+}
+
+#[test]
+fn a_command_too_large_for_the_store_is_refused_whole() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let location = sqlite(&dir);
+    let (config, _) = manual_config();
+    let engine = start(&location, config);
+    open_wallets(&engine);
+    let huge = Transfer::new(95, BANK, 2, u128::from(u64::MAX), CNY, 9);
+    let answer = engine.submit_blocking(Command::CreateTransfers(vec![huge]));
+    assert!(
+        matches!(answer, Err(EngineError::Rejected(_))),
+        "{answer:?}"
+    );
+    let empty = engine.submit_blocking(Command::CreateTransfers(vec![]));
+    assert!(matches!(empty, Err(EngineError::Rejected(_))), "{empty:?}");
+    engine.shutdown();
+}
