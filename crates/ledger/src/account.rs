@@ -69,7 +69,9 @@ impl Account {
     /// Credits minus debits, counting what pending transfers reserve against the holder:
     /// what the holder of a wallet-like account can still spend.
     pub fn available(&self) -> i128 {
-        signed(self.credits_posted) - signed(self.debits_posted) - signed(self.debits_pending)
+        signed(self.credits_posted)
+            .saturating_sub(signed(self.debits_posted))
+            .saturating_sub(signed(self.debits_pending))
     }
 
     /// Whether adding `amount` to this account's debits would break its
@@ -90,7 +92,7 @@ impl Account {
 }
 
 /// Saturating conversion for the display helper `available`: real balances are far below
-/// `i128::MAX`, and a saturated figure is still the right sign.
+/// `i128::MAX`, and saturated figures (subtracted with saturation too) keep the right sign.
 fn signed(value: u128) -> i128 {
     i128::try_from(value).unwrap_or(i128::MAX)
 }

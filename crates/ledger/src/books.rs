@@ -11,6 +11,10 @@ use crate::cache::TransferCache;
 use crate::result::{CreateAccountResult, CreateTransferResult};
 use crate::transfer::{AMOUNT_MAX, PendingStatus, Transfer, TransferFlags};
 
+/// Latest time the books accept (nanoseconds since the Unix epoch, in the year 2262): the
+/// store keeps timestamps in signed 64-bit columns, and batches never run past the clock's end.
+pub const TIMESTAMP_MAX: u64 = i64::MAX as u64;
+
 /// Largest number of events one `create_*` call takes. It bounds the timestamps a batch
 /// consumes and the journal a linked chain can build up.
 pub const BATCH_EVENTS_MAX: usize = 1 << 20;
@@ -82,6 +86,10 @@ pub enum InvariantViolation {
     PendingBalanceMismatch(u128),
     /// An account crosses its balance limit.
     LimitCrossed(u128),
+    /// An account's pending plus posted debits, or credits, pass `u128::MAX`.
+    BalanceOverflow(u128),
+    /// An account has an id or flags no account can be created with.
+    BadAccount(u128),
     /// In this ledger total debits differ from total credits.
     Unbalanced(u32),
 }
@@ -99,6 +107,15 @@ impl std::fmt::Display for InvariantViolation {
                 "account {id}: pending balances differ from its open pending transfers"
             ),
             InvariantViolation::LimitCrossed(id) => write!(f, "account {id} crosses its limit"),
+            InvariantViolation::BalanceOverflow(id) => {
+                write!(f, "account {id}: balances add up past u128::MAX")
+            }
+            InvariantViolation::BadAccount(id) => {
+                write!(
+                    f,
+                    "account {id} has an id or flags no account is created with"
+                )
+            }
             InvariantViolation::Unbalanced(ledger) => {
                 write!(f, "ledger {ledger}: debits differ from credits")
             }
@@ -333,6 +350,12 @@ impl Ledger {
 
     /// Puts a transfer the store holds back in the cache, with its status if it is pending.
     pub fn cache(&mut self, transfer: Transfer, status: Option<PendingStatus>) {
+        // Inside a scope a cached transfer could land among the scope's own inserts, which
+        // the journal undoes by position.
+        assert!(
+            self.scope.is_none(),
+            "cache between scopes, before the batch"
+        );
         assert!(
             transfer.id <= self.transfer_id_max,
             "a cached transfer was created before"
@@ -416,13 +439,37 @@ impl Ledger {
                 return Err(InvariantViolation::Unbalanced(ledger));
             }
         }
-        for account in self.accounts.values() {
-            if account.debits_exceed_credits(0) || account.credits_exceed_debits(0) {
+        // Sorted, so that the violation reported is the same on every run.
+        let mut accounts: Vec<&Account> = self.accounts.values().collect();
+        accounts.sort_unstable_by_key(|a| a.id);
+        for account in &accounts {
+            let debits = account.debits_pending.checked_add(account.debits_posted);
+            let credits = account.credits_pending.checked_add(account.credits_posted);
+            let (Some(debits), Some(credits)) = (debits, credits) else {
+                return Err(InvariantViolation::BalanceOverflow(account.id));
+            };
+            let crossed = (account
+                .flags
+                .contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
+                && debits > account.credits_posted)
+                || (account
+                    .flags
+                    .contains(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS)
+                    && credits > account.debits_posted);
+            if crossed {
                 return Err(InvariantViolation::LimitCrossed(account.id));
             }
         }
         let mut reserved: HashMap<u128, (u128, u128)> = HashMap::new();
-        for pending in self.open_pending() {
+        let mut pending: Vec<&Transfer> = self.open_pending().collect();
+        pending.sort_unstable_by_key(|t| t.id);
+        for pending in pending {
+            check_pending(
+                pending,
+                &self.accounts,
+                self.transfer_id_max,
+                self.timestamp,
+            )?;
             for (id, is_debit) in [
                 (pending.debit_account_id, true),
                 (pending.credit_account_id, false),
@@ -437,7 +484,7 @@ impl Ledger {
                     .ok_or(InvariantViolation::PendingBalanceMismatch(id))?;
             }
         }
-        for account in self.accounts.values() {
+        for account in accounts {
             let (debits, credits) = reserved.get(&account.id).copied().unwrap_or_default();
             if account.debits_pending != debits || account.credits_pending != credits {
                 return Err(InvariantViolation::PendingBalanceMismatch(account.id));
@@ -469,6 +516,11 @@ impl Ledger {
         };
         ledger.accounts.reserve(snapshot.accounts.len());
         for account in snapshot.accounts {
+            let bad_flags = account.flags.contains(AccountFlags::LINKED)
+                || account.flags.bits() & !AccountFlags::all().bits() != 0;
+            if account.id == 0 || account.id == u128::MAX || bad_flags {
+                return Err(InvariantViolation::BadAccount(account.id));
+            }
             if ledger.accounts.insert(account.id, account).is_some() {
                 return Err(InvariantViolation::DuplicateAccount(account.id));
             }
@@ -519,6 +571,15 @@ impl Ledger {
         if events.is_empty() {
             return;
         }
+        assert!(
+            now <= TIMESTAMP_MAX,
+            "the caller's clock is before TIMESTAMP_MAX"
+        );
+        assert!(
+            self.timestamp <= TIMESTAMP_MAX,
+            "timestamps stay before TIMESTAMP_MAX"
+        );
+        // Cannot overflow: both are at most TIMESTAMP_MAX and a batch is at most 2^20 events.
         let first = now.max(self.timestamp + 1);
         let last_index = events.len() - 1;
         let mut chain: Option<Chain> = None;
@@ -564,7 +625,8 @@ impl Ledger {
         if a.timestamp != 0 {
             return R::TimestampMustBeZero;
         }
-        if a.flags.contains(AccountFlags::CLOSED) {
+        let unknown = a.flags.bits() & !AccountFlags::all().bits() != 0;
+        if unknown || a.flags.contains(AccountFlags::CLOSED) {
             return R::ReservedFlag;
         }
         if a.id == 0 {
@@ -612,6 +674,9 @@ impl Ledger {
         use CreateTransferResult as R;
         if t.timestamp != 0 {
             return R::TimestampMustBeZero;
+        }
+        if t.flags.bits() & !TransferFlags::all().bits() != 0 {
+            return R::ReservedFlag;
         }
         if t.id == 0 {
             return R::IdMustNotBeZero;
@@ -725,7 +790,10 @@ impl Ledger {
             return R::OverflowsCredits;
         }
         let timeout_nanos = u64::from(t.timeout) * crate::transfer::NANOS_PER_SECOND;
-        if timestamp.checked_add(timeout_nanos).is_none() {
+        if timestamp
+            .checked_add(timeout_nanos)
+            .is_none_or(|at| at > TIMESTAMP_MAX)
+        {
             return R::OverflowsTimeout;
         }
         if dr.debits_exceed_credits(amount) {
@@ -996,6 +1064,39 @@ impl Ledger {
             }
         }
     }
+}
+
+/// What `create_transfer` guarantees of every open pending transfer, checked again for one
+/// that comes from outside (a snapshot).
+fn check_pending(
+    pending: &Transfer,
+    accounts: &HashMap<u128, Account>,
+    transfer_id_max: u128,
+    timestamp: u64,
+) -> Result<(), InvariantViolation> {
+    let bad = InvariantViolation::BadPendingTransfer(pending.id);
+    let settles = TransferFlags::POST_PENDING_TRANSFER | TransferFlags::VOID_PENDING_TRANSFER;
+    let well_formed = pending.id != 0
+        && pending.id <= transfer_id_max
+        && pending.flags.contains(TransferFlags::PENDING)
+        && !pending.flags.intersects(settles)
+        && pending.flags.bits() & !TransferFlags::all().bits() == 0
+        && pending.pending_id == 0
+        && pending.timestamp != 0
+        && pending.timestamp <= timestamp
+        && pending.debit_account_id != pending.credit_account_id;
+    if !well_formed {
+        return Err(bad);
+    }
+    for id in [pending.debit_account_id, pending.credit_account_id] {
+        let account = accounts
+            .get(&id)
+            .ok_or(InvariantViolation::MissingAccount(id))?;
+        if account.ledger != pending.ledger {
+            return Err(bad);
+        }
+    }
+    Ok(())
 }
 
 /// The three results a chain needs to speak of, per kind of event.

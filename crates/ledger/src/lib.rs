@@ -22,6 +22,8 @@ mod result;
 mod transfer;
 
 pub use account::{Account, AccountFlags};
-pub use books::{BATCH_EVENTS_MAX, InvariantViolation, Ledger, LedgerTotals, Snapshot, Sum};
+pub use books::{
+    BATCH_EVENTS_MAX, InvariantViolation, Ledger, LedgerTotals, Snapshot, Sum, TIMESTAMP_MAX,
+};
 pub use result::{CreateAccountResult, CreateTransferResult};
 pub use transfer::{AMOUNT_MAX, NANOS_PER_SECOND, PendingStatus, Transfer, TransferFlags};

@@ -55,7 +55,7 @@ result_codes! {
         LinkedEventChainOpen = "linked_event_chain_open",
         /// Timestamps are assigned by the ledger.
         TimestampMustBeZero = "timestamp_must_be_zero",
-        /// The closed flag is set only by closing transfers.
+        /// An unknown flag, or the closed flag (set only by closing transfers).
         ReservedFlag = "reserved_flag",
         /// Zero is not an id.
         IdMustNotBeZero = "id_must_not_be_zero",
@@ -103,6 +103,8 @@ result_codes! {
         LinkedEventChainOpen = "linked_event_chain_open",
         /// Timestamps are assigned by the ledger.
         TimestampMustBeZero = "timestamp_must_be_zero",
+        /// A flag this version does not know.
+        ReservedFlag = "reserved_flag",
         /// Zero is not an id.
         IdMustNotBeZero = "id_must_not_be_zero",
         /// `u128::MAX` is reserved.
@@ -208,7 +210,7 @@ result_codes! {
         OverflowsDebits = "overflows_debits",
         /// The credit account's pending plus posted credits would pass `u128::MAX`.
         OverflowsCredits = "overflows_credits",
-        /// The expiry time would pass the end of the clock.
+        /// The expiry time would pass the end of the clock (`TIMESTAMP_MAX`).
         OverflowsTimeout = "overflows_timeout",
         /// The debit account would spend more than it holds.
         ExceedsCredits = "exceeds_credits",

@@ -100,6 +100,14 @@ fn every_transfer_result_code_is_reported_and_failures_change_nothing() {
             T::TimestampMustBeZero,
         ),
         (
+            "unknown flag",
+            Transfer {
+                flags: TransferFlags::from_bits_retain(1 << 15),
+                ..plain(WALLET, SHOP, 1)
+            },
+            T::ReservedFlag,
+        ),
+        (
             "id zero",
             Transfer {
                 id: 0,
@@ -484,7 +492,7 @@ fn overflow_checks_cover_pending_credits_and_total_debits() {
 #[test]
 fn a_timeout_past_the_end_of_the_clock_overflows() {
     let mut ledger = fixture();
-    let late = u64::MAX - SECOND;
+    let late = TIMESTAMP_MAX - SECOND;
     let transfer = pending(NEW, WALLET, SHOP, 1).with_timeout(2);
     assert_eq!(apply_one(&mut ledger, late, transfer), T::OverflowsTimeout);
 }
@@ -957,4 +965,144 @@ fn result_names_are_unique_and_parse_back() {
     for result in CreateAccountResult::ALL {
         assert_eq!(CreateAccountResult::parse(result.as_str()), Some(*result));
     }
+}
+
+// Regression tests for the review of the first ledger version (issue 2).
+
+fn two_accounts(ledger: u32) -> (Account, Account) {
+    (Account::new(1, ledger, 1), Account::new(2, ledger, 1))
+}
+
+fn stored_pending(id: u128, debit: u128, credit: u128, amount: u128) -> Transfer {
+    Transfer {
+        timestamp: 1,
+        ..pending(id, debit, credit, amount)
+    }
+}
+
+#[test]
+fn available_saturates_instead_of_overflowing() {
+    let mut ledger = Ledger::new();
+    let (a, b) = two_accounts(CNY);
+    ledger.create_accounts(1, &[a, b]);
+    let results = ledger.create_transfers(
+        2,
+        &[
+            Transfer::new(10, 1, 2, 1u128 << 127, CNY, 1),
+            pending(11, 1, 2, 2),
+        ],
+    );
+    assert_eq!(results, vec![T::Ok, T::Ok]);
+    assert_eq!(ledger.account(1).expect("exists").available(), i128::MIN);
+}
+
+#[test]
+fn import_reports_balances_that_overflow() {
+    let mut a = Account::new(1, CNY, 1).with_flags(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS);
+    a.debits_posted = u128::MAX;
+    a.debits_pending = 1;
+    let mut b = Account::new(2, CNY, 1);
+    b.credits_posted = u128::MAX;
+    b.credits_pending = 1;
+    let snapshot = Snapshot {
+        timestamp: 1,
+        transfer_id_max: 7,
+        accounts: vec![a, b],
+        pending: vec![stored_pending(7, 1, 2, 1)],
+    };
+    assert_eq!(
+        Ledger::import(snapshot).err(),
+        Some(InvariantViolation::BalanceOverflow(1))
+    );
+}
+
+#[test]
+fn import_refuses_pending_transfers_create_transfer_never_makes() {
+    let (mut a, mut b) = two_accounts(CNY);
+    a.debits_pending = 5;
+    a.credits_pending = 5;
+    let to_itself = Snapshot {
+        timestamp: 1,
+        transfer_id_max: 7,
+        accounts: vec![a],
+        pending: vec![stored_pending(7, 1, 1, 5)],
+    };
+    assert_eq!(
+        Ledger::import(to_itself).err(),
+        Some(InvariantViolation::BadPendingTransfer(7))
+    );
+    a.credits_pending = 0;
+    b.credits_pending = 5;
+    let above_id_max = Snapshot {
+        timestamp: 1,
+        transfer_id_max: 0,
+        accounts: vec![a, b],
+        pending: vec![stored_pending(7, 1, 2, 5)],
+    };
+    assert_eq!(
+        Ledger::import(above_id_max).err(),
+        Some(InvariantViolation::BadPendingTransfer(7))
+    );
+    let mut dollars = Account::new(3, USD, 1);
+    dollars.credits_pending = 5;
+    let mut cny = Account::new(4, CNY, 1);
+    cny.credits_pending = 5;
+    let mut usd = Account::new(2, USD, 1);
+    usd.debits_pending = 5;
+    let across_ledgers = Snapshot {
+        timestamp: 1,
+        transfer_id_max: 8,
+        accounts: vec![a, usd, dollars, cny],
+        pending: vec![
+            stored_pending(7, 1, 3, 5),
+            Transfer {
+                ledger: USD,
+                ..stored_pending(8, 2, 4, 5)
+            },
+        ],
+    };
+    assert_eq!(
+        Ledger::import(across_ledgers).err(),
+        Some(InvariantViolation::BadPendingTransfer(7))
+    );
+}
+
+#[test]
+fn verify_reports_the_same_violation_on_every_run() {
+    let mut accounts: Vec<Account> = (1..=8)
+        .map(|id| {
+            let mut account =
+                Account::new(id, CNY, 1).with_flags(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS);
+            account.credits_posted = 1;
+            account
+        })
+        .collect();
+    let mut bank = Account::new(9, CNY, 1);
+    bank.debits_posted = 8;
+    accounts.push(bank);
+    for _ in 0..20 {
+        let snapshot = Snapshot {
+            timestamp: 1,
+            transfer_id_max: 0,
+            accounts: accounts.clone(),
+            pending: Vec::new(),
+        };
+        assert_eq!(
+            Ledger::import(snapshot).err(),
+            Some(InvariantViolation::LimitCrossed(1))
+        );
+    }
+}
+
+#[test]
+#[should_panic(expected = "cache between scopes")]
+fn caching_inside_a_scope_is_refused() {
+    let mut ledger = Ledger::new();
+    let (a, b) = two_accounts(CNY);
+    ledger.create_accounts(1, &[a, b]);
+    ledger.create_transfers(2, &[Transfer::new(5, 1, 2, 1, CNY, 1)]);
+    let five = *ledger.transfer(5).expect("cached");
+    ledger.evict_settled();
+    ledger.begin_scope();
+    ledger.cache(five, None);
 }
