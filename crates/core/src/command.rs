@@ -4,9 +4,9 @@ use formica_ledger::{
     AMOUNT_MAX, Account, CreateAccountResult, CreateTransferResult, Transfer, TransferFlags,
 };
 
-/// Largest amount a transfer may carry: the store keeps amounts and balances as signed 64-bit
-/// integers (SQLite INTEGER, PostgreSQL BIGINT) so that operators can sum them in plain SQL.
-/// That is 92 quadrillion yuan in fen.
+/// Largest amount a transfer may carry, and largest balance an account may reach: the store
+/// keeps amounts and balances as signed 64-bit integers (SQLite INTEGER, PostgreSQL BIGINT) so
+/// that operators can sum them in plain SQL. That is 92 quadrillion yuan in fen.
 pub const STORED_AMOUNT_MAX: u128 = i64::MAX as u128;
 
 /// Largest number of events one command carries.

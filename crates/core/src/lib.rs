@@ -28,8 +28,9 @@ pub struct Core {
 }
 
 impl Core {
-    /// A core over these books.
-    pub fn new(ledger: Ledger) -> Self {
+    /// A core over these books. Balances are bounded by what the store keeps.
+    pub fn new(mut ledger: Ledger) -> Self {
+        ledger.set_balance_max(STORED_AMOUNT_MAX);
         Core {
             ledger,
             ..Core::default()

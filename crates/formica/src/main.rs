@@ -1,6 +1,10 @@
-//! The `formica` command: benchmarks today; serve, demo and admin as the layers arrive.
+//! The `formica` command: benchmarks and administration today; serve and demo as the
+//! layers above the engine arrive.
 
+mod admin;
 mod bench;
+mod crash_load;
+mod location;
 
 use clap::{Parser, Subcommand};
 
@@ -23,11 +27,28 @@ enum Command {
         #[command(subcommand)]
         workload: bench::Workload,
     },
+    /// Operate on a Formica database.
+    Admin {
+        #[command(subcommand)]
+        task: admin::Task,
+    },
+    /// Drive the engine with payments and print each acknowledged one (for crash tests).
+    #[command(hide = true)]
+    CrashLoad(crash_load::Args),
 }
 
 fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FORMICA_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     match cli.command {
         Command::Bench { workload } => bench::run(workload),
+        Command::Admin { task } => admin::run(task),
+        Command::CrashLoad(args) => crash_load::run(args),
     }
 }

@@ -26,7 +26,7 @@ pub const BATCH_EVENTS_MAX: usize = 1 << 20;
 /// before a batch. Idempotency and settlement checks look a transfer up only when its id is not
 /// above `transfer_id_max`, so a caller that evicts must `cache` the ids a batch names first
 /// (see [`Ledger::uncached_ids`]).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Ledger {
     accounts: HashMap<u128, Account>,
     transfers: TransferCache,
@@ -36,9 +36,28 @@ pub struct Ledger {
     timestamp: u64,
     /// The largest transfer id ever created: any larger id is new without a lookup.
     transfer_id_max: u128,
+    /// The largest balance any account may reach (`u128::MAX` unless a store needs less).
+    balance_max: u128,
     journal: Vec<Undo>,
     journaling: bool,
     scope: Option<Scope>,
+}
+
+impl Default for Ledger {
+    fn default() -> Self {
+        Ledger {
+            accounts: HashMap::new(),
+            transfers: TransferCache::default(),
+            pending_status: HashMap::new(),
+            expiries: BTreeSet::new(),
+            timestamp: 0,
+            transfer_id_max: 0,
+            balance_max: u128::MAX,
+            journal: Vec::new(),
+            journaling: false,
+            scope: None,
+        }
+    }
 }
 
 /// What an open scope must restore on rollback besides the journal.
@@ -174,6 +193,14 @@ impl Ledger {
     /// Empty books.
     pub fn new() -> Self {
         Ledger::default()
+    }
+
+    /// Lowers the largest balance an account may reach: a transfer that would take any of an
+    /// account's balances (or pending plus posted) past it answers `overflows_*`. A store whose
+    /// columns are narrower than 128 bits sets this, so that it never meets a balance it
+    /// cannot keep.
+    pub fn set_balance_max(&mut self, balance_max: u128) {
+        self.balance_max = balance_max;
     }
 
     /// Empty books with memory for `accounts` accounts and `transfers` transfers allocated
@@ -751,6 +778,7 @@ impl Ledger {
         if cr.flags.contains(AccountFlags::CLOSED) {
             return R::CreditAccountAlreadyClosed;
         }
+        let balance_max = self.balance_max;
         let mut amount = t.amount;
         if t.flags.contains(TransferFlags::BALANCING_DEBIT) {
             let held = dr
@@ -764,29 +792,23 @@ impl Ledger {
                 .saturating_sub(cr.credits_posted.saturating_add(cr.credits_pending));
             amount = amount.min(owed);
         }
-        if pending && dr.debits_pending.checked_add(amount).is_none() {
+        if pending && overflows(dr.debits_pending, amount, balance_max) {
             return R::OverflowsDebitsPending;
         }
-        if pending && cr.credits_pending.checked_add(amount).is_none() {
+        if pending && overflows(cr.credits_pending, amount, balance_max) {
             return R::OverflowsCreditsPending;
         }
-        if dr.debits_posted.checked_add(amount).is_none() {
+        if overflows(dr.debits_posted, amount, balance_max) {
             return R::OverflowsDebitsPosted;
         }
-        if cr.credits_posted.checked_add(amount).is_none() {
+        if overflows(cr.credits_posted, amount, balance_max) {
             return R::OverflowsCreditsPosted;
         }
         // pending + posted never overflows (each transfer checked it), so only `amount` can.
-        if (dr.debits_pending + dr.debits_posted)
-            .checked_add(amount)
-            .is_none()
-        {
+        if overflows(dr.debits_pending + dr.debits_posted, amount, balance_max) {
             return R::OverflowsDebits;
         }
-        if (cr.credits_pending + cr.credits_posted)
-            .checked_add(amount)
-            .is_none()
-        {
+        if overflows(cr.credits_pending + cr.credits_posted, amount, balance_max) {
             return R::OverflowsCredits;
         }
         let timeout_nanos = u64::from(t.timeout) * crate::transfer::NANOS_PER_SECOND;
@@ -926,6 +948,7 @@ impl Ledger {
             .accounts
             .get(&p.credit_account_id)
             .expect("a pending transfer's accounts exist");
+        let balance_max = self.balance_max;
         if post {
             // A closed account takes no postings, except the closing transfer itself.
             if dr.flags.contains(AccountFlags::CLOSED)
@@ -938,10 +961,10 @@ impl Ledger {
             {
                 return R::CreditAccountAlreadyClosed;
             }
-            if dr.debits_posted.checked_add(amount).is_none() {
+            if overflows(dr.debits_posted, amount, balance_max) {
                 return R::OverflowsDebitsPosted;
             }
-            if cr.credits_posted.checked_add(amount).is_none() {
+            if overflows(cr.credits_posted, amount, balance_max) {
                 return R::OverflowsCreditsPosted;
             }
         }
@@ -1097,6 +1120,11 @@ fn check_pending(
         }
     }
     Ok(())
+}
+
+/// Whether adding `amount` to `balance` passes `max` (or u128::MAX).
+fn overflows(balance: u128, amount: u128, max: u128) -> bool {
+    balance.checked_add(amount).is_none_or(|sum| sum > max)
 }
 
 /// The three results a chain needs to speak of, per kind of event.

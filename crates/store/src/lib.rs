@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use formica_core::Effects;
-use formica_ledger::{Account, InvariantViolation, LedgerTotals, PendingStatus, Snapshot, Transfer};
+use formica_ledger::{
+    Account, InvariantViolation, LedgerTotals, PendingStatus, Snapshot, Transfer,
+};
 
 pub use crate::postgres::PostgresStore;
 pub use crate::sqlite::SqliteStore;

@@ -1,46 +1,580 @@
 //! The server store: PostgreSQL, written in bulk (one statement per table per batch).
+//!
+//! A batch's rows go to the server as arrays, one per column, and `UNNEST` turns them back into
+//! rows: a batch of thousands of transfers costs four round trips, not thousands. Ids are
+//! uuids holding the 128-bit id's bytes (big-endian, so uuid order is id order). The
+//! statements are prepared once per connection; when the connection breaks, the call that hit
+//! the break fails and the next one connects again, so the engine keeps serving after a
+//! database restart or a failover.
 
 use formica_core::Effects;
-use formica_ledger::{Account, PendingStatus, Snapshot, Transfer};
+use formica_ledger::{Account, AccountFlags, PendingStatus, Snapshot, Transfer, TransferFlags};
+use postgres::{Client, NoTls, Row, Statement};
+use uuid::Uuid;
 
-use crate::{HistoryQuery, StoreError, TransferSums};
+use crate::column::{amount, amount_back, bits, bits_back, narrow, status, total};
+use crate::{HistoryQuery, StoreError, TRANSFER_SUMS_SQL, TransferSums};
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_books.sql"))];
+
+/// The advisory lock migrations hold, so that two processes opening a fresh database at once
+/// migrate it one after the other ("formica" in ASCII: any constant works, it only has to be
+/// the same in every Formica).
+const MIGRATION_LOCK: i64 = 0x0066_6f72_6d69_6361;
+
+const ACCOUNT_COLUMNS: &str = "id, debits_pending, debits_posted, credits_pending, \
+    credits_posted, user_data_128, user_data_64, user_data_32, ledger, code, flags, timestamp";
+const TRANSFER_COLUMNS: &str = "id, debit_account_id, credit_account_id, amount, pending_id, \
+    user_data_128, user_data_64, user_data_32, timeout, ledger, code, flags, timestamp";
 
 /// The PostgreSQL store.
-#[derive(Debug)]
 pub struct PostgresStore {
-    url: String,
+    // Both boxed: a client and its configuration are several hundred bytes, and `Store` is an
+    // enum that would otherwise carry them for SQLite too.
+    config: Box<postgres::Config>,
+    /// `None` after the connection broke, until the next call connects again.
+    connection: Option<Box<Connection>>,
+}
+
+/// One session with the server and the statements prepared on it (a statement belongs to the
+/// session that prepared it, so they are dropped and prepared again together).
+struct Connection {
+    client: Client,
+    statements: Statements,
+}
+
+struct Statements {
+    insert_transfers: Statement,
+    upsert_accounts: Statement,
+    upsert_pending: Statement,
+    upsert_books: Statement,
+    lookup_transfers: Statement,
+    account: Statement,
+    history: Statement,
+}
+
+// By hand: `postgres::Client` is not `Debug`, and the URL may hold a password (the config's
+// own `Debug` redacts it).
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("config", &self.config)
+            .field("connected", &self.connection.is_some())
+            .finish()
+    }
 }
 
 impl PostgresStore {
     /// Connects to `url` and migrates the schema.
     pub fn open(url: &str) -> Result<Self, StoreError> {
-        Ok(PostgresStore { url: url.to_owned() })
+        let config: postgres::Config = url.parse()?;
+        let mut client = config.connect(NoTls)?;
+        migrate(&mut client)?;
+        let statements = Statements::prepare(&mut client)?;
+        Ok(PostgresStore {
+            config: Box::new(config),
+            connection: Some(Box::new(Connection { client, statements })),
+        })
+    }
+
+    /// The server process serving this store's session (connecting first if needed), so that
+    /// tests can terminate it and watch the store reconnect.
+    #[doc(hidden)]
+    pub fn backend_pid(&mut self) -> Result<i32, StoreError> {
+        self.with_connection(|connection| {
+            Ok(connection
+                .client
+                .query_one("SELECT pg_backend_pid()", &[])?
+                .try_get(0)?)
+        })
     }
 
     pub(crate) fn load(&mut self) -> Result<Snapshot, StoreError> {
-        unimplemented!("{}", self.url)
+        self.with_connection(|connection| {
+            // One repeatable-read snapshot, so that the books, accounts and pending transfers
+            // are read as of the same commit even if another process writes meanwhile.
+            let mut tx = connection
+                .client
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()?;
+            let (timestamp, transfer_id_max) =
+                match tx.query_opt("SELECT timestamp, transfer_id_max FROM books", &[])? {
+                    Some(row) => (
+                        bits_back(row.try_get(0)?),
+                        row.try_get::<_, Uuid>(1)?.as_u128(),
+                    ),
+                    None => (0, 0),
+                };
+            let accounts = tx
+                .query(
+                    &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY id"),
+                    &[],
+                )?
+                .iter()
+                .map(account_from)
+                .collect::<Result<Vec<_>, _>>()?;
+            let columns = prefixed(TRANSFER_COLUMNS, "t.");
+            let pending = tx
+                .query(
+                    &format!(
+                        "SELECT {columns} FROM transfers t \
+                         JOIN pending_transfers p ON p.id = t.id \
+                         WHERE p.status = 'pending' ORDER BY t.id"
+                    ),
+                    &[],
+                )?
+                .iter()
+                .map(|row| transfer_from(row, 0))
+                .collect::<Result<Vec<_>, _>>()?;
+            tx.commit()?;
+            Ok(Snapshot {
+                timestamp,
+                transfer_id_max,
+                accounts,
+                pending,
+            })
+        })
     }
 
     pub(crate) fn lookup_transfers(
         &mut self,
-        _ids: &[u128],
+        ids: &[u128],
     ) -> Result<Vec<(Transfer, Option<PendingStatus>)>, StoreError> {
-        unimplemented!()
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Uuid> = ids.iter().map(|id| Uuid::from_u128(*id)).collect();
+        self.with_connection(|connection| {
+            let rows = connection
+                .client
+                .query(&connection.statements.lookup_transfers, &[&ids])?;
+            rows.iter()
+                .map(|row| {
+                    let transfer = transfer_from(row, 0)?;
+                    let pending: Option<&str> = row.try_get(13)?;
+                    Ok((transfer, pending.map(status).transpose()?))
+                })
+                .collect()
+        })
     }
 
-    pub(crate) fn commit(&mut self, _effects: &Effects) -> Result<(), StoreError> {
-        unimplemented!()
+    pub(crate) fn commit(&mut self, effects: &Effects) -> Result<(), StoreError> {
+        // Every value is converted before the transaction opens: a batch that does not fit
+        // the columns fails without a round trip and writes nothing.
+        let transfers = TransferColumns::new(&effects.transfers)?;
+        let accounts = AccountColumns::new(&effects.accounts)?;
+        let pending_ids: Vec<Uuid> = effects
+            .pending_status
+            .iter()
+            .map(|(id, _)| Uuid::from_u128(*id))
+            .collect();
+        let pending_statuses: Vec<&str> = effects
+            .pending_status
+            .iter()
+            .map(|(_, state)| state.as_str())
+            .collect();
+        let timestamp = bits(effects.timestamp);
+        let transfer_id_max = Uuid::from_u128(effects.transfer_id_max);
+        self.with_connection(|connection| {
+            let statements = &connection.statements;
+            let mut tx = connection.client.transaction()?;
+            // An empty array would insert nothing but still cost a round trip.
+            if !transfers.id.is_empty() {
+                tx.execute(
+                    &statements.insert_transfers,
+                    &[
+                        &transfers.id,
+                        &transfers.debit_account_id,
+                        &transfers.credit_account_id,
+                        &transfers.amount,
+                        &transfers.pending_id,
+                        &transfers.user_data_128,
+                        &transfers.user_data_64,
+                        &transfers.user_data_32,
+                        &transfers.timeout,
+                        &transfers.ledger,
+                        &transfers.code,
+                        &transfers.flags,
+                        &transfers.timestamp,
+                    ],
+                )?;
+            }
+            if !accounts.id.is_empty() {
+                tx.execute(
+                    &statements.upsert_accounts,
+                    &[
+                        &accounts.id,
+                        &accounts.debits_pending,
+                        &accounts.debits_posted,
+                        &accounts.credits_pending,
+                        &accounts.credits_posted,
+                        &accounts.user_data_128,
+                        &accounts.user_data_64,
+                        &accounts.user_data_32,
+                        &accounts.ledger,
+                        &accounts.code,
+                        &accounts.flags,
+                        &accounts.timestamp,
+                    ],
+                )?;
+            }
+            if !pending_ids.is_empty() {
+                tx.execute(
+                    &statements.upsert_pending,
+                    &[&pending_ids, &pending_statuses],
+                )?;
+            }
+            tx.execute(&statements.upsert_books, &[&timestamp, &transfer_id_max])?;
+            tx.commit()?;
+            Ok(())
+        })
     }
 
-    pub(crate) fn account(&mut self, _id: u128) -> Result<Option<Account>, StoreError> {
-        unimplemented!()
+    pub(crate) fn account(&mut self, id: u128) -> Result<Option<Account>, StoreError> {
+        self.with_connection(|connection| {
+            connection
+                .client
+                .query_opt(&connection.statements.account, &[&Uuid::from_u128(id)])?
+                .as_ref()
+                .map(account_from)
+                .transpose()
+        })
     }
 
-    pub(crate) fn history(&mut self, _query: &HistoryQuery) -> Result<Vec<Transfer>, StoreError> {
-        unimplemented!()
+    pub(crate) fn history(&mut self, query: &HistoryQuery) -> Result<Vec<Transfer>, StoreError> {
+        let account_id = Uuid::from_u128(query.account_id);
+        let from = query.from.map_or(0, bits);
+        let before = query.before.map_or(i64::MAX, bits);
+        let limit = i64::from(query.limit);
+        self.with_connection(|connection| {
+            connection
+                .client
+                .query(
+                    &connection.statements.history,
+                    &[&account_id, &from, &before, &limit],
+                )?
+                .iter()
+                .map(|row| transfer_from(row, 0))
+                .collect()
+        })
     }
 
-    pub(crate) fn trial_balance_rows(&mut self) -> Result<(Vec<Account>, TransferSums), StoreError> {
-        unimplemented!()
+    pub(crate) fn trial_balance_rows(
+        &mut self,
+    ) -> Result<(Vec<Account>, TransferSums), StoreError> {
+        self.with_connection(|connection| {
+            // Both reads in one snapshot: a commit between them would look like a mismatch.
+            let mut tx = connection
+                .client
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()?;
+            let accounts = tx
+                .query(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts"), &[])?
+                .iter()
+                .map(account_from)
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut sums = TransferSums::new();
+            for row in tx.query(TRANSFER_SUMS_SQL, &[])? {
+                let id = row.try_get::<_, Uuid>(0)?.as_u128();
+                let mut balances = [0u128; 4];
+                for (index, balance) in balances.iter_mut().enumerate() {
+                    *balance = total("balance", row.try_get(index + 1)?)?;
+                }
+                sums.insert(id, balances);
+            }
+            tx.commit()?;
+            Ok((accounts, sums))
+        })
     }
+
+    /// Runs `call` on a live connection, connecting first if there is none (the previous one
+    /// broke). Any PostgreSQL error drops the connection: after a failure mid-call the session
+    /// may be closed, or in a state (an open transaction, a half-read result) that a fresh
+    /// session is the simplest way out of, and errors are rare enough that reconnecting
+    /// costs nothing worth saving.
+    fn with_connection<T>(
+        &mut self,
+        call: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut connection = match self.connection.take() {
+            Some(connection) if !connection.client.is_closed() => connection,
+            _ => Box::new(Connection::open(&self.config)?),
+        };
+        let result = call(&mut connection);
+        let broken =
+            matches!(result, Err(StoreError::Postgres(_))) || connection.client.is_closed();
+        if !broken {
+            self.connection = Some(connection);
+        }
+        result
+    }
+}
+
+impl Connection {
+    /// A new session on an already migrated database.
+    fn open(config: &postgres::Config) -> Result<Self, StoreError> {
+        let mut client = config.connect(NoTls)?;
+        let statements = Statements::prepare(&mut client)?;
+        Ok(Connection { client, statements })
+    }
+}
+
+impl Statements {
+    fn prepare(client: &mut Client) -> Result<Self, StoreError> {
+        let columns = prefixed(TRANSFER_COLUMNS, "t.");
+        // Each side walks its (account, timestamp) index backwards; the union is merged.
+        let side = |column: &str| {
+            format!(
+                "(SELECT {TRANSFER_COLUMNS} FROM transfers \
+                 WHERE {column} = $1 AND timestamp >= $2 AND timestamp < $3 \
+                 ORDER BY timestamp DESC LIMIT $4)"
+            )
+        };
+        Ok(Statements {
+            insert_transfers: client.prepare(&format!(
+                "INSERT INTO transfers ({TRANSFER_COLUMNS}) \
+                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], \
+                 $5::uuid[], $6::uuid[], $7::bigint[], $8::bigint[], $9::bigint[], \
+                 $10::bigint[], $11::integer[], $12::integer[], $13::bigint[])"
+            ))?,
+            upsert_accounts: client.prepare(&format!(
+                "INSERT INTO accounts ({ACCOUNT_COLUMNS}) \
+                 SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], \
+                 $5::bigint[], $6::uuid[], $7::bigint[], $8::bigint[], $9::bigint[], \
+                 $10::integer[], $11::integer[], $12::bigint[]) \
+                 ON CONFLICT (id) DO UPDATE SET debits_pending = excluded.debits_pending, \
+                 debits_posted = excluded.debits_posted, \
+                 credits_pending = excluded.credits_pending, \
+                 credits_posted = excluded.credits_posted, flags = excluded.flags"
+            ))?,
+            upsert_pending: client.prepare(
+                "INSERT INTO pending_transfers (id, status) \
+                 SELECT * FROM UNNEST($1::uuid[], $2::text[]) \
+                 ON CONFLICT (id) DO UPDATE SET status = excluded.status",
+            )?,
+            upsert_books: client.prepare(
+                "INSERT INTO books (singleton, timestamp, transfer_id_max) VALUES (1, $1, $2) \
+                 ON CONFLICT (singleton) DO UPDATE SET timestamp = excluded.timestamp, \
+                 transfer_id_max = excluded.transfer_id_max",
+            )?,
+            lookup_transfers: client.prepare(&format!(
+                "SELECT {columns}, p.status FROM transfers t \
+                 LEFT JOIN pending_transfers p ON p.id = t.id \
+                 WHERE t.id = ANY($1::uuid[]) ORDER BY t.id"
+            ))?,
+            account: client.prepare(&format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"
+            ))?,
+            history: client.prepare(&format!(
+                "{} UNION ALL {} ORDER BY timestamp DESC LIMIT $4",
+                side("debit_account_id"),
+                side("credit_account_id")
+            ))?,
+        })
+    }
+}
+
+/// A batch's transfers as one array per column, in `TRANSFER_COLUMNS` order.
+struct TransferColumns {
+    id: Vec<Uuid>,
+    debit_account_id: Vec<Uuid>,
+    credit_account_id: Vec<Uuid>,
+    amount: Vec<i64>,
+    pending_id: Vec<Uuid>,
+    user_data_128: Vec<Uuid>,
+    user_data_64: Vec<i64>,
+    user_data_32: Vec<i64>,
+    timeout: Vec<i64>,
+    ledger: Vec<i64>,
+    code: Vec<i32>,
+    flags: Vec<i32>,
+    timestamp: Vec<i64>,
+}
+
+impl TransferColumns {
+    fn new(transfers: &[Transfer]) -> Result<Self, StoreError> {
+        let n = transfers.len();
+        let mut columns = TransferColumns {
+            id: Vec::with_capacity(n),
+            debit_account_id: Vec::with_capacity(n),
+            credit_account_id: Vec::with_capacity(n),
+            amount: Vec::with_capacity(n),
+            pending_id: Vec::with_capacity(n),
+            user_data_128: Vec::with_capacity(n),
+            user_data_64: Vec::with_capacity(n),
+            user_data_32: Vec::with_capacity(n),
+            timeout: Vec::with_capacity(n),
+            ledger: Vec::with_capacity(n),
+            code: Vec::with_capacity(n),
+            flags: Vec::with_capacity(n),
+            timestamp: Vec::with_capacity(n),
+        };
+        for t in transfers {
+            columns.id.push(Uuid::from_u128(t.id));
+            columns
+                .debit_account_id
+                .push(Uuid::from_u128(t.debit_account_id));
+            columns
+                .credit_account_id
+                .push(Uuid::from_u128(t.credit_account_id));
+            columns.amount.push(amount("amount", t.amount)?);
+            columns.pending_id.push(Uuid::from_u128(t.pending_id));
+            columns.user_data_128.push(Uuid::from_u128(t.user_data_128));
+            columns.user_data_64.push(bits(t.user_data_64));
+            columns.user_data_32.push(i64::from(t.user_data_32));
+            columns.timeout.push(i64::from(t.timeout));
+            columns.ledger.push(i64::from(t.ledger));
+            columns.code.push(i32::from(t.code));
+            columns.flags.push(i32::from(t.flags.bits()));
+            columns.timestamp.push(bits(t.timestamp));
+        }
+        Ok(columns)
+    }
+}
+
+/// A batch's accounts as one array per column, in `ACCOUNT_COLUMNS` order.
+struct AccountColumns {
+    id: Vec<Uuid>,
+    debits_pending: Vec<i64>,
+    debits_posted: Vec<i64>,
+    credits_pending: Vec<i64>,
+    credits_posted: Vec<i64>,
+    user_data_128: Vec<Uuid>,
+    user_data_64: Vec<i64>,
+    user_data_32: Vec<i64>,
+    ledger: Vec<i64>,
+    code: Vec<i32>,
+    flags: Vec<i32>,
+    timestamp: Vec<i64>,
+}
+
+impl AccountColumns {
+    fn new(accounts: &[Account]) -> Result<Self, StoreError> {
+        let n = accounts.len();
+        let mut columns = AccountColumns {
+            id: Vec::with_capacity(n),
+            debits_pending: Vec::with_capacity(n),
+            debits_posted: Vec::with_capacity(n),
+            credits_pending: Vec::with_capacity(n),
+            credits_posted: Vec::with_capacity(n),
+            user_data_128: Vec::with_capacity(n),
+            user_data_64: Vec::with_capacity(n),
+            user_data_32: Vec::with_capacity(n),
+            ledger: Vec::with_capacity(n),
+            code: Vec::with_capacity(n),
+            flags: Vec::with_capacity(n),
+            timestamp: Vec::with_capacity(n),
+        };
+        for a in accounts {
+            columns.id.push(Uuid::from_u128(a.id));
+            columns
+                .debits_pending
+                .push(amount("debits_pending", a.debits_pending)?);
+            columns
+                .debits_posted
+                .push(amount("debits_posted", a.debits_posted)?);
+            columns
+                .credits_pending
+                .push(amount("credits_pending", a.credits_pending)?);
+            columns
+                .credits_posted
+                .push(amount("credits_posted", a.credits_posted)?);
+            columns.user_data_128.push(Uuid::from_u128(a.user_data_128));
+            columns.user_data_64.push(bits(a.user_data_64));
+            columns.user_data_32.push(i64::from(a.user_data_32));
+            columns.ledger.push(i64::from(a.ledger));
+            columns.code.push(i32::from(a.code));
+            columns.flags.push(i32::from(a.flags.bits()));
+            columns.timestamp.push(bits(a.timestamp));
+        }
+        Ok(columns)
+    }
+}
+
+fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    let mut tx = client.transaction()?;
+    // Held until the transaction ends: a second process opening the same fresh database waits
+    // here, then finds the migrations done, instead of racing to create the same tables.
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_migrations (version bigint PRIMARY KEY)")?;
+    let current: i64 = tx
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            &[],
+        )?
+        .try_get(0)?;
+    let known = MIGRATIONS.last().map_or(0, |(version, _)| *version);
+    if current > known {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known,
+        });
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(version, _)| *version > current) {
+        tx.batch_execute(sql)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version) VALUES ($1)",
+            &[version],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn prefixed(columns: &str, prefix: &str) -> String {
+    columns
+        .split(", ")
+        .map(|column| format!("{prefix}{column}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn id_at(row: &Row, index: usize) -> Result<u128, StoreError> {
+    Ok(row.try_get::<_, Uuid>(index)?.as_u128())
+}
+
+fn account_from(row: &Row) -> Result<Account, StoreError> {
+    Ok(Account {
+        id: id_at(row, 0)?,
+        debits_pending: amount_back("debits_pending", row.try_get(1)?)?,
+        debits_posted: amount_back("debits_posted", row.try_get(2)?)?,
+        credits_pending: amount_back("credits_pending", row.try_get(3)?)?,
+        credits_posted: amount_back("credits_posted", row.try_get(4)?)?,
+        user_data_128: id_at(row, 5)?,
+        user_data_64: bits_back(row.try_get(6)?),
+        user_data_32: narrow("user_data_32", row.try_get(7)?)?,
+        ledger: narrow("ledger", row.try_get(8)?)?,
+        code: narrow("code", i64::from(row.try_get::<_, i32>(9)?))?,
+        flags: AccountFlags::from_bits_retain(narrow(
+            "flags",
+            i64::from(row.try_get::<_, i32>(10)?),
+        )?),
+        timestamp: bits_back(row.try_get(11)?),
+    })
+}
+
+fn transfer_from(row: &Row, first: usize) -> Result<Transfer, StoreError> {
+    let at = |offset: usize| first + offset;
+    Ok(Transfer {
+        id: id_at(row, at(0))?,
+        debit_account_id: id_at(row, at(1))?,
+        credit_account_id: id_at(row, at(2))?,
+        amount: amount_back("amount", row.try_get(at(3))?)?,
+        pending_id: id_at(row, at(4))?,
+        user_data_128: id_at(row, at(5))?,
+        user_data_64: bits_back(row.try_get(at(6))?),
+        user_data_32: narrow("user_data_32", row.try_get(at(7))?)?,
+        timeout: narrow("timeout", row.try_get(at(8))?)?,
+        ledger: narrow("ledger", row.try_get(at(9))?)?,
+        code: narrow("code", i64::from(row.try_get::<_, i32>(at(10))?))?,
+        flags: TransferFlags::from_bits_retain(narrow(
+            "flags",
+            i64::from(row.try_get::<_, i32>(at(11))?),
+        )?),
+        timestamp: bits_back(row.try_get(at(12))?),
+    })
 }

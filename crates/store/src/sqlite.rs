@@ -17,6 +17,9 @@ const ACCOUNT_COLUMNS: &str = "id, debits_pending, debits_posted, credits_pendin
 const TRANSFER_COLUMNS: &str = "id, debit_account_id, credit_account_id, amount, pending_id, \
     user_data_128, user_data_64, user_data_32, timeout, ledger, code, flags, timestamp";
 
+/// SQLite page cache per connection, in KiB.
+const CACHE_KIB: i64 = 512 * 1024;
+
 /// How long a writer waits for a lock held by another connection before the commit fails.
 const BUSY_TIMEOUT_MS: u64 = 5_000;
 
@@ -37,6 +40,9 @@ impl SqliteStore {
         connection.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "FULL")?;
+        // The account and transfer indexes take random inserts; a page cache that holds
+        // them keeps commits from re-reading pages (SQLite's default is 2 MiB).
+        connection.pragma_update(None, "cache_size", -CACHE_KIB)?;
         connection.set_prepared_statement_cache_capacity(64);
         migrate(&mut connection)?;
         Ok(SqliteStore { connection })
@@ -48,6 +54,14 @@ impl SqliteStore {
     }
 
     pub(crate) fn load(&mut self) -> Result<Snapshot, StoreError> {
+        // One read transaction: every query sees the same commit.
+        let read = self.connection.unchecked_transaction()?;
+        let snapshot = self.load_rows()?;
+        read.finish()?;
+        Ok(snapshot)
+    }
+
+    fn load_rows(&self) -> Result<Snapshot, StoreError> {
         let books: Option<(i64, Vec<u8>)> = self
             .connection
             .query_row("SELECT timestamp, transfer_id_max FROM books", [], |row| {
@@ -216,6 +230,14 @@ impl SqliteStore {
     pub(crate) fn trial_balance_rows(
         &mut self,
     ) -> Result<(Vec<Account>, TransferSums), StoreError> {
+        // One read transaction: the accounts and the sums see the same commit.
+        let read = self.connection.unchecked_transaction()?;
+        let rows = self.read_trial_balance_rows()?;
+        read.finish()?;
+        Ok(rows)
+    }
+
+    fn read_trial_balance_rows(&self) -> Result<(Vec<Account>, TransferSums), StoreError> {
         let mut accounts = Vec::new();
         let mut statement = self
             .connection

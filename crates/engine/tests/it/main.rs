@@ -340,3 +340,28 @@ fn a_command_too_large_for_the_store_is_refused_whole() {
     assert!(matches!(empty, Err(EngineError::Rejected(_))), "{empty:?}");
     engine.shutdown();
 }
+
+#[test]
+fn a_balance_the_store_cannot_keep_is_refused_without_failing_the_batch() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let location = sqlite(&dir);
+    let (config, _) = manual_config();
+    let engine = start(&location, config);
+    open_wallets(&engine);
+    let most = formica_core::STORED_AMOUNT_MAX;
+    let results = transfers(
+        &engine,
+        vec![
+            Transfer::new(96, BANK, 2, most - 200_000, CNY, 9),
+            Transfer::new(97, BANK, 2, most - 200_000, CNY, 9),
+            Transfer::new(98, 3, 4, 5, CNY, 1),
+        ],
+    );
+    assert_eq!(
+        results,
+        vec![T::OverflowsDebitsPosted, T::OverflowsDebitsPosted, T::Ok]
+    );
+    engine.shutdown();
+    let mut store = Store::open(&location).expect("opens");
+    assert!(store.trial_balance().expect("trial balance").holds());
+}

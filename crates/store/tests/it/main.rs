@@ -1,0 +1,1129 @@
+//! The store conformance suite: written once, run against SQLite and PostgreSQL.
+//!
+//! `store_suite!` generates one module per backend with one `#[test]` per suite function (as
+//! ripgrep runs each test per regex engine). Every test gets a fresh store: SQLite in a
+//! temporary directory, PostgreSQL in a database of its own created on the server named by
+//! `DATABASE_URL` and dropped afterwards. Without `DATABASE_URL` the PostgreSQL tests say why
+//! and pass, unless `FORMICA_REQUIRE_POSTGRES=1` (CI) makes them fail.
+//!
+//! Effects are never written by hand where the core can make them: the suite drives
+//! `formica_core::Core` the way the engine's writer does (look up uncached ids, begin, expire,
+//! apply, commit, keep or roll back), and checks the store against a plain in-memory ledger
+//! that was given the same commands.
+
+use std::collections::BTreeSet;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use formica_core::{COMMAND_EVENTS_MAX, Command, Core, Effects, Reply};
+use formica_ledger::{
+    AMOUNT_MAX, Account, AccountFlags, CreateAccountResult, CreateTransferResult, Ledger,
+    PendingStatus, Transfer, TransferFlags,
+};
+use formica_store::{HistoryQuery, Location, Store, StoreError};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+
+/// One module per backend, one test per suite function. The list of tests is written here
+/// once; each backend module calls the same functions.
+macro_rules! store_suite {
+    ($module:ident, $backend:expr) => {
+        mod $module {
+            store_suite!(
+                @tests $backend;
+                schema_migration_is_idempotent,
+                schema_newer_than_known_is_refused,
+                commit_then_load_gives_the_ledger_export,
+                lookup_transfers_finds_old_transfers_with_their_status,
+                history_pages_newest_first_with_each_transfer_once,
+                trial_balance_holds_and_catches_a_tampered_account,
+                amount_above_i64_max_is_rejected_and_nothing_is_written,
+                a_full_command_commits_in_one_batch,
+                random_workloads_load_back_as_the_ledger_export,
+            );
+        }
+    };
+    (@tests $backend:expr; $($test:ident),+ $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                let backend = $backend;
+                if backend.available() {
+                    super::$test(backend);
+                }
+            }
+        )+
+    };
+}
+
+store_suite!(sqlite, super::Backend::Sqlite);
+store_suite!(postgres, super::Backend::Postgres);
+
+/// Behaviour only the server store has: connections that can break, processes that race.
+mod postgres_only {
+    use super::*;
+
+    #[test]
+    fn commit_after_the_backend_is_terminated_fails_once_then_reconnects() {
+        if !Backend::Postgres.available() {
+            return;
+        }
+        let db = Backend::Postgres.fresh();
+        let mut books = Books::new(db.open());
+        let [a, b] = [account_id(1), account_id(2)];
+        books.commit_ok(
+            0,
+            vec![Command::CreateAccounts(vec![
+                Account::new(a, 1, 1),
+                Account::new(b, 1, 1),
+            ])],
+        );
+
+        let pid = terminate_backend(&db, &mut books.store);
+        let batch = || {
+            vec![Command::CreateTransfers(vec![Transfer::new(
+                transfer_id(1),
+                a,
+                b,
+                5,
+                1,
+                1,
+            )])]
+        };
+        match books.commit(SECOND, batch()) {
+            Err(StoreError::Postgres(_)) => {}
+            other => panic!("a commit on a terminated session fails, got {other:?}"),
+        }
+        // The engine retries with the same commands: the store connects again.
+        books.commit_ok(SECOND, batch());
+        books.check();
+        assert_ne!(
+            backend_pid(&mut books.store),
+            pid,
+            "a new session serves the store"
+        );
+
+        // Reads reconnect the same way.
+        terminate_backend(&db, &mut books.store);
+        assert!(
+            books.store.account(a).is_err(),
+            "a read on a terminated session fails"
+        );
+        let account = books.store.account(a).expect("the next read reconnects");
+        assert_eq!(account.as_ref(), books.core.ledger().account(a));
+    }
+
+    #[test]
+    fn concurrent_opens_migrate_once() {
+        if !Backend::Postgres.available() {
+            return;
+        }
+        let db = Backend::Postgres.fresh();
+        let openers: Vec<_> = (0..4)
+            .map(|_| {
+                let location = db.location.clone();
+                std::thread::spawn(move || Store::open(&location).map(drop))
+            })
+            .collect();
+        for opener in openers {
+            opener
+                .join()
+                .expect("an opener thread does not panic")
+                .expect("every concurrent open succeeds: the migration lock serializes them");
+        }
+        assert_eq!(db.query_i64("SELECT COUNT(*) FROM schema_migrations"), 1);
+    }
+
+    /// Kills the server process behind `store` and waits until it is gone. Returns its pid.
+    fn terminate_backend(db: &TestDb, store: &mut Store) -> i32 {
+        let pid = backend_pid(store);
+        let mut client = db.client();
+        // The timeout makes the call wait until the process has exited (PostgreSQL 14+), so
+        // the store's next call meets a closed session rather than racing the signal.
+        let terminated: bool = client
+            .query_one("SELECT pg_terminate_backend($1, 10000)", &[&pid])
+            .expect("pg_terminate_backend runs")
+            .get(0);
+        assert!(terminated, "backend {pid} terminated");
+        pid
+    }
+
+    fn backend_pid(store: &mut Store) -> i32 {
+        match store {
+            Store::Postgres(store) => store.backend_pid().expect("the store is connected"),
+            Store::Sqlite(_) => panic!("a PostgreSQL test opened a PostgreSQL store"),
+        }
+    }
+}
+
+// The suite.
+
+fn schema_migration_is_idempotent(backend: Backend) {
+    let db = backend.fresh();
+    let mut books = Books::new(db.open());
+    workload(&mut books);
+    drop(books.store);
+    let mut again = db.open();
+    assert_eq!(
+        again.load().expect("load after reopening"),
+        books.core.ledger().export()
+    );
+    drop(again);
+    drop(db.open());
+    assert_eq!(db.query_i64("SELECT COUNT(*) FROM schema_migrations"), 1);
+    assert_eq!(
+        db.query_i64("SELECT MAX(version) FROM schema_migrations"),
+        1
+    );
+}
+
+fn schema_newer_than_known_is_refused(backend: Backend) {
+    let db = backend.fresh();
+    drop(db.open());
+    db.execute("INSERT INTO schema_migrations (version) VALUES (99)");
+    match Store::open(&db.location) {
+        Err(StoreError::SchemaTooNew {
+            found: 99,
+            known: 1,
+        }) => {}
+        other => panic!("a schema from the future is refused, got {other:?}"),
+    }
+}
+
+fn commit_then_load_gives_the_ledger_export(backend: Backend) {
+    let db = backend.fresh();
+    let mut books = Books::new(db.open());
+    let ids = workload(&mut books);
+    let snapshot = books.store.load().expect("load");
+    // The workload leaves one pending transfer of each fate; only the open one is loaded.
+    let pending: Vec<u128> = snapshot.pending.iter().map(|t| t.id).collect();
+    assert_eq!(pending, vec![ids.open]);
+    assert_eq!(snapshot.accounts.len(), 6);
+    books.check();
+    for account in books.core.ledger().accounts() {
+        assert_eq!(
+            books.store.account(account.id).expect("account").as_ref(),
+            Some(account)
+        );
+    }
+    assert_eq!(books.store.account(account_id(999)).expect("account"), None);
+}
+
+fn lookup_transfers_finds_old_transfers_with_their_status(backend: Backend) {
+    let db = backend.fresh();
+    let mut books = Books::new(db.open());
+    let ids = workload(&mut books);
+    let unknown = transfer_id(10_000);
+    let wanted = [
+        ids.single,
+        ids.posted,
+        ids.voided,
+        ids.expired,
+        ids.open,
+        ids.post,
+        unknown,
+    ];
+    let mut found = books.store.lookup_transfers(&wanted).expect("lookup");
+    // The interface promises no order.
+    found.sort_by_key(|(t, _)| t.id);
+    let mut expected: Vec<(Transfer, Option<PendingStatus>)> = [
+        (ids.single, None),
+        (ids.posted, Some(PendingStatus::Posted)),
+        (ids.voided, Some(PendingStatus::Voided)),
+        (ids.expired, Some(PendingStatus::Expired)),
+        (ids.open, Some(PendingStatus::Pending)),
+        (ids.post, None),
+    ]
+    .into_iter()
+    .map(|(id, status)| (books.committed(id), status))
+    .collect();
+    expected.sort_by_key(|(t, _)| t.id);
+    assert_eq!(found, expected);
+    assert!(
+        books
+            .store
+            .lookup_transfers(&[])
+            .expect("lookup")
+            .is_empty()
+    );
+    assert!(
+        books
+            .store
+            .lookup_transfers(&[unknown])
+            .expect("lookup")
+            .is_empty()
+    );
+}
+
+fn history_pages_newest_first_with_each_transfer_once(backend: Backend) {
+    let db = backend.fresh();
+    let mut books = Books::new(db.open());
+    let [hub, x, y] = [account_id(1), account_id(2), account_id(3)];
+    books.commit_ok(
+        0,
+        vec![Command::CreateAccounts(vec![
+            Account::new(hub, 1, 1),
+            Account::new(x, 1, 1),
+            Account::new(y, 1, 1),
+        ])],
+    );
+    let mut next = 0;
+    let mut transfer = |debit, credit| {
+        next += 1;
+        Transfer::new(transfer_id(next), debit, credit, next.into(), 1, 1)
+    };
+    for _ in 0..5 {
+        let transfers = vec![
+            transfer(hub, x),
+            transfer(y, hub),
+            transfer(x, y),
+            transfer(hub, y).with_flags(TransferFlags::PENDING),
+            transfer(x, hub),
+        ];
+        books.commit_ok(SECOND, vec![Command::CreateTransfers(transfers)]);
+    }
+    let mut expected: Vec<Transfer> = books
+        .committed
+        .iter()
+        .filter(|t| t.debit_account_id == hub || t.credit_account_id == hub)
+        .copied()
+        .collect();
+    expected.sort_by_key(|t| std::cmp::Reverse(t.timestamp));
+    assert_eq!(expected.len(), 20);
+
+    let pages = |store: &mut Store, from: Option<u64>| {
+        let mut seen = Vec::new();
+        let mut before = None;
+        loop {
+            let query = HistoryQuery {
+                account_id: hub,
+                from,
+                before,
+                limit: 3,
+            };
+            let page = store.history(&query).expect("history");
+            assert!(page.len() <= 3, "a page holds at most its limit");
+            let Some(last) = page.last() else { break };
+            before = Some(last.timestamp);
+            seen.extend(page);
+        }
+        seen
+    };
+    assert_eq!(pages(&mut books.store, None), expected);
+    let ids: BTreeSet<u128> = expected.iter().map(|t| t.id).collect();
+    assert_eq!(ids.len(), expected.len(), "each transfer once");
+
+    // `from` is inclusive: the 8 newest, down to and including the 8th.
+    let from = expected[7].timestamp;
+    assert_eq!(pages(&mut books.store, Some(from)), expected[..8]);
+
+    let one = HistoryQuery {
+        account_id: hub,
+        from: None,
+        before: None,
+        limit: 0,
+    };
+    assert_eq!(
+        books.store.history(&one).expect("history"),
+        expected[..1],
+        "limit 0 is 1"
+    );
+    let all = HistoryQuery {
+        limit: u32::MAX,
+        ..one
+    };
+    assert_eq!(books.store.history(&all).expect("history"), expected);
+    let nobody = HistoryQuery {
+        account_id: account_id(999),
+        ..all
+    };
+    assert!(books.store.history(&nobody).expect("history").is_empty());
+}
+
+fn trial_balance_holds_and_catches_a_tampered_account(backend: Backend) {
+    let db = backend.fresh();
+    let mut books = Books::new(db.open());
+    workload(&mut books);
+    let balance = books.store.trial_balance().expect("trial balance");
+    assert!(balance.holds(), "{balance:?}");
+    assert_eq!(balance.ledgers, books.core.ledger().totals());
+    assert_eq!(
+        balance.ledgers.keys().copied().collect::<Vec<_>>(),
+        [1, LEDGER_MAX]
+    );
+    assert_eq!(balance.ledgers[&1].accounts, 4);
+    assert_eq!(balance.ledgers[&LEDGER_MAX].accounts, 2);
+
+    db.execute("UPDATE accounts SET credits_posted = credits_posted + 1");
+    let tampered = books.store.trial_balance().expect("trial balance");
+    assert!(!tampered.holds());
+    assert!(!tampered.ledgers[&1].balanced());
+    let mut mismatched: Vec<u128> = tampered
+        .mismatched_accounts
+        .iter()
+        .map(|m| m.account_id)
+        .collect();
+    mismatched.sort_unstable();
+    let mut accounts: Vec<u128> = books.core.ledger().accounts().map(|a| a.id).collect();
+    accounts.sort_unstable();
+    assert_eq!(mismatched, accounts, "every account was tampered with");
+    for mismatch in &tampered.mismatched_accounts {
+        assert_eq!(mismatch.stored[3], mismatch.from_transfers[3] + 1);
+        assert_eq!(mismatch.stored[..3], mismatch.from_transfers[..3]);
+    }
+}
+
+fn amount_above_i64_max_is_rejected_and_nothing_is_written(backend: Backend) {
+    let db = backend.fresh();
+    let mut books = Books::new(db.open());
+    workload(&mut books);
+    let _ = books.store.load().expect("load");
+    let storable = i64::MAX as u128;
+
+    // Every amount fits, but two together would overflow the debit account's balance
+    // column: the core refuses the second with a result, and the batch still commits.
+    let [rich, poor] = [account_id(100), account_id(101)];
+    let overflow = vec![
+        Command::CreateAccounts(vec![Account::new(rich, 1, 1), Account::new(poor, 1, 1)]),
+        Command::CreateTransfers(vec![
+            Transfer::new(transfer_id(100), rich, poor, storable, 1, 1),
+            Transfer::new(transfer_id(101), rich, poor, storable, 1, 1),
+        ]),
+    ];
+    let replies = books.commit(SECOND, overflow).expect("the batch commits");
+    assert_eq!(
+        replies[1],
+        Reply::Transfers(vec![
+            formica_ledger::CreateTransferResult::Ok,
+            formica_ledger::CreateTransferResult::OverflowsDebitsPosted
+        ])
+    );
+    books.check();
+    let before = books.store.load().expect("load");
+
+    // Effects no core would make (the core refuses such amounts), written row by row by
+    // SQLite: the valid rows before the bad one must go too.
+    let good = Transfer {
+        timestamp: before.timestamp + 1,
+        ..Transfer::new(transfer_id(102), account_id(1), account_id(2), 1, 1, 1)
+    };
+    let bad = Transfer {
+        id: transfer_id(103),
+        amount: storable + 1,
+        timestamp: before.timestamp + 2,
+        ..good
+    };
+    let effects = Effects {
+        timestamp: bad.timestamp,
+        transfer_id_max: before.transfer_id_max.max(bad.id),
+        accounts: vec![Account {
+            timestamp: before.timestamp + 3,
+            ..Account::new(account_id(102), 1, 1)
+        }],
+        transfers: vec![good, bad],
+        pending_status: Vec::new(),
+    };
+    match books.store.commit(&effects) {
+        Err(StoreError::TooLarge {
+            what: "amount",
+            value,
+        }) => assert_eq!(value, storable + 1),
+        other => panic!("an amount above i64::MAX is refused, got {other:?}"),
+    }
+    assert_eq!(books.store.load().expect("load"), before);
+    assert!(
+        books
+            .store
+            .lookup_transfers(&[good.id])
+            .expect("lookup")
+            .is_empty()
+    );
+    assert_eq!(db.query_i64("SELECT COUNT(*) FROM accounts"), 8);
+
+    // The store is still usable, and the largest storable amount is stored.
+    let [rich, poor] = [account_id(103), account_id(104)];
+    books.commit_ok(
+        SECOND,
+        vec![
+            Command::CreateAccounts(vec![Account::new(rich, 1, 1), Account::new(poor, 1, 1)]),
+            Command::CreateTransfers(vec![Transfer::new(
+                transfer_id(104),
+                rich,
+                poor,
+                storable,
+                1,
+                1,
+            )]),
+        ],
+    );
+    books.check();
+}
+
+fn a_full_command_commits_in_one_batch(backend: Backend) {
+    let db = backend.fresh();
+    let mut books = Books::new(db.open());
+    let [a, b] = [account_id(1), account_id(2)];
+    books.commit_ok(
+        0,
+        vec![Command::CreateAccounts(vec![
+            Account::new(a, 1, 1),
+            Account::new(b, 1, 1),
+        ])],
+    );
+    let transfers: Vec<Transfer> = (1..=COMMAND_EVENTS_MAX as u64)
+        .map(|n| {
+            let transfer = Transfer::new(transfer_id(n), a, b, n.into(), 1, 1);
+            if n % 3 == 0 {
+                transfer.with_flags(TransferFlags::PENDING)
+            } else {
+                transfer
+            }
+        })
+        .collect();
+    books.commit_ok(SECOND, vec![Command::CreateTransfers(transfers)]);
+    books.check();
+    assert_eq!(
+        books.store.load().expect("load").pending.len(),
+        COMMAND_EVENTS_MAX / 3
+    );
+    assert!(books.store.trial_balance().expect("trial balance").holds());
+    assert_eq!(
+        db.query_i64("SELECT COUNT(*) FROM transfers"),
+        COMMAND_EVENTS_MAX as i64
+    );
+}
+
+fn random_workloads_load_back_as_the_ledger_export(backend: Backend) {
+    // Few cases: each one builds a fresh database, which is a server round trip for PostgreSQL.
+    let config = Config {
+        cases: 16,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let mut runner = TestRunner::new(config);
+    let result = runner.run(&workload_strategy(), |batches| {
+        let db = backend.fresh();
+        let mut books = Books::new(db.open());
+        let mut random = RandomBooks::default();
+        books.commit_ok(0, random.seed());
+        for batch in &batches {
+            let commands = random.commands(batch, &books.reference);
+            // Events may be refused (that is part of the workload); the commit may not.
+            books
+                .commit(batch.advance_seconds * SECOND, commands)
+                .expect("commit");
+            books.check();
+        }
+        let balance = books.store.trial_balance().expect("trial balance");
+        prop_assert!(balance.holds(), "{balance:?}");
+        Ok(())
+    });
+    if let Err(error) = result {
+        panic!("{error}");
+    }
+}
+
+// The fixed workload.
+
+const SECOND: u64 = 1_000_000_000;
+/// The widest ledger number: it must survive the round trip through a signed column.
+const LEDGER_MAX: u32 = u32::MAX;
+
+/// The transfers of `workload` whose fate the tests check.
+struct WorkloadIds {
+    single: u128,
+    posted: u128,
+    voided: u128,
+    expired: u128,
+    open: u128,
+    post: u128,
+}
+
+/// A small set of books with one pending transfer of each fate (open, posted, voided,
+/// expired), two ledgers, limits, and every opaque field at its extremes.
+fn workload(books: &mut Books) -> WorkloadIds {
+    let [a, b, c, d, e, f] = [1, 2, 3, 4, 5, 6].map(account_id);
+    let extreme = |account: Account| Account {
+        user_data_128: u128::MAX - 1,
+        user_data_64: u64::MAX,
+        user_data_32: u32::MAX,
+        ..account
+    };
+    books.commit_ok(
+        0,
+        vec![Command::CreateAccounts(vec![
+            extreme(Account::new(a, 1, u16::MAX)),
+            Account::new(b, 1, 1).with_flags(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS),
+            Account::new(c, 1, 2),
+            Account::new(d, LEDGER_MAX, 1),
+            Account::new(e, LEDGER_MAX, 1).with_flags(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS),
+        ])],
+    );
+
+    let [single, posted, expired, voided, partly, open] = [1, 2, 3, 4, 5, 6].map(transfer_id);
+    let [post, void, partial_post, back] = [7, 8, 9, 10].map(transfer_id);
+    let pending = TransferFlags::PENDING;
+    books.commit_ok(
+        SECOND,
+        vec![Command::CreateTransfers(vec![
+            Transfer {
+                user_data_128: u128::MAX - 1,
+                user_data_64: u64::MAX,
+                user_data_32: u32::MAX,
+                ..Transfer::new(single, a, b, 100, 1, u16::MAX)
+            },
+            Transfer::new(posted, a, b, 50, 1, 1).with_flags(pending),
+            Transfer::new(expired, a, c, 30, 1, 1)
+                .with_flags(pending)
+                .with_timeout(1),
+            Transfer::new(voided, b, c, 10, 1, 1).with_flags(pending),
+            // E's credits may not exceed its debits: it must be debited first.
+            Transfer::new(transfer_id(11), e, d, 9, LEDGER_MAX, 1),
+            Transfer::new(partly, d, e, 7, LEDGER_MAX, 1)
+                .with_flags(pending)
+                .with_timeout(u32::MAX),
+        ])],
+    );
+    // Two seconds on: the 1-second pending transfer expires before the batch is applied.
+    books.commit_ok(
+        2 * SECOND,
+        vec![Command::CreateTransfers(vec![
+            Transfer::post(post, posted, AMOUNT_MAX),
+            Transfer::void(void, voided),
+            Transfer::post(partial_post, partly, 3),
+        ])],
+    );
+    books.commit_ok(
+        SECOND,
+        vec![
+            Command::CreateAccounts(vec![Account::new(f, 1, 1)]),
+            Command::CreateTransfers(vec![
+                Transfer::new(open, a, c, 20, 1, 1).with_flags(pending),
+                Transfer::new(back, c, f, 1, 1, 1),
+            ]),
+        ],
+    );
+    // A batch that changes nothing but may expire something: only the clock row is written.
+    books.commit_ok(SECOND, Vec::new());
+    for (id, status) in [
+        (posted, PendingStatus::Posted),
+        (expired, PendingStatus::Expired),
+        (voided, PendingStatus::Voided),
+        (partly, PendingStatus::Posted),
+        (open, PendingStatus::Pending),
+    ] {
+        assert_eq!(books.reference.pending_status(id), Some(status));
+    }
+    WorkloadIds {
+        single,
+        posted,
+        voided,
+        expired,
+        open,
+        post,
+    }
+}
+
+/// Account ids spread over all 128 bits, so that an id stored with the wrong byte order
+/// would sort differently.
+fn account_id(n: u64) -> u128 {
+    spread(0xA000 + u128::from(n))
+}
+
+fn transfer_id(n: u64) -> u128 {
+    spread(0x7000_0000 + u128::from(n))
+}
+
+/// A bijection on u128 (odd multiplier), nonzero and not `u128::MAX` for the small inputs
+/// used here.
+fn spread(n: u128) -> u128 {
+    let id = n.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
+    assert!(id != 0 && id != u128::MAX, "a valid id");
+    id
+}
+
+// The harness.
+
+/// A core and its store, driven as the engine's writer drives them, plus a plain ledger
+/// given the same commands (it never evicts and has no store) to compare against.
+struct Books {
+    core: Core,
+    store: Store,
+    reference: Ledger,
+    now: u64,
+    /// Every transfer the store committed, in order.
+    committed: Vec<Transfer>,
+}
+
+impl Books {
+    fn new(mut store: Store) -> Self {
+        let snapshot = store.load().expect("load a fresh store");
+        let core = Core::from_snapshot(snapshot.clone()).expect("a fresh store is consistent");
+        let mut reference = Ledger::import(snapshot).expect("a fresh store is consistent");
+        reference.set_balance_max(formica_core::STORED_AMOUNT_MAX);
+        Books {
+            core,
+            store,
+            reference,
+            now: 1_700_000_000 * SECOND,
+            committed: Vec::new(),
+        }
+    }
+
+    /// One batch, `advance` nanoseconds after the previous one.
+    fn commit(&mut self, advance: u64, commands: Vec<Command>) -> Result<Vec<Reply>, StoreError> {
+        let now = self.now + advance;
+        let ids = self.core.uncached_ids(&commands);
+        if !ids.is_empty() {
+            for (transfer, status) in self.store.lookup_transfers(&ids)? {
+                self.core.cache(transfer, status);
+            }
+        }
+        self.core.begin_batch();
+        self.core.expire(now);
+        let replies: Vec<Reply> = commands
+            .iter()
+            .map(|command| {
+                self.core
+                    .apply(now, command)
+                    .expect("the test's commands are valid")
+            })
+            .collect();
+        let effects = self.core.effects();
+        if let Err(error) = self.store.commit(&effects) {
+            self.core.rollback_batch();
+            return Err(error);
+        }
+        self.core.commit_batch();
+        self.now = now;
+        self.committed.extend(&effects.transfers);
+
+        self.reference.expire(now);
+        for (command, reply) in commands.iter().zip(&replies) {
+            let expected = match command {
+                Command::CreateAccounts(accounts) => {
+                    Reply::Accounts(self.reference.create_accounts(now, accounts))
+                }
+                Command::CreateTransfers(transfers) => {
+                    Reply::Transfers(self.reference.create_transfers(now, transfers))
+                }
+            };
+            assert_eq!(
+                reply, &expected,
+                "the store-backed core answers as the plain ledger does"
+            );
+        }
+        Ok(replies)
+    }
+
+    /// A batch whose every event must succeed.
+    fn commit_ok(&mut self, advance: u64, commands: Vec<Command>) {
+        let replies = self.commit(advance, commands).expect("commit");
+        for reply in replies {
+            match reply {
+                Reply::Accounts(results) => {
+                    assert!(
+                        results.iter().all(|r| *r == CreateAccountResult::Ok),
+                        "{results:?}"
+                    );
+                }
+                Reply::Transfers(results) => {
+                    assert!(
+                        results.iter().all(|r| *r == CreateTransferResult::Ok),
+                        "{results:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The store loads back what memory holds, and the loaded books import to the same state.
+    fn check(&mut self) {
+        let loaded = self.store.load().expect("load");
+        let export = self.core.ledger().export();
+        assert_eq!(loaded, export, "the store loads back the core's books");
+        assert_eq!(
+            export,
+            self.reference.export(),
+            "the core agrees with the plain ledger"
+        );
+        let imported = Ledger::import(loaded).expect("the loaded books are consistent");
+        assert_eq!(imported.digest(), self.core.ledger().digest());
+    }
+
+    /// The committed transfer with this id.
+    fn committed(&self, id: u128) -> Transfer {
+        *self
+            .committed
+            .iter()
+            .find(|t| t.id == id)
+            .expect("the transfer was committed")
+    }
+}
+
+// Random workloads.
+
+#[derive(Clone, Debug)]
+struct RandomBatch {
+    advance_seconds: u64,
+    ops: Vec<Op>,
+}
+
+/// One event of a random batch. Indexes pick among what earlier ops created (modulo their
+/// count), so most events are valid and the rest exercise the ledger's refusals.
+#[derive(Clone, Debug)]
+enum Op {
+    Account {
+        ledger: u32,
+        limit: u8,
+    },
+    Transfer {
+        debit: usize,
+        credit: usize,
+        amount: u64,
+        timeout: Option<u32>,
+        linked: bool,
+    },
+    Post {
+        pending: usize,
+        amount: Option<u64>,
+    },
+    Void {
+        pending: usize,
+    },
+    /// Sends an earlier transfer again: the core must find it (via the store) and answer
+    /// `exists` rather than move money twice.
+    Repeat {
+        transfer: usize,
+    },
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        1 => (prop_oneof![4 => Just(1u32), 1 => Just(2u32)], 0..3u8).prop_map(|(ledger, limit)| Op::Account { ledger, limit }),
+        6 => (
+            any::<usize>(),
+            any::<usize>(),
+            1..1_000u64,
+            prop_oneof![Just(None), (0..3u32).prop_map(Some)],
+            proptest::bool::weighted(0.1),
+        )
+            .prop_map(|(debit, credit, amount, timeout, linked)| Op::Transfer {
+                debit,
+                credit,
+                amount,
+                timeout,
+                linked,
+            }),
+        2 => (any::<usize>(), proptest::option::of(1..1_000u64))
+            .prop_map(|(pending, amount)| Op::Post { pending, amount }),
+        1 => any::<usize>().prop_map(|pending| Op::Void { pending }),
+        1 => any::<usize>().prop_map(|transfer| Op::Repeat { transfer }),
+    ]
+}
+
+fn workload_strategy() -> impl Strategy<Value = Vec<RandomBatch>> {
+    let batch = (0..3u64, proptest::collection::vec(op_strategy(), 0..12)).prop_map(
+        |(advance_seconds, ops)| RandomBatch {
+            advance_seconds,
+            ops,
+        },
+    );
+    proptest::collection::vec(batch, 1..6)
+}
+
+/// Turns random ops into commands, remembering the ids it handed out.
+#[derive(Default)]
+struct RandomBooks {
+    /// Every account created, with its ledger.
+    accounts: Vec<(u128, u32)>,
+    transfers: Vec<Transfer>,
+    pending: Vec<u128>,
+    next_id: u64,
+}
+
+impl RandomBooks {
+    /// A first batch of plain and limited accounts in two ledgers, so that most random
+    /// transfers have somewhere to go.
+    fn seed(&mut self) -> Vec<Command> {
+        let accounts = [
+            (1, AccountFlags::empty()),
+            (1, AccountFlags::empty()),
+            (1, AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS),
+            (1, AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS),
+            (2, AccountFlags::empty()),
+            (2, AccountFlags::empty()),
+        ]
+        .map(|(ledger, flags)| self.account(ledger, flags));
+        vec![Command::CreateAccounts(accounts.to_vec())]
+    }
+
+    fn account(&mut self, ledger: u32, flags: AccountFlags) -> Account {
+        self.next_id += 1;
+        let id = account_id(self.next_id);
+        self.accounts.push((id, ledger));
+        Account::new(id, ledger, 1).with_flags(flags)
+    }
+
+    /// The pending transfer a post or void names: an open one when there is one (so that most
+    /// settle something), else any, which the ledger refuses.
+    fn pending(&self, pick: usize, books: &Ledger) -> Option<u128> {
+        let open: Vec<u128> = self
+            .pending
+            .iter()
+            .copied()
+            .filter(|id| books.pending_status(*id) == Some(PendingStatus::Pending))
+            .collect();
+        let among = if open.is_empty() {
+            &self.pending
+        } else {
+            &open
+        };
+        (!among.is_empty()).then(|| among[pick % among.len()])
+    }
+
+    /// The commands for `batch`; `books` is the ledger as of the previous batch.
+    fn commands(&mut self, batch: &RandomBatch, books: &Ledger) -> Vec<Command> {
+        let mut accounts = Vec::new();
+        let mut transfers = Vec::new();
+        for op in &batch.ops {
+            self.next_id += 1;
+            let id = transfer_id(self.next_id);
+            let transfer = match *op {
+                Op::Account { ledger, limit } => {
+                    let flags = match limit {
+                        0 => AccountFlags::empty(),
+                        1 => AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS,
+                        _ => AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS,
+                    };
+                    accounts.push(self.account(ledger, flags));
+                    continue;
+                }
+                Op::Transfer {
+                    debit,
+                    credit,
+                    amount,
+                    timeout,
+                    linked,
+                } => {
+                    let (debit, ledger) = self.accounts[debit % self.accounts.len()];
+                    // Another account of the same ledger (the seed has two in each), so that
+                    // most transfers are valid.
+                    let partners: Vec<u128> = self
+                        .accounts
+                        .iter()
+                        .filter(|(id, other)| *other == ledger && *id != debit)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    let credit = partners[credit % partners.len()];
+                    let mut transfer = Transfer::new(id, debit, credit, amount.into(), ledger, 1);
+                    if let Some(timeout) = timeout {
+                        transfer = transfer
+                            .with_flags(TransferFlags::PENDING)
+                            .with_timeout(timeout);
+                        self.pending.push(id);
+                    }
+                    if linked {
+                        transfer.flags |= TransferFlags::LINKED;
+                    }
+                    transfer
+                }
+                Op::Post { pending, amount } => {
+                    let Some(pending) = self.pending(pending, books) else {
+                        continue;
+                    };
+                    Transfer::post(id, pending, amount.map_or(AMOUNT_MAX, u128::from))
+                }
+                Op::Void { pending } => {
+                    let Some(pending) = self.pending(pending, books) else {
+                        continue;
+                    };
+                    Transfer::void(id, pending)
+                }
+                Op::Repeat { transfer } => {
+                    if self.transfers.is_empty() {
+                        continue;
+                    }
+                    self.transfers[transfer % self.transfers.len()]
+                }
+            };
+            self.transfers.push(transfer);
+            transfers.push(transfer);
+        }
+        let mut commands = Vec::new();
+        if !accounts.is_empty() {
+            commands.push(Command::CreateAccounts(accounts));
+        }
+        if !transfers.is_empty() {
+            commands.push(Command::CreateTransfers(transfers));
+        }
+        commands
+    }
+}
+
+// Fresh stores.
+
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// Whether this backend can run here. PostgreSQL needs `DATABASE_URL`; without it the test
+    /// says why and passes, unless CI demands PostgreSQL.
+    fn available(self) -> bool {
+        match self {
+            Backend::Sqlite => true,
+            Backend::Postgres => {
+                if std::env::var_os("DATABASE_URL").is_some() {
+                    return true;
+                }
+                let required = std::env::var("FORMICA_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+                assert!(
+                    !required,
+                    "FORMICA_REQUIRE_POSTGRES=1 but DATABASE_URL is unset: the PostgreSQL store suite cannot run"
+                );
+                eprintln!(
+                    "skipped: DATABASE_URL is unset (e.g. postgres://postgres@127.0.0.1:5432/postgres); \
+                     set it to run the PostgreSQL store suite"
+                );
+                false
+            }
+        }
+    }
+
+    /// An empty place for a store, removed when the returned value drops.
+    fn fresh(self) -> TestDb {
+        match self {
+            Backend::Sqlite => {
+                let dir = tempfile::TempDir::new().expect("a temporary directory");
+                TestDb {
+                    location: Location::Sqlite(dir.path().to_path_buf()),
+                    place: Place::Sqlite(dir),
+                }
+            }
+            Backend::Postgres => {
+                let url = std::env::var("DATABASE_URL").expect("available() checked DATABASE_URL");
+                let database = Database::create(&url);
+                TestDb {
+                    location: Location::Postgres(database.url.clone()),
+                    place: Place::Postgres(database),
+                }
+            }
+        }
+    }
+}
+
+/// A fresh store's location, and what keeps it alive.
+struct TestDb {
+    location: Location,
+    place: Place,
+}
+
+enum Place {
+    Sqlite(tempfile::TempDir),
+    Postgres(Database),
+}
+
+impl TestDb {
+    fn open(&self) -> Store {
+        Store::open(&self.location).expect("open the store")
+    }
+
+    /// Runs SQL behind the store's back (to tamper with it or to fake a future schema).
+    fn execute(&self, sql: &str) {
+        match &self.place {
+            Place::Sqlite(dir) => self.sqlite(dir).execute_batch(sql).expect("execute"),
+            Place::Postgres(_) => self.client().batch_execute(sql).expect("execute"),
+        }
+    }
+
+    fn query_i64(&self, sql: &str) -> i64 {
+        match &self.place {
+            Place::Sqlite(dir) => self
+                .sqlite(dir)
+                .query_row(sql, [], |row| row.get(0))
+                .expect("query"),
+            Place::Postgres(_) => self.client().query_one(sql, &[]).expect("query").get(0),
+        }
+    }
+
+    fn sqlite(&self, dir: &tempfile::TempDir) -> rusqlite::Connection {
+        rusqlite::Connection::open(Location::sqlite_file(dir.path())).expect("open the SQLite file")
+    }
+
+    fn client(&self) -> ::postgres::Client {
+        match &self.place {
+            Place::Postgres(database) => {
+                ::postgres::Client::connect(&database.url, ::postgres::NoTls).expect("connect")
+            }
+            Place::Sqlite(_) => panic!("a SQL client for PostgreSQL only"),
+        }
+    }
+}
+
+/// A database of its own on the test server, dropped with this value (also when the test
+/// panics), connections and all.
+struct Database {
+    maintenance_url: String,
+    name: String,
+    url: String,
+}
+
+impl Database {
+    fn create(maintenance_url: &str) -> Self {
+        let name = format!("formica_test_{:016x}", random_u64());
+        let mut client = ::postgres::Client::connect(maintenance_url, ::postgres::NoTls)
+            .expect("DATABASE_URL names a reachable PostgreSQL server");
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create the test database");
+        Database {
+            maintenance_url: maintenance_url.to_owned(),
+            url: with_database(maintenance_url, &name),
+            name,
+        }
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        // No panic here: this may run while a failed test unwinds, and a leftover
+        // formica_test_* database is only litter.
+        let dropped = ::postgres::Client::connect(&self.maintenance_url, ::postgres::NoTls)
+            .and_then(|mut client| {
+                client.batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                ))
+            });
+        if let Err(error) = dropped {
+            eprintln!("could not drop test database {}: {error}", self.name);
+        }
+    }
+}
+
+/// `url` with its database name replaced by `name` (URLs only, not key=value strings).
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (url, String::new()),
+    };
+    let authority = base.find("://").map_or(0, |at| at + 3);
+    let server = match base[authority..].find('/') {
+        Some(slash) => &base[..authority + slash],
+        None => base,
+    };
+    format!("{server}/{name}{query}")
+}
+
+/// Distinct in every call and every process, so that concurrent test runs never share a
+/// database: the standard library's randomly keyed hasher, fed a counter and the pid.
+fn random_u64() -> u64 {
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(CALLS.fetch_add(1, Ordering::Relaxed));
+    hasher.write_u32(std::process::id());
+    hasher.finish()
+}
