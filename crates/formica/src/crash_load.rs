@@ -68,7 +68,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         for client in 0..args.clients {
             let (engine, next, stdout) = (engine.clone(), &next, &stdout);
             scope.spawn(move || {
-                let mut rng = SmallRng::seed_from_u64(args.seed * 100 + client);
+                let mut rng =
+                    SmallRng::seed_from_u64(args.seed.wrapping_mul(100).wrapping_add(client));
                 loop {
                     let n = u128::from(next.fetch_add(1, Ordering::Relaxed));
                     let payment_id = run_base + 2 * n + 2;

@@ -8,6 +8,7 @@
 
 mod postgres;
 mod sqlite;
+mod temporary;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,6 +20,7 @@ use formica_ledger::{
 
 pub use crate::postgres::PostgresStore;
 pub use crate::sqlite::SqliteStore;
+pub use crate::temporary::{TemporaryDatabase, with_database};
 
 /// Largest page of a history query.
 pub const HISTORY_PAGE_MAX: u32 = 1000;

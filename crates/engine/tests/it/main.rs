@@ -1,5 +1,5 @@
-//! The engine against real stores: batching, durability, restart, idempotency at any age,
-//! failed commits, back-pressure and timers.
+//! The engine against real stores, SQLite and PostgreSQL alike: batching, durability,
+//! restart, idempotency at any age, failed commits, back-pressure and timers.
 
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use formica_ledger::{
     PendingStatus, Transfer, TransferFlags,
 };
 use formica_store::{Location, Store};
+use formica_testkit::{Backend, TestDb};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -18,8 +19,78 @@ const BANK: u128 = 1;
 const WALLETS: u128 = 20;
 const START: u64 = 1_700_000_000 * NANOS_PER_SECOND;
 
-fn sqlite(dir: &tempfile::TempDir) -> Location {
-    Location::Sqlite(dir.path().to_path_buf())
+/// Every test runs on both databases.
+macro_rules! engine_suite {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test]
+            fn $test() {
+                super::$test(formica_testkit::Backend::Sqlite);
+            })*
+        }
+        mod postgres {
+            $(#[test]
+            fn $test() {
+                if formica_testkit::Backend::Postgres.available() {
+                    super::$test(formica_testkit::Backend::Postgres);
+                }
+            })*
+        }
+    };
+}
+
+engine_suite!(
+    a_restart_rebuilds_the_same_books,
+    a_transfer_retried_after_a_restart_answers_exists,
+    a_failed_commit_fails_its_callers_and_changes_nothing,
+    a_full_queue_answers_busy,
+    a_hold_expires_when_the_engine_clock_passes_its_timeout,
+    a_command_too_large_for_the_store_is_refused_whole,
+    a_balance_the_store_cannot_keep_is_refused_without_failing_the_batch,
+);
+
+/// Another connection that takes the books' write lock until dropped or released, so the
+/// engine's commit waits (and, with a short SQLite busy timeout, fails).
+enum Blocker {
+    Sqlite(rusqlite::Connection),
+    Postgres(::postgres::Client),
+}
+
+impl Blocker {
+    fn hold(db: &TestDb) -> Blocker {
+        match &db.location {
+            Location::Sqlite(dir) => {
+                let connection =
+                    rusqlite::Connection::open(Location::sqlite_file(dir)).expect("opens");
+                connection.execute_batch("BEGIN EXCLUSIVE").expect("locks");
+                Blocker::Sqlite(connection)
+            }
+            Location::Postgres(_) => {
+                let mut client = db.client();
+                client
+                    .batch_execute("BEGIN; LOCK TABLE transfers IN ACCESS EXCLUSIVE MODE")
+                    .expect("locks");
+                Blocker::Postgres(client)
+            }
+        }
+    }
+
+    fn release(self) {
+        match self {
+            Blocker::Sqlite(connection) => connection.execute_batch("ROLLBACK").expect("unlocks"),
+            Blocker::Postgres(mut client) => client.batch_execute("ROLLBACK").expect("unlocks"),
+        }
+    }
+}
+
+fn terminate_other_sessions(db: &TestDb) {
+    let mut client = db.client();
+    client
+        .batch_execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .expect("terminates");
 }
 
 fn manual_config() -> (Config, Clock) {
@@ -106,10 +177,9 @@ fn digest_after_restart(location: &Location) -> u128 {
     ledger.digest()
 }
 
-#[test]
-fn a_restart_rebuilds_the_same_books() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let location = sqlite(&dir);
+fn a_restart_rebuilds_the_same_books(backend: Backend) {
+    let db = backend.fresh();
+    let location = db.location.clone();
     let (config, clock) = manual_config();
     let engine = start(&location, config.clone());
     open_wallets(&engine);
@@ -137,10 +207,9 @@ fn a_restart_rebuilds_the_same_books() {
     assert_eq!(digest_after_restart(&location), moved);
 }
 
-#[test]
-fn a_transfer_retried_after_a_restart_answers_exists() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let location = sqlite(&dir);
+fn a_transfer_retried_after_a_restart_answers_exists(backend: Backend) {
+    let db = backend.fresh();
+    let location = db.location.clone();
     let (config, _) = manual_config();
     let engine = start(&location, config.clone());
     open_wallets(&engine);
@@ -186,12 +255,12 @@ fn a_transfer_retried_after_a_restart_answers_exists() {
     assert!(store.trial_balance().expect("trial balance").holds());
 }
 
-#[test]
-fn a_failed_commit_fails_its_callers_and_changes_nothing() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let location = sqlite(&dir);
+fn a_failed_commit_fails_its_callers_and_changes_nothing(backend: Backend) {
+    let db = backend.fresh();
+    let location = db.location.clone();
     let (config, _) = manual_config();
     let store = Store::open(&location).expect("opens");
+    let blocker_ready = matches!(store, Store::Sqlite(_));
     if let Store::Sqlite(sqlite) = &store {
         sqlite
             .set_busy_timeout(Duration::from_millis(100))
@@ -201,20 +270,28 @@ fn a_failed_commit_fails_its_callers_and_changes_nothing() {
     open_wallets(&engine);
     let before = digest_after_restart(&location);
 
-    // Another process holds the write lock: the engine's commit cannot get it.
-    let blocker = rusqlite::Connection::open(Location::sqlite_file(dir.path())).expect("opens");
-    blocker.execute_batch("BEGIN EXCLUSIVE").expect("locks");
+    // SQLite: another process holds the write lock. PostgreSQL: the server ends the
+    // engine's session. Either way this commit fails.
+    let blocker = blocker_ready.then(|| Blocker::hold(&db));
+    if backend == Backend::Postgres {
+        terminate_other_sessions(&db);
+    }
     let payment = Transfer::new(60, 2, 3, 10, CNY, 1);
     let failed = engine.submit_blocking(Command::CreateTransfers(vec![payment]));
     assert!(matches!(failed, Err(EngineError::Store(_))), "{failed:?}");
-    blocker.execute_batch("ROLLBACK").expect("unlocks");
+    if let Some(blocker) = blocker {
+        blocker.release();
+    }
 
-    // Memory was rolled back: the same transfer now applies once, as new.
+    // Memory was rolled back and the engine keeps serving: the same transfer now applies
+    // once, as new.
     assert_eq!(transfers(&engine, vec![payment]), vec![T::Ok]);
     assert_eq!(transfers(&engine, vec![payment]), vec![T::Exists]);
+    let live = engine.digest_blocking().expect("the writer answers");
     engine.shutdown();
     let after = digest_after_restart(&location);
     assert_ne!(before, after);
+    assert_eq!(after, live, "memory equals what the store rebuilds");
     let mut store = Store::open(&location).expect("opens");
     assert_eq!(
         store
@@ -226,23 +303,21 @@ fn a_failed_commit_fails_its_callers_and_changes_nothing() {
     );
 }
 
-#[test]
-fn a_full_queue_answers_busy() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let location = sqlite(&dir);
+fn a_full_queue_answers_busy(backend: Backend) {
+    let db = backend.fresh();
+    let location = db.location.clone();
     let (mut config, _) = manual_config();
     config.queue_commands_max = 2;
     let store = Store::open(&location).expect("opens");
     if let Store::Sqlite(sqlite) = &store {
         sqlite
-            .set_busy_timeout(Duration::from_secs(2))
+            .set_busy_timeout(Duration::from_secs(5))
             .expect("sets the timeout");
     }
     let engine = Engine::start(store, config).expect("starts");
     open_wallets(&engine);
     // Stall the writer on a lock, then fill its queue.
-    let blocker = rusqlite::Connection::open(Location::sqlite_file(dir.path())).expect("opens");
-    blocker.execute_batch("BEGIN EXCLUSIVE").expect("locks");
+    let blocker = Blocker::hold(&db);
     let stalled = {
         let engine = engine.clone();
         std::thread::spawn(move || {
@@ -268,8 +343,12 @@ fn a_full_queue_answers_busy() {
             busy += 1;
         }
     }
-    blocker.execute_batch("ROLLBACK").expect("unlocks");
-    let _ = stalled.join();
+    blocker.release();
+    let stalled = stalled.join().expect("joins");
+    assert!(
+        stalled.is_ok(),
+        "the stalled command committed once the lock went: {stalled:?}"
+    );
     let answers: Vec<_> = waiting
         .into_iter()
         .map(|t| t.join().expect("joins"))
@@ -283,15 +362,20 @@ fn a_full_queue_answers_busy() {
         "some commands were refused as busy: {answers:?}"
     );
     assert_eq!(refused, busy, "busy answers come at once");
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.is_ok() || matches!(a, Err(EngineError::Busy))),
+        "queued commands committed: {answers:?}"
+    );
     engine.shutdown();
     let mut store = Store::open(&location).expect("opens");
     assert!(store.trial_balance().expect("trial balance").holds());
 }
 
-#[test]
-fn a_hold_expires_when_the_engine_clock_passes_its_timeout() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let location = sqlite(&dir);
+fn a_hold_expires_when_the_engine_clock_passes_its_timeout(backend: Backend) {
+    let db = backend.fresh();
+    let location = db.location.clone();
     let (config, clock) = manual_config();
     let engine = start(&location, config);
     open_wallets(&engine);
@@ -323,10 +407,9 @@ fn a_hold_expires_when_the_engine_clock_passes_its_timeout() {
     assert!(store.trial_balance().expect("trial balance").holds());
 }
 
-#[test]
-fn a_command_too_large_for_the_store_is_refused_whole() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let location = sqlite(&dir);
+fn a_command_too_large_for_the_store_is_refused_whole(backend: Backend) {
+    let db = backend.fresh();
+    let location = db.location.clone();
     let (config, _) = manual_config();
     let engine = start(&location, config);
     open_wallets(&engine);
@@ -341,10 +424,9 @@ fn a_command_too_large_for_the_store_is_refused_whole() {
     engine.shutdown();
 }
 
-#[test]
-fn a_balance_the_store_cannot_keep_is_refused_without_failing_the_batch() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let location = sqlite(&dir);
+fn a_balance_the_store_cannot_keep_is_refused_without_failing_the_batch(backend: Backend) {
+    let db = backend.fresh();
+    let location = db.location.clone();
     let (config, _) = manual_config();
     let engine = start(&location, config);
     open_wallets(&engine);

@@ -11,9 +11,9 @@ use formica_store::{Location, Store};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
-use super::FreshDatabase;
 use super::ledger::{Args, Measured, StoreKind};
 use super::workload::FIRST_PAYMENT_ID;
+use formica_store::TemporaryDatabase;
 
 /// Runs the workload through the engine and checks the trial balance afterwards.
 pub fn run(args: &Args) -> anyhow::Result<Measured> {
@@ -21,7 +21,7 @@ pub fn run(args: &Args) -> anyhow::Result<Measured> {
     let mut _database = None;
     let location = match args.store {
         StoreKind::Postgres => {
-            let database = FreshDatabase::create(args.database_url()?, "formica_bench")?;
+            let database = TemporaryDatabase::create(args.database_url()?, "formica_bench")?;
             let location = Location::Postgres(database.url.clone());
             _database = Some(database);
             location
@@ -69,7 +69,8 @@ pub fn run(args: &Args) -> anyhow::Result<Measured> {
             .map(|client| {
                 let (engine, next, bar) = (engine.clone(), &next, &bar);
                 scope.spawn(move || -> anyhow::Result<Vec<u64>> {
-                    let mut rng = SmallRng::seed_from_u64(args.seed * 1_000 + client);
+                    let mut rng =
+                        SmallRng::seed_from_u64(args.seed.wrapping_mul(1_000).wrapping_add(client));
                     let mut latencies = Vec::new();
                     loop {
                         let first = next.fetch_add(per_request, Ordering::Relaxed);

@@ -10,8 +10,8 @@ use postgres::{Client, NoTls};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
-use super::FreshDatabase;
 use super::ledger::{Args, Measured};
+use formica_store::TemporaryDatabase;
 
 const SCHEMA: &str = "
     CREATE TABLE naive_accounts (id bigint PRIMARY KEY, balance bigint NOT NULL);
@@ -22,7 +22,7 @@ const SCHEMA: &str = "
 
 /// Runs `--baseline-transfers` payments of the same shape, one transaction each.
 pub fn run(args: &Args) -> anyhow::Result<Measured> {
-    let database = FreshDatabase::create(args.database_url()?, "formica_naive")?;
+    let database = TemporaryDatabase::create(args.database_url()?, "formica_naive")?;
     let mut setup = Client::connect(&database.url, NoTls)?;
     setup.batch_execute(SCHEMA)?;
     setup.execute(
@@ -40,7 +40,8 @@ pub fn run(args: &Args) -> anyhow::Result<Measured> {
                 let (next, bar, url) = (&next, &bar, &database.url);
                 scope.spawn(move || -> anyhow::Result<Vec<u64>> {
                     let mut connection = Client::connect(url, NoTls)?;
-                    let mut rng = SmallRng::seed_from_u64(args.seed * 1_000 + client);
+                    let mut rng =
+                        SmallRng::seed_from_u64(args.seed.wrapping_mul(1_000).wrapping_add(client));
                     let mut latencies = Vec::new();
                     loop {
                         let n = next.fetch_add(1, Ordering::Relaxed);

@@ -12,15 +12,14 @@
 //! that was given the same commands.
 
 use std::collections::BTreeSet;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use formica_core::{COMMAND_EVENTS_MAX, Command, Core, Effects, Reply};
 use formica_ledger::{
     AMOUNT_MAX, Account, AccountFlags, CreateAccountResult, CreateTransferResult, Ledger,
     PendingStatus, Transfer, TransferFlags,
 };
-use formica_store::{HistoryQuery, Location, Store, StoreError};
+use formica_store::{HistoryQuery, Store, StoreError};
+use formica_testkit::{Backend, TestDb};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
@@ -959,171 +958,4 @@ impl RandomBooks {
         }
         commands
     }
-}
-
-// Fresh stores.
-
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-impl Backend {
-    /// Whether this backend can run here. PostgreSQL needs `DATABASE_URL`; without it the test
-    /// says why and passes, unless CI demands PostgreSQL.
-    fn available(self) -> bool {
-        match self {
-            Backend::Sqlite => true,
-            Backend::Postgres => {
-                if std::env::var_os("DATABASE_URL").is_some() {
-                    return true;
-                }
-                let required = std::env::var("FORMICA_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
-                assert!(
-                    !required,
-                    "FORMICA_REQUIRE_POSTGRES=1 but DATABASE_URL is unset: the PostgreSQL store suite cannot run"
-                );
-                eprintln!(
-                    "skipped: DATABASE_URL is unset (e.g. postgres://postgres@127.0.0.1:5432/postgres); \
-                     set it to run the PostgreSQL store suite"
-                );
-                false
-            }
-        }
-    }
-
-    /// An empty place for a store, removed when the returned value drops.
-    fn fresh(self) -> TestDb {
-        match self {
-            Backend::Sqlite => {
-                let dir = tempfile::TempDir::new().expect("a temporary directory");
-                TestDb {
-                    location: Location::Sqlite(dir.path().to_path_buf()),
-                    place: Place::Sqlite(dir),
-                }
-            }
-            Backend::Postgres => {
-                let url = std::env::var("DATABASE_URL").expect("available() checked DATABASE_URL");
-                let database = Database::create(&url);
-                TestDb {
-                    location: Location::Postgres(database.url.clone()),
-                    place: Place::Postgres(database),
-                }
-            }
-        }
-    }
-}
-
-/// A fresh store's location, and what keeps it alive.
-struct TestDb {
-    location: Location,
-    place: Place,
-}
-
-enum Place {
-    Sqlite(tempfile::TempDir),
-    Postgres(Database),
-}
-
-impl TestDb {
-    fn open(&self) -> Store {
-        Store::open(&self.location).expect("open the store")
-    }
-
-    /// Runs SQL behind the store's back (to tamper with it or to fake a future schema).
-    fn execute(&self, sql: &str) {
-        match &self.place {
-            Place::Sqlite(dir) => self.sqlite(dir).execute_batch(sql).expect("execute"),
-            Place::Postgres(_) => self.client().batch_execute(sql).expect("execute"),
-        }
-    }
-
-    fn query_i64(&self, sql: &str) -> i64 {
-        match &self.place {
-            Place::Sqlite(dir) => self
-                .sqlite(dir)
-                .query_row(sql, [], |row| row.get(0))
-                .expect("query"),
-            Place::Postgres(_) => self.client().query_one(sql, &[]).expect("query").get(0),
-        }
-    }
-
-    fn sqlite(&self, dir: &tempfile::TempDir) -> rusqlite::Connection {
-        rusqlite::Connection::open(Location::sqlite_file(dir.path())).expect("open the SQLite file")
-    }
-
-    fn client(&self) -> ::postgres::Client {
-        match &self.place {
-            Place::Postgres(database) => {
-                ::postgres::Client::connect(&database.url, ::postgres::NoTls).expect("connect")
-            }
-            Place::Sqlite(_) => panic!("a SQL client for PostgreSQL only"),
-        }
-    }
-}
-
-/// A database of its own on the test server, dropped with this value (also when the test
-/// panics), connections and all.
-struct Database {
-    maintenance_url: String,
-    name: String,
-    url: String,
-}
-
-impl Database {
-    fn create(maintenance_url: &str) -> Self {
-        let name = format!("formica_test_{:016x}", random_u64());
-        let mut client = ::postgres::Client::connect(maintenance_url, ::postgres::NoTls)
-            .expect("DATABASE_URL names a reachable PostgreSQL server");
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .expect("create the test database");
-        Database {
-            maintenance_url: maintenance_url.to_owned(),
-            url: with_database(maintenance_url, &name),
-            name,
-        }
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        // No panic here: this may run while a failed test unwinds, and a leftover
-        // formica_test_* database is only litter.
-        let dropped = ::postgres::Client::connect(&self.maintenance_url, ::postgres::NoTls)
-            .and_then(|mut client| {
-                client.batch_execute(&format!(
-                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                    self.name
-                ))
-            });
-        if let Err(error) = dropped {
-            eprintln!("could not drop test database {}: {error}", self.name);
-        }
-    }
-}
-
-/// `url` with its database name replaced by `name` (URLs only, not key=value strings).
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, format!("?{query}")),
-        None => (url, String::new()),
-    };
-    let authority = base.find("://").map_or(0, |at| at + 3);
-    let server = match base[authority..].find('/') {
-        Some(slash) => &base[..authority + slash],
-        None => base,
-    };
-    format!("{server}/{name}{query}")
-}
-
-/// Distinct in every call and every process, so that concurrent test runs never share a
-/// database: the standard library's randomly keyed hasher, fed a counter and the pid.
-fn random_u64() -> u64 {
-    static CALLS: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(CALLS.fetch_add(1, Ordering::Relaxed));
-    hasher.write_u32(std::process::id());
-    hasher.finish()
 }

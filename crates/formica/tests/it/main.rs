@@ -1,0 +1,3 @@
+//! The `formica` binary's integration tests, in one test binary to save link time.
+
+mod crash;
