@@ -10,21 +10,38 @@ mod command;
 mod effects;
 
 pub use command::{COMMAND_EVENTS_MAX, Command, CommandError, Reply, STORED_AMOUNT_MAX};
-pub use effects::Effects;
+pub use effects::{Checkpoint, Effects, Loaded, PendingChange, TransferRow};
 
-use formica_ledger::{Ledger, PendingStatus, Snapshot, Transfer, TransferFlags};
+use std::collections::{HashMap, HashSet};
+
+use formica_ledger::{Account, AccountFlags, InvariantViolation, Ledger, Transfer, TransferFlags};
 
 /// Settled transfers the cache may hold before it is swept.
 const EVICT_SLACK_TRANSFERS: usize = 1 << 17;
 
-/// The state machine: the books plus the effects of the batch being applied.
+/// The state machine: the books, the head of each account's history chain, and what the
+/// batch being applied and the next checkpoint must write.
 #[derive(Debug, Default)]
 pub struct Core {
     ledger: Ledger,
-    touched_accounts: Vec<u128>,
-    created_transfers: Vec<u128>,
-    settled_pending: Vec<u128>,
-    in_batch: bool,
+    /// Per account, the timestamp of its latest transfer.
+    heads: HashMap<u128, u64>,
+    /// Accounts changed since the last checkpoint.
+    dirty: HashSet<u128>,
+    batch: Batch,
+}
+
+/// What the open batch did, to write on commit or undo on rollback.
+#[derive(Debug, Default)]
+struct Batch {
+    open: bool,
+    created_accounts: Vec<u128>,
+    transfers: Vec<TransferRow>,
+    /// (pending transfer, when it was settled, if it was).
+    pending: Vec<(u128, Option<u64>)>,
+    touched: Vec<u128>,
+    /// (account, its head before the batch), in the order changed.
+    heads_before: Vec<(u128, Option<u64>)>,
 }
 
 impl Core {
@@ -38,13 +55,20 @@ impl Core {
     }
 
     /// Rebuilds the core from what the store loaded, checking every invariant.
-    pub fn from_snapshot(snapshot: Snapshot) -> Result<Self, formica_ledger::InvariantViolation> {
-        Ok(Core::new(Ledger::import(snapshot)?))
+    pub fn from_loaded(loaded: Loaded) -> Result<Self, InvariantViolation> {
+        let mut core = Core::new(Ledger::import(loaded.snapshot)?);
+        core.heads = loaded.heads.into_iter().collect();
+        Ok(core)
     }
 
     /// The books, for reads and checks.
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
+    }
+
+    /// The timestamp of this account's latest transfer.
+    pub fn head(&self, account: u128) -> Option<u64> {
+        self.heads.get(&account).copied()
     }
 
     /// The transfer ids these commands name that the store must bring into the cache first.
@@ -61,28 +85,29 @@ impl Core {
     }
 
     /// Puts a transfer the store holds back in the cache.
-    pub fn cache(&mut self, transfer: Transfer, status: Option<PendingStatus>) {
+    pub fn cache(&mut self, transfer: Transfer, status: Option<formica_ledger::PendingStatus>) {
         self.ledger.cache(transfer, status);
     }
 
     /// Starts a batch: until `commit_batch` or `rollback_batch`, everything applied can be
     /// undone, and its effects are collected.
     pub fn begin_batch(&mut self) {
-        assert!(!self.in_batch, "batches do not nest");
-        self.in_batch = true;
+        assert!(!self.batch.open, "batches do not nest");
+        self.batch.open = true;
         self.ledger.begin_scope();
     }
 
     /// Applies one command of the batch. A command refused as a whole changes nothing.
     pub fn apply(&mut self, now: u64, command: &Command) -> Result<Reply, CommandError> {
-        assert!(self.in_batch, "commands are applied inside a batch");
+        assert!(self.batch.open, "commands are applied inside a batch");
         command.validate()?;
         Ok(match command {
             Command::CreateAccounts(accounts) => {
                 let results = self.ledger.create_accounts(now, accounts);
                 for (account, result) in accounts.iter().zip(&results) {
                     if result.is_ok() {
-                        self.touched_accounts.push(account.id);
+                        self.batch.created_accounts.push(account.id);
+                        self.batch.touched.push(account.id);
                     }
                 }
                 Reply::Accounts(results)
@@ -102,60 +127,74 @@ impl Core {
     /// Releases the pending transfers whose timeout has passed at `now` (a timer the engine
     /// runs as part of a batch).
     pub fn expire(&mut self, now: u64) -> Vec<u128> {
-        assert!(self.in_batch, "timers run inside a batch");
+        assert!(self.batch.open, "timers run inside a batch");
         let expired = self.ledger.expire(now);
         for id in &expired {
             let pending = self
                 .ledger
                 .transfer(*id)
                 .expect("an expired transfer is cached");
-            self.touched_accounts.push(pending.debit_account_id);
-            self.touched_accounts.push(pending.credit_account_id);
-            self.settled_pending.push(*id);
+            self.batch.touched.push(pending.debit_account_id);
+            self.batch.touched.push(pending.credit_account_id);
+            self.batch.pending.push((*id, Some(now)));
         }
         expired
     }
 
     /// The rows the store must write for everything applied since `begin_batch`.
     pub fn effects(&mut self) -> Effects {
-        assert!(self.in_batch, "effects belong to a batch");
-        self.touched_accounts.sort_unstable();
-        self.touched_accounts.dedup();
-        self.settled_pending.sort_unstable();
-        self.settled_pending.dedup();
+        assert!(self.batch.open, "effects belong to a batch");
         let ledger = &self.ledger;
+        let batch = &mut self.batch;
+        batch.created_accounts.sort_unstable();
+        let accounts = batch
+            .created_accounts
+            .iter()
+            .map(|id| {
+                let account = ledger.account(*id).expect("a created account exists");
+                // As created: later transfers of the batch reach the balances through the
+                // transfers (and the next checkpoint).
+                Account {
+                    debits_pending: 0,
+                    debits_posted: 0,
+                    credits_pending: 0,
+                    credits_posted: 0,
+                    flags: account.flags - AccountFlags::CLOSED,
+                    ..*account
+                }
+            })
+            .collect();
+        // The last change of each pending transfer wins.
+        let mut pending: HashMap<u128, Option<u64>> = HashMap::new();
+        for (id, settled_at) in &batch.pending {
+            pending.insert(*id, *settled_at);
+        }
+        let mut pending_status: Vec<PendingChange> = pending
+            .into_iter()
+            .map(|(id, settled_at)| PendingChange {
+                id,
+                status: ledger
+                    .pending_status(id)
+                    .expect("a pending transfer has a status"),
+                settled_at,
+            })
+            .collect();
+        pending_status.sort_unstable_by_key(|change| change.id);
         Effects {
             timestamp: ledger.timestamp(),
             transfer_id_max: ledger.transfer_id_max(),
-            accounts: self
-                .touched_accounts
-                .iter()
-                .map(|id| *ledger.account(*id).expect("a touched account exists"))
-                .collect(),
-            transfers: self
-                .created_transfers
-                .iter()
-                .map(|id| *ledger.transfer(*id).expect("a created transfer is cached"))
-                .collect(),
-            pending_status: self
-                .settled_pending
-                .iter()
-                .map(|id| {
-                    let status = ledger
-                        .pending_status(*id)
-                        .expect("a pending transfer has a status");
-                    (*id, status)
-                })
-                .collect(),
+            accounts,
+            transfers: batch.transfers.clone(),
+            pending_status,
         }
     }
 
-    /// Keeps the batch (it is durable). Settled transfers leave the cache: the store has them.
+    /// Keeps the batch (it is durable). Settled transfers leave the cache once enough have
+    /// gathered: the store has them, and sweeping after every batch would walk the open holds.
     pub fn commit_batch(&mut self) {
-        self.end_batch();
+        let batch = self.end_batch();
+        self.dirty.extend(batch.touched);
         self.ledger.commit_scope();
-        // Settled transfers leave memory once enough have gathered: the store has them, and
-        // sweeping after every batch would walk the open holds each time.
         let open_or_recent = self.ledger.pending_status_count();
         if self.ledger.cached_transfer_count() > 2 * open_or_recent + EVICT_SLACK_TRANSFERS {
             self.ledger.evict_settled();
@@ -164,31 +203,82 @@ impl Core {
 
     /// Undoes the batch (its commit failed): memory is as it was before `begin_batch`.
     pub fn rollback_batch(&mut self) {
-        self.end_batch();
+        let batch = self.end_batch();
+        for (account, head) in batch.heads_before.into_iter().rev() {
+            match head {
+                Some(head) => self.heads.insert(account, head),
+                None => self.heads.remove(&account),
+            };
+        }
         self.ledger.rollback_scope();
     }
 
-    fn end_batch(&mut self) {
-        assert!(self.in_batch, "a batch is open");
-        self.in_batch = false;
-        self.touched_accounts.clear();
-        self.created_transfers.clear();
-        self.settled_pending.clear();
+    /// Accounts changed since the last checkpoint.
+    pub fn dirty_accounts(&self) -> usize {
+        self.dirty.len()
+    }
+
+    /// The balances a checkpoint must write now (between batches).
+    pub fn checkpoint(&self) -> Checkpoint {
+        assert!(!self.batch.open, "checkpoints are taken between batches");
+        let mut accounts: Vec<(Account, u64)> = self
+            .dirty
+            .iter()
+            .map(|id| {
+                let account = *self.ledger.account(*id).expect("a dirty account exists");
+                (account, self.head(*id).unwrap_or(0))
+            })
+            .collect();
+        accounts.sort_unstable_by_key(|(account, _)| account.id);
+        Checkpoint {
+            timestamp: self.ledger.timestamp(),
+            accounts,
+        }
+    }
+
+    /// The checkpoint is durable: its accounts are clean until they change again.
+    pub fn checkpoint_written(&mut self, checkpoint: &Checkpoint) {
+        assert!(!self.batch.open, "checkpoints are taken between batches");
+        assert_eq!(
+            checkpoint.timestamp,
+            self.ledger.timestamp(),
+            "nothing ran in between"
+        );
+        self.dirty.clear();
+    }
+
+    fn end_batch(&mut self) -> Batch {
+        assert!(self.batch.open, "a batch is open");
+        std::mem::take(&mut self.batch)
     }
 
     fn record_transfer(&mut self, id: u128) {
-        let stored = self
+        let stored = *self
             .ledger
             .transfer(id)
             .expect("a created transfer is cached");
-        self.touched_accounts.push(stored.debit_account_id);
-        self.touched_accounts.push(stored.credit_account_id);
-        self.created_transfers.push(id);
+        let mut previous = [0u64; 2];
+        for (side, account) in [stored.debit_account_id, stored.credit_account_id]
+            .into_iter()
+            .enumerate()
+        {
+            let before = self.heads.insert(account, stored.timestamp);
+            self.batch.heads_before.push((account, before));
+            previous[side] = before.unwrap_or(0);
+            self.batch.touched.push(account);
+        }
+        self.batch.transfers.push(TransferRow {
+            transfer: stored,
+            debit_previous: previous[0],
+            credit_previous: previous[1],
+        });
         if stored.flags.contains(TransferFlags::PENDING) {
-            self.settled_pending.push(id);
+            self.batch.pending.push((id, None));
         }
         if stored.is_post_or_void() {
-            self.settled_pending.push(stored.pending_id);
+            self.batch
+                .pending
+                .push((stored.pending_id, Some(stored.timestamp)));
         }
     }
 }

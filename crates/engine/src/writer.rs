@@ -9,7 +9,7 @@ use formica_core::{Command, Core};
 use formica_store::Store;
 use tokio::sync::oneshot;
 
-use crate::{Answer, Config, EngineError, Request, Stats};
+use crate::{Answer, CHECKPOINT_IDLE, CHECKPOINT_INTERVAL, Config, EngineError, Request, Stats};
 
 pub(crate) struct Writer {
     core: Core,
@@ -18,6 +18,7 @@ pub(crate) struct Writer {
     stats: Arc<Stats>,
     /// The last batch's timestamp: batches never go back in time, even if the clock does.
     last_now: u64,
+    last_checkpoint: Instant,
 }
 
 /// The requests of one batch.
@@ -38,6 +39,7 @@ impl Writer {
             config,
             stats,
             last_now,
+            last_checkpoint: Instant::now(),
         }
     }
 
@@ -48,7 +50,14 @@ impl Writer {
             match self.wait(&requests) {
                 Wait::Request(request) => batch.push(request),
                 Wait::Timer => {}
-                Wait::Stopped => return,
+                Wait::Idle => {
+                    self.checkpoint();
+                    continue;
+                }
+                Wait::Stopped => {
+                    self.checkpoint();
+                    return;
+                }
             }
             while batch.events < self.config.batch_events_max {
                 match requests.try_recv() {
@@ -64,28 +73,59 @@ impl Writer {
             for answer in batch.digests.drain(..) {
                 let _ = answer.send(self.core.ledger().digest());
             }
+            if self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL {
+                self.checkpoint();
+            }
         }
     }
 
-    /// Blocks until a request arrives or the next pending transfer expires.
+    /// Blocks until a request arrives, the next pending transfer expires, or the writer has
+    /// been idle long enough to checkpoint what changed.
     fn wait(&self, requests: &Receiver<Request>) -> Wait {
-        let next_expiry = self.core.ledger().next_expiry();
-        let timeout = match next_expiry {
+        let expiry = match self.core.ledger().next_expiry() {
             Some(at) if !self.config.clock.is_manual() => Some(Duration::from_nanos(
                 at.saturating_sub(self.config.clock.now()),
             )),
             _ => None,
         };
-        match timeout {
-            Some(timeout) => match requests.recv_timeout(timeout) {
-                Ok(request) => Wait::Request(request),
-                Err(RecvTimeoutError::Timeout) => Wait::Timer,
-                Err(RecvTimeoutError::Disconnected) => Wait::Stopped,
-            },
-            None => match requests.recv() {
+        let idle = (self.core.dirty_accounts() > 0).then_some(CHECKPOINT_IDLE);
+        let timeout = match (expiry, idle) {
+            (Some(expiry), Some(idle)) => Some(expiry.min(idle)),
+            (expiry, idle) => expiry.or(idle),
+        };
+        let Some(timeout) = timeout else {
+            return match requests.recv() {
                 Ok(request) => Wait::Request(request),
                 Err(_) => Wait::Stopped,
-            },
+            };
+        };
+        match requests.recv_timeout(timeout) {
+            Ok(request) => Wait::Request(request),
+            Err(RecvTimeoutError::Timeout) if expiry.is_some_and(|e| e <= timeout) => Wait::Timer,
+            Err(RecvTimeoutError::Timeout) => Wait::Idle,
+            Err(RecvTimeoutError::Disconnected) => Wait::Stopped,
+        }
+    }
+
+    /// Writes the balances changed since the last checkpoint. A failure loses nothing: the
+    /// store still has every transfer, and the next checkpoint writes the same accounts.
+    fn checkpoint(&mut self) {
+        self.last_checkpoint = Instant::now();
+        if self.core.dirty_accounts() == 0 {
+            return;
+        }
+        let started = Instant::now();
+        let checkpoint = self.core.checkpoint();
+        match self.store.checkpoint(&checkpoint) {
+            Ok(()) => {
+                self.core.checkpoint_written(&checkpoint);
+                self.stats.checkpoints.fetch_add(1, Ordering::Relaxed);
+                let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                self.stats
+                    .checkpoint_nanos
+                    .fetch_add(nanos, Ordering::Relaxed);
+            }
+            Err(error) => tracing::warn!(error = %error, "checkpoint not written; will retry"),
         }
     }
 
@@ -159,7 +199,10 @@ impl Writer {
 
 enum Wait {
     Request(Request),
+    /// A pending transfer's timeout has passed.
     Timer,
+    /// Nothing came for a while: time to checkpoint.
+    Idle,
     Stopped,
 }
 

@@ -7,16 +7,15 @@
 //! blocking there is what makes "answered only after the commit" simple and exact.
 
 mod postgres;
+mod replay;
 mod sqlite;
 mod temporary;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use formica_core::Effects;
-use formica_ledger::{
-    Account, InvariantViolation, LedgerTotals, PendingStatus, Snapshot, Transfer,
-};
+use formica_core::{Checkpoint, Effects, Loaded};
+use formica_ledger::{Account, InvariantViolation, LedgerTotals, PendingStatus, Transfer};
 
 pub use crate::postgres::PostgresStore;
 pub use crate::sqlite::SqliteStore;
@@ -101,14 +100,19 @@ pub struct HistoryQuery {
 pub struct TrialBalance {
     /// Per ledger, the four balances summed over every account.
     pub ledgers: BTreeMap<u32, LedgerTotals>,
-    /// Accounts whose balance row differs from the sum of their transfers.
+    /// Accounts whose balance row (as of the last checkpoint) differs from the sum of their
+    /// transfers up to it.
     pub mismatched_accounts: Vec<AccountMismatch>,
+    /// Why the books brought forward from the checkpoint break an invariant, if they do.
+    pub books_error: Option<String>,
 }
 
 impl TrialBalance {
     /// Whether every ledger balances and every account agrees with its transfers.
     pub fn holds(&self) -> bool {
-        self.ledgers.values().all(LedgerTotals::balanced) && self.mismatched_accounts.is_empty()
+        self.ledgers.values().all(LedgerTotals::balanced)
+            && self.mismatched_accounts.is_empty()
+            && self.books_error.is_none()
     }
 }
 
@@ -152,10 +156,10 @@ impl Store {
         })
     }
 
-    /// The books as stored: accounts, open pending transfers and the clock. Checked by
-    /// importing them into a ledger.
-    pub fn load(&mut self) -> Result<Snapshot, StoreError> {
-        dispatch!(self, store => store.load())
+    /// The books as stored (the last checkpoint brought forward by the transfers after it)
+    /// and the head of every account's history. Checked when imported into a ledger.
+    pub fn load(&mut self) -> Result<Loaded, StoreError> {
+        dispatch!(self, store => store.read(replay::load))
     }
 
     /// Stored transfers with these ids, with their status when pending.
@@ -163,7 +167,7 @@ impl Store {
         &mut self,
         ids: &[u128],
     ) -> Result<Vec<(Transfer, Option<PendingStatus>)>, StoreError> {
-        dispatch!(self, store => store.lookup_transfers(ids))
+        dispatch!(self, store => store.read(|reader| reader.transfers_by_id(ids)))
     }
 
     /// Writes one batch's effects in one transaction; durable when this returns `Ok`.
@@ -171,38 +175,39 @@ impl Store {
         dispatch!(self, store => store.commit(effects))
     }
 
-    /// The stored account with this id.
+    /// Writes the balances of a checkpoint in one transaction. Until it returns `Ok`, the
+    /// balances after the previous checkpoint come from the transfers.
+    pub fn checkpoint(&mut self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        dispatch!(self, store => store.checkpoint(checkpoint))
+    }
+
+    /// The stored account with this id, with its balances as they stand now.
     pub fn account(&mut self, id: u128) -> Result<Option<Account>, StoreError> {
-        dispatch!(self, store => store.account(id))
+        dispatch!(self, store => store.read(|reader| replay::account(reader, id)))
     }
 
     /// A page of an account's transfers, newest first.
     pub fn history(&mut self, query: &HistoryQuery) -> Result<Vec<Transfer>, StoreError> {
         let limit = query.limit.clamp(1, HISTORY_PAGE_MAX);
         let query = HistoryQuery { limit, ..*query };
-        dispatch!(self, store => store.history(&query))
+        dispatch!(self, store => store.read(|reader| replay::history(reader, &query)))
     }
 
-    /// Per ledger totals, and every account checked against the sum of its transfers.
+    /// Per ledger totals, every checkpointed account checked against the sum of its
+    /// transfers, and the books brought forward checked for every invariant.
     pub fn trial_balance(&mut self) -> Result<TrialBalance, StoreError> {
-        let (accounts, sums) = dispatch!(self, store => store.trial_balance_rows())?;
-        Ok(trial_balance(&accounts, &sums))
+        dispatch!(self, store => store.read(replay::trial_balance))
     }
 }
 
 /// Per account: the four balances summed from the transfers.
 type TransferSums = BTreeMap<u128, [u128; 4]>;
 
-fn trial_balance(accounts: &[Account], sums: &TransferSums) -> TrialBalance {
+/// Compares stored balances with what the transfers add up to.
+fn compare(accounts: &[Account], sums: &TransferSums) -> TrialBalance {
     let mut balance = TrialBalance::default();
     let mut seen = std::collections::HashSet::with_capacity(accounts.len());
     for account in accounts {
-        let totals = balance.ledgers.entry(account.ledger).or_default();
-        totals.accounts += 1;
-        totals.debits_pending.add(account.debits_pending);
-        totals.debits_posted.add(account.debits_posted);
-        totals.credits_pending.add(account.credits_pending);
-        totals.credits_posted.add(account.credits_posted);
         let stored = [
             account.debits_pending,
             account.debits_posted,
@@ -277,32 +282,40 @@ mod column {
     }
 }
 
-/// The transfer-sums query, written once for both databases: per account, the four
-/// balances its transfers add up to. Posted amounts come from single-phase transfers and posts
-/// (neither pending nor void); pending amounts from pending transfers still open.
+/// The transfer-sums query, written once for both databases (`{as_of}` is the backend's
+/// placeholder for the checkpoint): per account, the four balances its transfers up to the
+/// checkpoint add up to. Posted amounts come from single-phase transfers and posts (neither
+/// pending nor void); pending amounts from pending transfers still pending at the checkpoint.
 const TRANSFER_SUMS_SQL: &str = "
     SELECT account,
            CAST(SUM(debits_pending) AS TEXT), CAST(SUM(debits_posted) AS TEXT),
            CAST(SUM(credits_pending) AS TEXT), CAST(SUM(credits_posted) AS TEXT)
     FROM (
         SELECT t.debit_account_id AS account,
-               CASE WHEN p.status = 'pending' THEN t.amount ELSE 0 END AS debits_pending,
+               CASE WHEN (t.flags & 2) <> 0
+                     AND (p.settled_at IS NULL OR p.settled_at > {as_of})
+                    THEN t.amount ELSE 0 END AS debits_pending,
                CASE WHEN (t.flags & 10) = 0 THEN t.amount ELSE 0 END AS debits_posted,
                0 AS credits_pending, 0 AS credits_posted
         FROM transfers t LEFT JOIN pending_transfers p ON p.id = t.id
+        WHERE t.timestamp <= {as_of}
         UNION ALL
         SELECT t.credit_account_id, 0, 0,
-               CASE WHEN p.status = 'pending' THEN t.amount ELSE 0 END,
+               CASE WHEN (t.flags & 2) <> 0
+                     AND (p.settled_at IS NULL OR p.settled_at > {as_of})
+                    THEN t.amount ELSE 0 END,
                CASE WHEN (t.flags & 10) = 0 THEN t.amount ELSE 0 END
         FROM transfers t LEFT JOIN pending_transfers p ON p.id = t.id
+        WHERE t.timestamp <= {as_of}
     ) AS entries
     GROUP BY account";
 
-/// Flags 2 (pending) and 8 (void) are what `TRANSFER_SUMS_SQL` tests with `& 10`.
+/// Flags 2 (pending) and 8 (void) are what `TRANSFER_SUMS_SQL` tests with `& 2` and `& 10`.
 const _: () = {
     use formica_ledger::TransferFlags;
     assert!(
-        TransferFlags::PENDING.bits() | TransferFlags::VOID_PENDING_TRANSFER.bits() == 10,
-        "the trial balance query tests the pending and void flags as 10"
+        TransferFlags::PENDING.bits() == 2
+            && TransferFlags::PENDING.bits() | TransferFlags::VOID_PENDING_TRANSFER.bits() == 10,
+        "the trial balance query tests the pending flag as 2 and pending or void as 10"
     );
 };

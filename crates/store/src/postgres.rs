@@ -7,13 +7,14 @@
 //! the break fails and the next one connects again, so the engine keeps serving after a
 //! database restart or a failover.
 
-use formica_core::Effects;
-use formica_ledger::{Account, AccountFlags, PendingStatus, Snapshot, Transfer, TransferFlags};
+use formica_core::{Checkpoint, Effects, TransferRow};
+use formica_ledger::{Account, AccountFlags, PendingStatus, Transfer, TransferFlags};
 use postgres::{Client, NoTls, Row, Statement};
 use uuid::Uuid;
 
 use crate::column::{amount, amount_back, bits, bits_back, narrow, status, total};
-use crate::{HistoryQuery, StoreError, TRANSFER_SUMS_SQL, TransferSums};
+use crate::replay::{BooksRow, Reader};
+use crate::{StoreError, TRANSFER_SUMS_SQL, TransferSums};
 
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_books.sql"))];
 
@@ -45,12 +46,12 @@ struct Connection {
 
 struct Statements {
     insert_transfers: Statement,
-    upsert_accounts: Statement,
+    insert_accounts: Statement,
+    checkpoint_accounts: Statement,
     upsert_pending: Statement,
     upsert_books: Statement,
     lookup_transfers: Statement,
-    account: Statement,
-    history: Statement,
+    transfer_at: Statement,
 }
 
 // By hand: `postgres::Client` is not `Debug`, and the URL may hold a password (the config's
@@ -89,74 +90,23 @@ impl PostgresStore {
         })
     }
 
-    pub(crate) fn load(&mut self) -> Result<Snapshot, StoreError> {
+    /// Runs `read` in one read-only repeatable-read transaction: every query sees the same
+    /// commit, even while another process writes.
+    pub(crate) fn read<T>(
+        &mut self,
+        read: impl FnOnce(&mut dyn Reader) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         self.with_connection(|connection| {
-            // One repeatable-read snapshot, so that the books, accounts and pending transfers
-            // are read as of the same commit even if another process writes meanwhile.
-            let mut tx = connection
-                .client
+            let Connection { client, statements } = connection;
+            let tx = client
                 .build_transaction()
                 .isolation_level(postgres::IsolationLevel::RepeatableRead)
                 .read_only(true)
                 .start()?;
-            let (timestamp, transfer_id_max) =
-                match tx.query_opt("SELECT timestamp, transfer_id_max FROM books", &[])? {
-                    Some(row) => (
-                        bits_back(row.try_get(0)?),
-                        row.try_get::<_, Uuid>(1)?.as_u128(),
-                    ),
-                    None => (0, 0),
-                };
-            let accounts = tx
-                .query(
-                    &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY id"),
-                    &[],
-                )?
-                .iter()
-                .map(account_from)
-                .collect::<Result<Vec<_>, _>>()?;
-            let columns = prefixed(TRANSFER_COLUMNS, "t.");
-            let pending = tx
-                .query(
-                    &format!(
-                        "SELECT {columns} FROM transfers t \
-                         JOIN pending_transfers p ON p.id = t.id \
-                         WHERE p.status = 'pending' ORDER BY t.id"
-                    ),
-                    &[],
-                )?
-                .iter()
-                .map(|row| transfer_from(row, 0))
-                .collect::<Result<Vec<_>, _>>()?;
-            tx.commit()?;
-            Ok(Snapshot {
-                timestamp,
-                transfer_id_max,
-                accounts,
-                pending,
-            })
-        })
-    }
-
-    pub(crate) fn lookup_transfers(
-        &mut self,
-        ids: &[u128],
-    ) -> Result<Vec<(Transfer, Option<PendingStatus>)>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<Uuid> = ids.iter().map(|id| Uuid::from_u128(*id)).collect();
-        self.with_connection(|connection| {
-            let rows = connection
-                .client
-                .query(&connection.statements.lookup_transfers, &[&ids])?;
-            rows.iter()
-                .map(|row| {
-                    let transfer = transfer_from(row, 0)?;
-                    let pending: Option<&str> = row.try_get(13)?;
-                    Ok((transfer, pending.map(status).transpose()?))
-                })
-                .collect()
+            let mut reader = PostgresReader { tx, statements };
+            let result = read(&mut reader)?;
+            reader.tx.commit()?;
+            Ok(result)
         })
     }
 
@@ -164,16 +114,21 @@ impl PostgresStore {
         // Every value is converted before the transaction opens: a batch that does not fit
         // the columns fails without a round trip and writes nothing.
         let transfers = TransferColumns::new(&effects.transfers)?;
-        let accounts = AccountColumns::new(&effects.accounts)?;
+        let accounts = AccountColumns::new(effects.accounts.iter().map(|a| (a, 0)))?;
         let pending_ids: Vec<Uuid> = effects
             .pending_status
             .iter()
-            .map(|(id, _)| Uuid::from_u128(*id))
+            .map(|change| Uuid::from_u128(change.id))
             .collect();
         let pending_statuses: Vec<&str> = effects
             .pending_status
             .iter()
-            .map(|(_, state)| state.as_str())
+            .map(|change| change.status.as_str())
+            .collect();
+        let pending_settled: Vec<Option<i64>> = effects
+            .pending_status
+            .iter()
+            .map(|change| change.settled_at.map(bits))
             .collect();
         let timestamp = bits(effects.timestamp);
         let transfer_id_max = Uuid::from_u128(effects.transfer_id_max);
@@ -198,32 +153,18 @@ impl PostgresStore {
                         &transfers.code,
                         &transfers.flags,
                         &transfers.timestamp,
+                        &transfers.debit_previous,
+                        &transfers.credit_previous,
                     ],
                 )?;
             }
             if !accounts.id.is_empty() {
-                tx.execute(
-                    &statements.upsert_accounts,
-                    &[
-                        &accounts.id,
-                        &accounts.debits_pending,
-                        &accounts.debits_posted,
-                        &accounts.credits_pending,
-                        &accounts.credits_posted,
-                        &accounts.user_data_128,
-                        &accounts.user_data_64,
-                        &accounts.user_data_32,
-                        &accounts.ledger,
-                        &accounts.code,
-                        &accounts.flags,
-                        &accounts.timestamp,
-                    ],
-                )?;
+                tx.execute(&statements.insert_accounts, &accounts.params())?;
             }
             if !pending_ids.is_empty() {
                 tx.execute(
                     &statements.upsert_pending,
-                    &[&pending_ids, &pending_statuses],
+                    &[&pending_ids, &pending_statuses, &pending_settled],
                 )?;
             }
             tx.execute(&statements.upsert_books, &[&timestamp, &transfer_id_max])?;
@@ -232,62 +173,34 @@ impl PostgresStore {
         })
     }
 
-    pub(crate) fn account(&mut self, id: u128) -> Result<Option<Account>, StoreError> {
+    pub(crate) fn checkpoint(&mut self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        let accounts = AccountColumns::new(checkpoint.accounts.iter().map(|(a, head)| (a, *head)))?;
+        let timestamp = bits(checkpoint.timestamp);
         self.with_connection(|connection| {
-            connection
-                .client
-                .query_opt(&connection.statements.account, &[&Uuid::from_u128(id)])?
-                .as_ref()
-                .map(account_from)
-                .transpose()
-        })
-    }
-
-    pub(crate) fn history(&mut self, query: &HistoryQuery) -> Result<Vec<Transfer>, StoreError> {
-        let account_id = Uuid::from_u128(query.account_id);
-        let from = query.from.map_or(0, bits);
-        let before = query.before.map_or(i64::MAX, bits);
-        let limit = i64::from(query.limit);
-        self.with_connection(|connection| {
-            connection
-                .client
-                .query(
-                    &connection.statements.history,
-                    &[&account_id, &from, &before, &limit],
-                )?
-                .iter()
-                .map(|row| transfer_from(row, 0))
-                .collect()
-        })
-    }
-
-    pub(crate) fn trial_balance_rows(
-        &mut self,
-    ) -> Result<(Vec<Account>, TransferSums), StoreError> {
-        self.with_connection(|connection| {
-            // Both reads in one snapshot: a commit between them would look like a mismatch.
-            let mut tx = connection
-                .client
-                .build_transaction()
-                .isolation_level(postgres::IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()?;
-            let accounts = tx
-                .query(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts"), &[])?
-                .iter()
-                .map(account_from)
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut sums = TransferSums::new();
-            for row in tx.query(TRANSFER_SUMS_SQL, &[])? {
-                let id = row.try_get::<_, Uuid>(0)?.as_u128();
-                let mut balances = [0u128; 4];
-                for (index, balance) in balances.iter_mut().enumerate() {
-                    *balance = total("balance", row.try_get(index + 1)?)?;
+            let statements = &connection.statements;
+            let mut tx = connection.client.transaction()?;
+            if !accounts.id.is_empty() {
+                let updated = tx.execute(
+                    &statements.checkpoint_accounts,
+                    &[
+                        &accounts.id,
+                        &accounts.debits_pending,
+                        &accounts.debits_posted,
+                        &accounts.credits_pending,
+                        &accounts.credits_posted,
+                        &accounts.flags,
+                        &accounts.last_transfer,
+                    ],
+                )?;
+                if updated != accounts.id.len() as u64 {
+                    return Err(StoreError::Corrupt(
+                        "a checkpointed account has no row".into(),
+                    ));
                 }
-                sums.insert(id, balances);
             }
+            tx.execute("UPDATE books SET checkpoint = $1", &[&timestamp])?;
             tx.commit()?;
-            Ok((accounts, sums))
+            Ok(())
         })
     }
 
@@ -326,35 +239,38 @@ impl Connection {
 impl Statements {
     fn prepare(client: &mut Client) -> Result<Self, StoreError> {
         let columns = prefixed(TRANSFER_COLUMNS, "t.");
-        // Each side walks its (account, timestamp) index backwards; the union is merged.
-        let side = |column: &str| {
-            format!(
-                "(SELECT {TRANSFER_COLUMNS} FROM transfers \
-                 WHERE {column} = $1 AND timestamp >= $2 AND timestamp < $3 \
-                 ORDER BY timestamp DESC LIMIT $4)"
-            )
-        };
+        let account_arrays = "$1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], \
+            $5::bigint[], $6::uuid[], $7::bigint[], $8::bigint[], $9::bigint[], \
+            $10::integer[], $11::integer[], $12::bigint[], $13::bigint[]";
         Ok(Statements {
             insert_transfers: client.prepare(&format!(
-                "INSERT INTO transfers ({TRANSFER_COLUMNS}) \
+                "INSERT INTO transfers ({TRANSFER_COLUMNS}, debit_previous, credit_previous) \
                  SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], \
                  $5::uuid[], $6::uuid[], $7::bigint[], $8::bigint[], $9::bigint[], \
-                 $10::bigint[], $11::integer[], $12::integer[], $13::bigint[])"
+                 $10::bigint[], $11::integer[], $12::integer[], $13::bigint[], \
+                 $14::bigint[], $15::bigint[])"
             ))?,
-            upsert_accounts: client.prepare(&format!(
-                "INSERT INTO accounts ({ACCOUNT_COLUMNS}) \
-                 SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], \
-                 $5::bigint[], $6::uuid[], $7::bigint[], $8::bigint[], $9::bigint[], \
-                 $10::integer[], $11::integer[], $12::bigint[]) \
-                 ON CONFLICT (id) DO UPDATE SET debits_pending = excluded.debits_pending, \
-                 debits_posted = excluded.debits_posted, \
-                 credits_pending = excluded.credits_pending, \
-                 credits_posted = excluded.credits_posted, flags = excluded.flags"
+            insert_accounts: client.prepare(&format!(
+                "INSERT INTO accounts ({ACCOUNT_COLUMNS}, last_transfer) \
+                 SELECT * FROM UNNEST({account_arrays})"
             ))?,
+            // Every row exists: a batch inserts the accounts it creates.
+            checkpoint_accounts: client.prepare(
+                "UPDATE accounts a SET debits_pending = c.debits_pending, \
+                 debits_posted = c.debits_posted, credits_pending = c.credits_pending, \
+                 credits_posted = c.credits_posted, flags = c.flags, \
+                 last_transfer = c.last_transfer \
+                 FROM UNNEST($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], \
+                 $5::bigint[], $6::integer[], $7::bigint[]) \
+                 AS c(id, debits_pending, debits_posted, credits_pending, credits_posted, \
+                 flags, last_transfer) \
+                 WHERE a.id = c.id",
+            )?,
             upsert_pending: client.prepare(
-                "INSERT INTO pending_transfers (id, status) \
-                 SELECT * FROM UNNEST($1::uuid[], $2::text[]) \
-                 ON CONFLICT (id) DO UPDATE SET status = excluded.status",
+                "INSERT INTO pending_transfers (id, status, settled_at) \
+                 SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::bigint[]) \
+                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, \
+                 settled_at = excluded.settled_at",
             )?,
             upsert_books: client.prepare(
                 "INSERT INTO books (singleton, timestamp, transfer_id_max) VALUES (1, $1, $2) \
@@ -366,15 +282,145 @@ impl Statements {
                  LEFT JOIN pending_transfers p ON p.id = t.id \
                  WHERE t.id = ANY($1::uuid[]) ORDER BY t.id"
             ))?,
-            account: client.prepare(&format!(
-                "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"
-            ))?,
-            history: client.prepare(&format!(
-                "{} UNION ALL {} ORDER BY timestamp DESC LIMIT $4",
-                side("debit_account_id"),
-                side("credit_account_id")
+            transfer_at: client.prepare(&format!(
+                "SELECT {TRANSFER_COLUMNS}, debit_previous, credit_previous FROM transfers \
+                 WHERE timestamp = $1"
             ))?,
         })
+    }
+}
+
+/// The reads of one read transaction.
+struct PostgresReader<'a> {
+    tx: postgres::Transaction<'a>,
+    statements: &'a Statements,
+}
+
+impl Reader for PostgresReader<'_> {
+    fn books(&mut self) -> Result<BooksRow, StoreError> {
+        let row = self.tx.query_opt(
+            "SELECT timestamp, transfer_id_max, checkpoint FROM books",
+            &[],
+        )?;
+        Ok(match row {
+            Some(row) => BooksRow {
+                timestamp: bits_back(row.try_get(0)?),
+                transfer_id_max: row.try_get::<_, Uuid>(1)?.as_u128(),
+                checkpoint: bits_back(row.try_get(2)?),
+            },
+            None => BooksRow::default(),
+        })
+    }
+
+    fn checkpoint_accounts(
+        &mut self,
+        account: Option<u128>,
+    ) -> Result<Vec<(Account, u64)>, StoreError> {
+        let account = account.map(Uuid::from_u128);
+        self.tx
+            .query(
+                &format!(
+                    "SELECT {ACCOUNT_COLUMNS}, last_transfer FROM accounts \
+                     WHERE $1::uuid IS NULL OR id = $1 ORDER BY id"
+                ),
+                &[&account],
+            )?
+            .iter()
+            .map(|row| Ok((account_from(row)?, bits_back(row.try_get(12)?))))
+            .collect()
+    }
+
+    fn transfers_after(
+        &mut self,
+        after: u64,
+        account: Option<u128>,
+    ) -> Result<Vec<Transfer>, StoreError> {
+        let account = account.map(Uuid::from_u128);
+        self.tx
+            .query(
+                &format!(
+                    "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE timestamp > $1 \
+                     AND ($2::uuid IS NULL OR debit_account_id = $2 OR credit_account_id = $2) \
+                     ORDER BY timestamp"
+                ),
+                &[&bits(after), &account],
+            )?
+            .iter()
+            .map(|row| transfer_from(row, 0))
+            .collect()
+    }
+
+    fn expiries_after(&mut self, after: u64) -> Result<Vec<(u64, u128)>, StoreError> {
+        self.tx
+            .query(
+                "SELECT settled_at, id FROM pending_transfers \
+                 WHERE status = 'expired' AND settled_at > $1",
+                &[&bits(after)],
+            )?
+            .iter()
+            .map(|row| Ok((bits_back(row.try_get(0)?), id_at(row, 1)?)))
+            .collect()
+    }
+
+    fn transfers_by_id(
+        &mut self,
+        ids: &[u128],
+    ) -> Result<Vec<(Transfer, Option<PendingStatus>)>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Uuid> = ids.iter().map(|id| Uuid::from_u128(*id)).collect();
+        self.tx
+            .query(&self.statements.lookup_transfers, &[&ids])?
+            .iter()
+            .map(|row| {
+                let transfer = transfer_from(row, 0)?;
+                let pending: Option<&str> = row.try_get(13)?;
+                Ok((transfer, pending.map(status).transpose()?))
+            })
+            .collect()
+    }
+
+    fn open_pending(&mut self) -> Result<Vec<Transfer>, StoreError> {
+        let columns = prefixed(TRANSFER_COLUMNS, "t.");
+        self.tx
+            .query(
+                &format!(
+                    "SELECT {columns} FROM transfers t JOIN pending_transfers p ON p.id = t.id \
+                     WHERE p.status = 'pending' ORDER BY t.id"
+                ),
+                &[],
+            )?
+            .iter()
+            .map(|row| transfer_from(row, 0))
+            .collect()
+    }
+
+    fn transfer_at(&mut self, timestamp: u64) -> Result<Option<TransferRow>, StoreError> {
+        self.tx
+            .query_opt(&self.statements.transfer_at, &[&bits(timestamp)])?
+            .map(|row| {
+                Ok(TransferRow {
+                    transfer: transfer_from(&row, 0)?,
+                    debit_previous: bits_back(row.try_get(13)?),
+                    credit_previous: bits_back(row.try_get(14)?),
+                })
+            })
+            .transpose()
+    }
+
+    fn transfer_sums(&mut self, as_of: u64) -> Result<TransferSums, StoreError> {
+        let sql = TRANSFER_SUMS_SQL.replace("{as_of}", "$1");
+        let mut sums = TransferSums::new();
+        for row in self.tx.query(&sql, &[&bits(as_of)])? {
+            let id = row.try_get::<_, Uuid>(0)?.as_u128();
+            let mut balances = [0u128; 4];
+            for (index, balance) in balances.iter_mut().enumerate() {
+                *balance = total("balance", row.try_get(index + 1)?)?;
+            }
+            sums.insert(id, balances);
+        }
+        Ok(sums)
     }
 }
 
@@ -393,10 +439,13 @@ struct TransferColumns {
     code: Vec<i32>,
     flags: Vec<i32>,
     timestamp: Vec<i64>,
+    debit_previous: Vec<i64>,
+    credit_previous: Vec<i64>,
 }
 
 impl TransferColumns {
-    fn new(transfers: &[Transfer]) -> Result<Self, StoreError> {
+    fn new(rows: &[TransferRow]) -> Result<Self, StoreError> {
+        let transfers = rows;
         let n = transfers.len();
         let mut columns = TransferColumns {
             id: Vec::with_capacity(n),
@@ -412,8 +461,13 @@ impl TransferColumns {
             code: Vec::with_capacity(n),
             flags: Vec::with_capacity(n),
             timestamp: Vec::with_capacity(n),
+            debit_previous: Vec::with_capacity(n),
+            credit_previous: Vec::with_capacity(n),
         };
-        for t in transfers {
+        for row in transfers {
+            let t = &row.transfer;
+            columns.debit_previous.push(bits(row.debit_previous));
+            columns.credit_previous.push(bits(row.credit_previous));
             columns.id.push(Uuid::from_u128(t.id));
             columns
                 .debit_account_id
@@ -450,10 +504,33 @@ struct AccountColumns {
     code: Vec<i32>,
     flags: Vec<i32>,
     timestamp: Vec<i64>,
+    last_transfer: Vec<i64>,
 }
 
 impl AccountColumns {
-    fn new(accounts: &[Account]) -> Result<Self, StoreError> {
+    /// The arrays as statement parameters, in `ACCOUNT_COLUMNS` order then `last_transfer`.
+    fn params(&self) -> [&(dyn postgres::types::ToSql + Sync); 13] {
+        [
+            &self.id,
+            &self.debits_pending,
+            &self.debits_posted,
+            &self.credits_pending,
+            &self.credits_posted,
+            &self.user_data_128,
+            &self.user_data_64,
+            &self.user_data_32,
+            &self.ledger,
+            &self.code,
+            &self.flags,
+            &self.timestamp,
+            &self.last_transfer,
+        ]
+    }
+
+    /// Accounts, each with the timestamp of its latest transfer.
+    fn new<'a>(
+        accounts: impl ExactSizeIterator<Item = (&'a Account, u64)>,
+    ) -> Result<Self, StoreError> {
         let n = accounts.len();
         let mut columns = AccountColumns {
             id: Vec::with_capacity(n),
@@ -468,8 +545,10 @@ impl AccountColumns {
             code: Vec::with_capacity(n),
             flags: Vec::with_capacity(n),
             timestamp: Vec::with_capacity(n),
+            last_transfer: Vec::with_capacity(n),
         };
-        for a in accounts {
+        for (a, last_transfer) in accounts {
+            columns.last_transfer.push(bits(last_transfer));
             columns.id.push(Uuid::from_u128(a.id));
             columns
                 .debits_pending

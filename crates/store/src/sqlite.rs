@@ -3,12 +3,13 @@
 
 use std::path::Path;
 
-use formica_core::Effects;
-use formica_ledger::{Account, AccountFlags, PendingStatus, Snapshot, Transfer, TransferFlags};
+use formica_core::{Checkpoint, Effects, TransferRow};
+use formica_ledger::{Account, AccountFlags, PendingStatus, Transfer, TransferFlags};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::column::{amount, amount_back, bits, bits_back, narrow, status, total};
-use crate::{HistoryQuery, Location, StoreError, TRANSFER_SUMS_SQL, TransferSums};
+use crate::replay::{BooksRow, Reader};
+use crate::{Location, StoreError, TRANSFER_SUMS_SQL, TransferSums};
 
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_books.sql"))];
 
@@ -59,70 +60,15 @@ impl SqliteStore {
         Ok(self.connection.busy_timeout(timeout)?)
     }
 
-    pub(crate) fn load(&mut self) -> Result<Snapshot, StoreError> {
-        // One read transaction: every query sees the same commit.
-        let read = self.connection.unchecked_transaction()?;
-        let snapshot = self.load_rows()?;
-        read.finish()?;
-        Ok(snapshot)
-    }
-
-    fn load_rows(&self) -> Result<Snapshot, StoreError> {
-        let books: Option<(i64, Vec<u8>)> = self
-            .connection
-            .query_row("SELECT timestamp, transfer_id_max FROM books", [], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })
-            .optional()?;
-        let (timestamp, transfer_id_max) = match books {
-            Some((timestamp, id_max)) => (bits_back(timestamp), id_back(&id_max)?),
-            None => (0, 0),
-        };
-        let mut accounts = Vec::new();
-        let mut statement = self.connection.prepare(&format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY id"
-        ))?;
-        let mut rows = statement.query([])?;
-        while let Some(row) = rows.next()? {
-            accounts.push(account_from(row)?);
-        }
-        let mut pending = Vec::new();
-        let columns = prefixed(TRANSFER_COLUMNS, "t.");
-        let mut statement = self.connection.prepare(&format!(
-            "SELECT {columns} FROM transfers t JOIN pending_transfers p ON p.id = t.id \
-             WHERE p.status = 'pending' ORDER BY t.id"
-        ))?;
-        let mut rows = statement.query([])?;
-        while let Some(row) = rows.next()? {
-            pending.push(transfer_from(row, 0)?);
-        }
-        Ok(Snapshot {
-            timestamp,
-            transfer_id_max,
-            accounts,
-            pending,
-        })
-    }
-
-    pub(crate) fn lookup_transfers(
+    /// Runs `read` inside one read transaction: every query sees the same commit.
+    pub(crate) fn read<T>(
         &mut self,
-        ids: &[u128],
-    ) -> Result<Vec<(Transfer, Option<PendingStatus>)>, StoreError> {
-        let columns = prefixed(TRANSFER_COLUMNS, "t.");
-        let mut statement = self.connection.prepare_cached(&format!(
-            "SELECT {columns}, p.status FROM transfers t \
-             LEFT JOIN pending_transfers p ON p.id = t.id WHERE t.id = ?1"
-        ))?;
-        let mut found = Vec::with_capacity(ids.len());
-        for id in ids {
-            let mut rows = statement.query([&id.to_be_bytes()[..]])?;
-            if let Some(row) = rows.next()? {
-                let transfer = transfer_from(row, 0)?;
-                let pending: Option<String> = row.get(13)?;
-                found.push((transfer, pending.as_deref().map(status).transpose()?));
-            }
-        }
-        Ok(found)
+        read: impl FnOnce(&mut dyn Reader) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let tx = self.connection.transaction()?;
+        let result = read(&mut SqliteReader { tx: &tx });
+        tx.finish()?;
+        result
     }
 
     pub(crate) fn commit(&mut self, effects: &Effects) -> Result<(), StoreError> {
@@ -130,56 +76,38 @@ impl SqliteStore {
             .connection
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         {
-            let mut insert = tx.prepare_cached(&format!(
-                "INSERT INTO transfers ({TRANSFER_COLUMNS}) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
-            ))?;
-            for t in &effects.transfers {
-                insert.execute(params![
-                    &t.id.to_be_bytes()[..],
-                    &t.debit_account_id.to_be_bytes()[..],
-                    &t.credit_account_id.to_be_bytes()[..],
-                    amount("amount", t.amount)?,
-                    &t.pending_id.to_be_bytes()[..],
-                    &t.user_data_128.to_be_bytes()[..],
-                    bits(t.user_data_64),
-                    t.user_data_32,
-                    t.timeout,
-                    t.ledger,
-                    t.code,
-                    t.flags.bits(),
-                    bits(t.timestamp),
-                ])?;
+            // Many rows per statement: SQLite's cost is per statement step as much as per row.
+            let mut rows = effects.transfers.chunks_exact(TRANSFERS_PER_INSERT);
+            let mut insert_many = tx.prepare_cached(&insert_transfers_sql(TRANSFERS_PER_INSERT))?;
+            for chunk in rows.by_ref() {
+                for (index, row) in chunk.iter().enumerate() {
+                    bind_transfer(&mut insert_many, index * TRANSFER_PARAMS, row)?;
+                }
+                insert_many.raw_execute()?;
             }
-            let mut upsert = tx.prepare_cached(&format!(
-                "INSERT INTO accounts ({ACCOUNT_COLUMNS}) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
-                 ON CONFLICT (id) DO UPDATE SET debits_pending = excluded.debits_pending, \
-                 debits_posted = excluded.debits_posted, credits_pending = excluded.credits_pending, \
-                 credits_posted = excluded.credits_posted, flags = excluded.flags"
+            let mut insert_one = tx.prepare_cached(&insert_transfers_sql(1))?;
+            for row in rows.remainder() {
+                bind_transfer(&mut insert_one, 0, row)?;
+                insert_one.raw_execute()?;
+            }
+            let mut create = tx.prepare_cached(&format!(
+                "INSERT INTO accounts ({ACCOUNT_COLUMNS}, last_transfer) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 0)"
             ))?;
             for a in &effects.accounts {
-                upsert.execute(params![
-                    &a.id.to_be_bytes()[..],
-                    amount("debits_pending", a.debits_pending)?,
-                    amount("debits_posted", a.debits_posted)?,
-                    amount("credits_pending", a.credits_pending)?,
-                    amount("credits_posted", a.credits_posted)?,
-                    &a.user_data_128.to_be_bytes()[..],
-                    bits(a.user_data_64),
-                    a.user_data_32,
-                    a.ledger,
-                    a.code,
-                    a.flags.bits(),
-                    bits(a.timestamp),
-                ])?;
+                create.execute(rusqlite::params_from_iter(account_params(a)?))?;
             }
             let mut pending = tx.prepare_cached(
-                "INSERT INTO pending_transfers (id, status) VALUES (?1, ?2) \
-                 ON CONFLICT (id) DO UPDATE SET status = excluded.status",
+                "INSERT INTO pending_transfers (id, status, settled_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, \
+                 settled_at = excluded.settled_at",
             )?;
-            for (id, state) in &effects.pending_status {
-                pending.execute(params![&id.to_be_bytes()[..], state.as_str()])?;
+            for change in &effects.pending_status {
+                pending.execute(params![
+                    &change.id.to_be_bytes()[..],
+                    change.status.as_str(),
+                    change.settled_at.map(bits),
+                ])?;
             }
             tx.prepare_cached(
                 "INSERT INTO books (singleton, timestamp, transfer_id_max) VALUES (1, ?1, ?2) \
@@ -195,75 +123,241 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(crate) fn account(&mut self, id: u128) -> Result<Option<Account>, StoreError> {
-        let mut statement = self.connection.prepare_cached(&format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?1"
-        ))?;
-        let mut rows = statement.query([&id.to_be_bytes()[..]])?;
-        rows.next()?.map(account_from).transpose()
-    }
-
-    pub(crate) fn history(&mut self, query: &HistoryQuery) -> Result<Vec<Transfer>, StoreError> {
-        // Each side walks its (account, timestamp) index backwards; the union is merged.
-        let side = |column: &str| {
-            format!(
-                "SELECT * FROM (SELECT {TRANSFER_COLUMNS} FROM transfers \
-                 WHERE {column} = ?1 AND timestamp >= ?2 AND timestamp < ?3 \
-                 ORDER BY timestamp DESC LIMIT ?4)"
-            )
-        };
-        let sql = format!(
-            "{} UNION ALL {} ORDER BY timestamp DESC LIMIT ?4",
-            side("debit_account_id"),
-            side("credit_account_id")
-        );
-        let mut statement = self.connection.prepare_cached(&sql)?;
-        let from = query.from.map_or(0, bits);
-        let before = query.before.map_or(i64::MAX, bits);
-        let mut rows = statement.query(params![
-            &query.account_id.to_be_bytes()[..],
-            from,
-            before,
-            query.limit
-        ])?;
-        let mut page = Vec::new();
-        while let Some(row) = rows.next()? {
-            page.push(transfer_from(row, 0)?);
-        }
-        Ok(page)
-    }
-
-    pub(crate) fn trial_balance_rows(
-        &mut self,
-    ) -> Result<(Vec<Account>, TransferSums), StoreError> {
-        // One read transaction: the accounts and the sums see the same commit.
-        let read = self.connection.unchecked_transaction()?;
-        let rows = self.read_trial_balance_rows()?;
-        read.finish()?;
-        Ok(rows)
-    }
-
-    fn read_trial_balance_rows(&self) -> Result<(Vec<Account>, TransferSums), StoreError> {
-        let mut accounts = Vec::new();
-        let mut statement = self
+    pub(crate) fn checkpoint(&mut self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        let tx = self
             .connection
-            .prepare(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts"))?;
-        let mut rows = statement.query([])?;
-        while let Some(row) = rows.next()? {
-            accounts.push(account_from(row)?);
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
+            // Sorted by id, so each page of the accounts table is written once. Every row
+            // exists: a batch inserts the accounts it creates.
+            let mut update = tx.prepare_cached(
+                "UPDATE accounts SET debits_pending = ?2, debits_posted = ?3, \
+                 credits_pending = ?4, credits_posted = ?5, flags = ?6, last_transfer = ?7 \
+                 WHERE id = ?1",
+            )?;
+            for (a, head) in &checkpoint.accounts {
+                let updated = update.execute(params![
+                    &a.id.to_be_bytes()[..],
+                    amount("debits_pending", a.debits_pending)?,
+                    amount("debits_posted", a.debits_posted)?,
+                    amount("credits_pending", a.credits_pending)?,
+                    amount("credits_posted", a.credits_posted)?,
+                    a.flags.bits(),
+                    bits(*head),
+                ])?;
+                if updated != 1 {
+                    return Err(StoreError::Corrupt(format!("account {} has no row", a.id)));
+                }
+            }
+            tx.prepare_cached("UPDATE books SET checkpoint = ?1")?
+                .execute([bits(checkpoint.timestamp)])?;
         }
-        let mut sums = TransferSums::new();
-        let mut statement = self.connection.prepare(TRANSFER_SUMS_SQL)?;
-        let mut rows = statement.query([])?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// Rows per multi-row transfer insert, and the parameters each row takes.
+const TRANSFERS_PER_INSERT: usize = 32;
+const TRANSFER_PARAMS: usize = 15;
+
+fn insert_transfers_sql(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|row| {
+            let params: Vec<String> = (1..=TRANSFER_PARAMS)
+                .map(|param| format!("?{}", row * TRANSFER_PARAMS + param))
+                .collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO transfers ({TRANSFER_COLUMNS}, debit_previous, credit_previous) VALUES {}",
+        values.join(", ")
+    )
+}
+
+/// Binds one transfer row's parameters after the first `offset` ones.
+fn bind_transfer(
+    statement: &mut rusqlite::CachedStatement<'_>,
+    offset: usize,
+    row: &TransferRow,
+) -> Result<(), StoreError> {
+    let t = &row.transfer;
+    let at = |param: usize| offset + param;
+    statement.raw_bind_parameter(at(1), &t.id.to_be_bytes()[..])?;
+    statement.raw_bind_parameter(at(2), &t.debit_account_id.to_be_bytes()[..])?;
+    statement.raw_bind_parameter(at(3), &t.credit_account_id.to_be_bytes()[..])?;
+    statement.raw_bind_parameter(at(4), amount("amount", t.amount)?)?;
+    statement.raw_bind_parameter(at(5), &t.pending_id.to_be_bytes()[..])?;
+    statement.raw_bind_parameter(at(6), &t.user_data_128.to_be_bytes()[..])?;
+    statement.raw_bind_parameter(at(7), bits(t.user_data_64))?;
+    statement.raw_bind_parameter(at(8), t.user_data_32)?;
+    statement.raw_bind_parameter(at(9), t.timeout)?;
+    statement.raw_bind_parameter(at(10), t.ledger)?;
+    statement.raw_bind_parameter(at(11), t.code)?;
+    statement.raw_bind_parameter(at(12), t.flags.bits())?;
+    statement.raw_bind_parameter(at(13), bits(t.timestamp))?;
+    statement.raw_bind_parameter(at(14), bits(row.debit_previous))?;
+    statement.raw_bind_parameter(at(15), bits(row.credit_previous))?;
+    Ok(())
+}
+
+/// The account columns as parameters, in `ACCOUNT_COLUMNS` order.
+fn account_params(a: &Account) -> Result<Vec<Box<dyn rusqlite::ToSql>>, StoreError> {
+    Ok(vec![
+        Box::new(a.id.to_be_bytes().to_vec()),
+        Box::new(amount("debits_pending", a.debits_pending)?),
+        Box::new(amount("debits_posted", a.debits_posted)?),
+        Box::new(amount("credits_pending", a.credits_pending)?),
+        Box::new(amount("credits_posted", a.credits_posted)?),
+        Box::new(a.user_data_128.to_be_bytes().to_vec()),
+        Box::new(bits(a.user_data_64)),
+        Box::new(a.user_data_32),
+        Box::new(a.ledger),
+        Box::new(a.code),
+        Box::new(a.flags.bits()),
+        Box::new(bits(a.timestamp)),
+    ])
+}
+
+/// The reads of one read transaction.
+struct SqliteReader<'a> {
+    tx: &'a rusqlite::Transaction<'a>,
+}
+
+impl Reader for SqliteReader<'_> {
+    fn books(&mut self) -> Result<BooksRow, StoreError> {
+        let row: Option<(i64, Vec<u8>, i64)> = self
+            .tx
+            .prepare_cached("SELECT timestamp, transfer_id_max, checkpoint FROM books")?
+            .query_row([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .optional()?;
+        Ok(match row {
+            Some((timestamp, id_max, checkpoint)) => BooksRow {
+                timestamp: bits_back(timestamp),
+                transfer_id_max: id_back(&id_max)?,
+                checkpoint: bits_back(checkpoint),
+            },
+            None => BooksRow::default(),
+        })
+    }
+
+    fn checkpoint_accounts(
+        &mut self,
+        account: Option<u128>,
+    ) -> Result<Vec<(Account, u64)>, StoreError> {
+        let mut statement = self.tx.prepare_cached(&format!(
+            "SELECT {ACCOUNT_COLUMNS}, last_transfer FROM accounts \
+             WHERE ?1 IS NULL OR id = ?1 ORDER BY id"
+        ))?;
+        let mut rows = statement.query([account.map(|id| id.to_be_bytes().to_vec())])?;
+        let mut accounts = Vec::new();
         while let Some(row) = rows.next()? {
-            let id = id_back(&row.get::<_, Vec<u8>>(0)?)?;
+            accounts.push((account_from(row)?, bits_back(row.get(12)?)));
+        }
+        Ok(accounts)
+    }
+
+    fn transfers_after(
+        &mut self,
+        after: u64,
+        account: Option<u128>,
+    ) -> Result<Vec<Transfer>, StoreError> {
+        let mut statement = self.tx.prepare_cached(&format!(
+            "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE timestamp > ?1 \
+             AND (?2 IS NULL OR debit_account_id = ?2 OR credit_account_id = ?2) \
+             ORDER BY timestamp"
+        ))?;
+        let mut rows = statement.query(params![
+            bits(after),
+            account.map(|id| id.to_be_bytes().to_vec())
+        ])?;
+        let mut transfers = Vec::new();
+        while let Some(row) = rows.next()? {
+            transfers.push(transfer_from(row, 0)?);
+        }
+        Ok(transfers)
+    }
+
+    fn expiries_after(&mut self, after: u64) -> Result<Vec<(u64, u128)>, StoreError> {
+        let mut statement = self.tx.prepare_cached(
+            "SELECT settled_at, id FROM pending_transfers \
+             WHERE status = 'expired' AND settled_at > ?1",
+        )?;
+        let mut rows = statement.query([bits(after)])?;
+        let mut expiries = Vec::new();
+        while let Some(row) = rows.next()? {
+            expiries.push((bits_back(row.get(0)?), id_at(row, 1)?));
+        }
+        Ok(expiries)
+    }
+
+    fn transfers_by_id(
+        &mut self,
+        ids: &[u128],
+    ) -> Result<Vec<(Transfer, Option<PendingStatus>)>, StoreError> {
+        let columns = prefixed(TRANSFER_COLUMNS, "t.");
+        let mut statement = self.tx.prepare_cached(&format!(
+            "SELECT {columns}, p.status FROM transfers t \
+             LEFT JOIN pending_transfers p ON p.id = t.id WHERE t.id = ?1"
+        ))?;
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            let mut rows = statement.query([&id.to_be_bytes()[..]])?;
+            if let Some(row) = rows.next()? {
+                let transfer = transfer_from(row, 0)?;
+                let pending: Option<String> = row.get(13)?;
+                found.push((transfer, pending.as_deref().map(status).transpose()?));
+            }
+        }
+        Ok(found)
+    }
+
+    fn open_pending(&mut self) -> Result<Vec<Transfer>, StoreError> {
+        let columns = prefixed(TRANSFER_COLUMNS, "t.");
+        let mut statement = self.tx.prepare_cached(&format!(
+            "SELECT {columns} FROM transfers t JOIN pending_transfers p ON p.id = t.id \
+             WHERE p.status = 'pending' ORDER BY t.id"
+        ))?;
+        let mut rows = statement.query([])?;
+        let mut pending = Vec::new();
+        while let Some(row) = rows.next()? {
+            pending.push(transfer_from(row, 0)?);
+        }
+        Ok(pending)
+    }
+
+    fn transfer_at(&mut self, timestamp: u64) -> Result<Option<TransferRow>, StoreError> {
+        let mut statement = self.tx.prepare_cached(&format!(
+            "SELECT {TRANSFER_COLUMNS}, debit_previous, credit_previous FROM transfers \
+             WHERE timestamp = ?1"
+        ))?;
+        let mut rows = statement.query([bits(timestamp)])?;
+        rows.next()?
+            .map(|row| {
+                Ok(TransferRow {
+                    transfer: transfer_from(row, 0)?,
+                    debit_previous: bits_back(row.get(13)?),
+                    credit_previous: bits_back(row.get(14)?),
+                })
+            })
+            .transpose()
+    }
+
+    fn transfer_sums(&mut self, as_of: u64) -> Result<TransferSums, StoreError> {
+        let sql = TRANSFER_SUMS_SQL.replace("{as_of}", "?1");
+        let mut statement = self.tx.prepare(&sql)?;
+        let mut rows = statement.query([bits(as_of)])?;
+        let mut sums = TransferSums::new();
+        while let Some(row) = rows.next()? {
+            let id = id_at(row, 0)?;
             let mut balances = [0u128; 4];
             for (index, balance) in balances.iter_mut().enumerate() {
                 *balance = total("balance", row.get(index + 1)?)?;
             }
             sums.insert(id, balances);
         }
-        Ok((accounts, sums))
+        Ok(sums)
     }
 }
 

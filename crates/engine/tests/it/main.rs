@@ -172,7 +172,7 @@ fn random_command(rng: &mut SmallRng, base: u128) -> Vec<Transfer> {
 
 fn digest_after_restart(location: &Location) -> u128 {
     let mut store = Store::open(location).expect("the store opens");
-    let ledger = Ledger::import(store.load().expect("loads")).expect("consistent");
+    let ledger = Ledger::import(store.load().expect("loads").snapshot).expect("consistent");
     assert!(store.trial_balance().expect("trial balance").holds());
     ledger.digest()
 }

@@ -58,9 +58,13 @@ pub fn run(args: &Args) -> anyhow::Result<Measured> {
     }
     let batches_before = engine.stats().batches.load(Ordering::Relaxed);
     let commit_nanos_before = engine.stats().commit_nanos.load(Ordering::Relaxed);
+    let checkpoints_before = engine.stats().checkpoints.load(Ordering::Relaxed);
+    let checkpoint_nanos_before = engine.stats().checkpoint_nanos.load(Ordering::Relaxed);
 
-    // Each client keeps one request in flight, sized so that the clients together fill a batch.
-    let per_request = (args.batch / args.clients).clamp(1, COMMAND_EVENTS_MAX) as u64;
+    // Each client keeps one request in flight, sized so that the clients together have two
+    // batches in flight: one committing while the next one queues (as a busy server's many
+    // callers do), so that a batch never waits for clients to come back.
+    let per_request = (2 * args.batch / args.clients).clamp(1, COMMAND_EVENTS_MAX) as u64;
     let next = AtomicU64::new(0);
     let bar = super::progress(args.transfers, "transfers");
     let started = Instant::now();
@@ -102,6 +106,9 @@ pub fn run(args: &Args) -> anyhow::Result<Measured> {
     let seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let batches = engine.stats().batches.load(Ordering::Relaxed) - batches_before;
+    let checkpoints = engine.stats().checkpoints.load(Ordering::Relaxed) - checkpoints_before;
+    let checkpoint_nanos =
+        engine.stats().checkpoint_nanos.load(Ordering::Relaxed) - checkpoint_nanos_before;
     let commit_nanos = engine.stats().commit_nanos.load(Ordering::Relaxed) - commit_nanos_before;
     engine.shutdown();
 
@@ -115,6 +122,10 @@ pub fn run(args: &Args) -> anyhow::Result<Measured> {
                 "{batches} batches, {:.0} transfers each on average, {:.2} ms per commit",
                 args.transfers as f64 / batches.max(1) as f64,
                 commit_nanos as f64 / batches.max(1) as f64 / 1e6
+            ),
+            format!(
+                "{checkpoints} balance checkpoints, {:.1} ms each on average",
+                checkpoint_nanos as f64 / checkpoints.max(1) as f64 / 1e6
             ),
             "trial balance holds".to_owned(),
         ],

@@ -318,7 +318,8 @@ fn check_books(location: &Location, acknowledged: &[u128]) -> Result<Books, Stri
     let mut store = Store::open(location).map_err(|error| format!("open the books: {error}"))?;
     let snapshot = store
         .load()
-        .map_err(|error| format!("load the books: {error}"))?;
+        .map_err(|error| format!("load the books: {error}"))?
+        .snapshot;
     Ledger::import(snapshot)
         .map_err(|violation| format!("the loaded books do not import: {violation:?}"))?;
     let balance = store

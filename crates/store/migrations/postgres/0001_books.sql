@@ -1,6 +1,10 @@
 -- The books. Ids are uuids holding the 128-bit id's big-endian bytes (so uuid order is id
 -- order); amounts and balances are BIGINT minor units; u64 timestamps and user data keep their
 -- bits in BIGINT.
+--
+-- Account balances are written by checkpoints, as of books.checkpoint: the current balance of
+-- an account is its row plus the transfers after the checkpoint (formica_store::Store::account
+-- adds them up). A batch writes only new rows, so a hot account costs one append per payment.
 CREATE TABLE accounts (
     id uuid PRIMARY KEY,
     debits_pending bigint NOT NULL,
@@ -13,11 +17,15 @@ CREATE TABLE accounts (
     ledger bigint NOT NULL,
     code integer NOT NULL,
     flags integer NOT NULL,
-    timestamp bigint NOT NULL
+    timestamp bigint NOT NULL,
+    -- Timestamp of the account's latest transfer as of the checkpoint (0 for none).
+    last_transfer bigint NOT NULL DEFAULT 0
 );
 
--- Every event has its own timestamp, strictly increasing. The account indexes are ordered by
--- (account, timestamp) so that a history page walks one index backwards per side.
+-- Every event has its own timestamp, strictly increasing. An account's history is a chain:
+-- each row names the timestamp of the previous transfer of its debit and of its credit account
+-- (0 for none), so a page of history is a walk of primary-key look-ups and no index on the
+-- accounts has to take a random insert per payment.
 CREATE TABLE transfers (
     timestamp bigint PRIMARY KEY,
     id uuid NOT NULL UNIQUE,
@@ -31,22 +39,26 @@ CREATE TABLE transfers (
     timeout bigint NOT NULL,
     ledger bigint NOT NULL,
     code integer NOT NULL,
-    flags integer NOT NULL
+    flags integer NOT NULL,
+    debit_previous bigint NOT NULL,
+    credit_previous bigint NOT NULL
 );
-CREATE INDEX transfers_debit_account ON transfers (debit_account_id, timestamp);
-CREATE INDEX transfers_credit_account ON transfers (credit_account_id, timestamp);
 
 -- Where each pending transfer stands: pending, posted, voided or expired.
 CREATE TABLE pending_transfers (
     id uuid PRIMARY KEY,
-    status text NOT NULL
+    status text NOT NULL,
+    -- When it was posted, voided or expired.
+    settled_at bigint
 );
 
--- The books' clock and largest transfer id, written with every batch.
+-- The books' clock and largest transfer id, written with every batch, and the timestamp the
+-- account balances are written as of, by every checkpoint.
 CREATE TABLE books (
     singleton integer PRIMARY KEY CHECK (singleton = 1),
     timestamp bigint NOT NULL,
-    transfer_id_max uuid NOT NULL
+    transfer_id_max uuid NOT NULL,
+    checkpoint bigint NOT NULL DEFAULT 0
 );
 
 -- Messages to deliver (webhooks, notifications), written in the same transaction as the

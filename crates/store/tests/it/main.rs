@@ -13,7 +13,7 @@
 
 use std::collections::BTreeSet;
 
-use formica_core::{COMMAND_EVENTS_MAX, Command, Core, Effects, Reply};
+use formica_core::{COMMAND_EVENTS_MAX, Command, Core, Effects, Reply, TransferRow};
 use formica_ledger::{
     AMOUNT_MAX, Account, AccountFlags, CreateAccountResult, CreateTransferResult, Ledger,
     PendingStatus, Transfer, TransferFlags,
@@ -164,7 +164,7 @@ fn schema_migration_is_idempotent(backend: Backend) {
     drop(books.store);
     let mut again = db.open();
     assert_eq!(
-        again.load().expect("load after reopening"),
+        again.load().expect("load after reopening").snapshot,
         books.core.ledger().export()
     );
     drop(again);
@@ -193,7 +193,7 @@ fn commit_then_load_gives_the_ledger_export(backend: Backend) {
     let db = backend.fresh();
     let mut books = Books::new(db.open());
     let ids = workload(&mut books);
-    let snapshot = books.store.load().expect("load");
+    let snapshot = books.store.load().expect("load").snapshot;
     // The workload leaves one pending transfer of each fate; only the open one is loaded.
     let pending: Vec<u128> = snapshot.pending.iter().map(|t| t.id).collect();
     assert_eq!(pending, vec![ids.open]);
@@ -376,7 +376,7 @@ fn amount_above_i64_max_is_rejected_and_nothing_is_written(backend: Backend) {
     let db = backend.fresh();
     let mut books = Books::new(db.open());
     workload(&mut books);
-    let _ = books.store.load().expect("load");
+    let _ = books.store.load().expect("load").snapshot;
     let storable = i64::MAX as u128;
 
     // Every amount fits, but two together would overflow the debit account's balance
@@ -398,7 +398,7 @@ fn amount_above_i64_max_is_rejected_and_nothing_is_written(backend: Backend) {
         ])
     );
     books.check();
-    let before = books.store.load().expect("load");
+    let before = books.store.load().expect("load").snapshot;
 
     // Effects no core would make (the core refuses such amounts), written row by row by
     // SQLite: the valid rows before the bad one must go too.
@@ -419,7 +419,16 @@ fn amount_above_i64_max_is_rejected_and_nothing_is_written(backend: Backend) {
             timestamp: before.timestamp + 3,
             ..Account::new(account_id(102), 1, 1)
         }],
-        transfers: vec![good, bad],
+        transfers: vec![
+            TransferRow {
+                transfer: good,
+                ..TransferRow::default()
+            },
+            TransferRow {
+                transfer: bad,
+                ..TransferRow::default()
+            },
+        ],
         pending_status: Vec::new(),
     };
     match books.store.commit(&effects) {
@@ -429,7 +438,7 @@ fn amount_above_i64_max_is_rejected_and_nothing_is_written(backend: Backend) {
         }) => assert_eq!(value, storable + 1),
         other => panic!("an amount above i64::MAX is refused, got {other:?}"),
     }
-    assert_eq!(books.store.load().expect("load"), before);
+    assert_eq!(books.store.load().expect("load").snapshot, before);
     assert!(
         books
             .store
@@ -482,7 +491,7 @@ fn a_full_command_commits_in_one_batch(backend: Backend) {
     books.commit_ok(SECOND, vec![Command::CreateTransfers(transfers)]);
     books.check();
     assert_eq!(
-        books.store.load().expect("load").pending.len(),
+        books.store.load().expect("load").snapshot.pending.len(),
         COMMAND_EVENTS_MAX / 3
     );
     assert!(books.store.trial_balance().expect("trial balance").holds());
@@ -652,12 +661,15 @@ struct Books {
     now: u64,
     /// Every transfer the store committed, in order.
     committed: Vec<Transfer>,
+    /// Batches committed.
+    batches: u64,
 }
 
 impl Books {
     fn new(mut store: Store) -> Self {
-        let snapshot = store.load().expect("load a fresh store");
-        let core = Core::from_snapshot(snapshot.clone()).expect("a fresh store is consistent");
+        let loaded = store.load().expect("load a fresh store");
+        let snapshot = loaded.snapshot.clone();
+        let core = Core::from_loaded(loaded).expect("a fresh store is consistent");
         let mut reference = Ledger::import(snapshot).expect("a fresh store is consistent");
         reference.set_balance_max(formica_core::STORED_AMOUNT_MAX);
         Books {
@@ -666,6 +678,7 @@ impl Books {
             reference,
             now: 1_700_000_000 * SECOND,
             committed: Vec::new(),
+            batches: 0,
         }
     }
 
@@ -695,7 +708,16 @@ impl Books {
         }
         self.core.commit_batch();
         self.now = now;
-        self.committed.extend(&effects.transfers);
+        self.committed
+            .extend(effects.transfers.iter().map(|row| row.transfer));
+        // Every other batch is followed by a checkpoint, so that loads bring balances forward
+        // from a checkpoint both right after one and with transfers since.
+        self.batches += 1;
+        if self.batches.is_multiple_of(2) {
+            let checkpoint = self.core.checkpoint();
+            self.store.checkpoint(&checkpoint)?;
+            self.core.checkpoint_written(&checkpoint);
+        }
 
         self.reference.expire(now);
         for (command, reply) in commands.iter().zip(&replies) {
@@ -739,8 +761,33 @@ impl Books {
     /// The store loads back what memory holds, and the loaded books import to the same state.
     fn check(&mut self) {
         let loaded = self.store.load().expect("load");
+        for (account, head) in &loaded.heads {
+            assert_eq!(
+                self.core.head(*account),
+                Some(*head),
+                "the history heads load back"
+            );
+        }
+        let heads = self
+            .core
+            .ledger()
+            .accounts()
+            .filter(|a| self.core.head(a.id).is_some());
+        assert_eq!(
+            loaded.heads.len(),
+            heads.count(),
+            "every history head loads back"
+        );
+        let loaded = loaded.snapshot;
         let export = self.core.ledger().export();
         assert_eq!(loaded, export, "the store loads back the core's books");
+        for account in &export.accounts {
+            assert_eq!(
+                self.store.account(account.id).expect("reads").as_ref(),
+                Some(account),
+                "an account read brings its balances forward"
+            );
+        }
         assert_eq!(
             export,
             self.reference.export(),
