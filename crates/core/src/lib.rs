@@ -129,6 +129,9 @@ impl Core {
     pub fn expire(&mut self, now: u64) -> Vec<u128> {
         assert!(self.batch.open, "timers run inside a batch");
         let expired = self.ledger.expire(now);
+        // The expiries happened at the books' clock, which expiring moved past every earlier
+        // event: a checkpoint taken later covers them, one taken earlier does not.
+        let at = self.ledger.timestamp();
         for id in &expired {
             let pending = self
                 .ledger
@@ -136,7 +139,7 @@ impl Core {
                 .expect("an expired transfer is cached");
             self.batch.touched.push(pending.debit_account_id);
             self.batch.touched.push(pending.credit_account_id);
-            self.batch.pending.push((*id, Some(now)));
+            self.batch.pending.push((*id, Some(at)));
         }
         expired
     }
@@ -218,15 +221,17 @@ impl Core {
         self.dirty.len()
     }
 
-    /// The balances a checkpoint must write now (between batches).
-    pub fn checkpoint(&self) -> Checkpoint {
+    /// Takes the balances a checkpoint must write now (between batches): every account
+    /// changed since the last checkpoint, which is clean from here on. If writing the
+    /// checkpoint fails, `checkpoint_failed` makes them dirty again.
+    pub fn take_checkpoint(&mut self) -> Checkpoint {
         assert!(!self.batch.open, "checkpoints are taken between batches");
         let mut accounts: Vec<(Account, u64)> = self
             .dirty
-            .iter()
+            .drain()
             .map(|id| {
-                let account = *self.ledger.account(*id).expect("a dirty account exists");
-                (account, self.head(*id).unwrap_or(0))
+                let account = *self.ledger.account(id).expect("a dirty account exists");
+                (account, self.heads.get(&id).copied().unwrap_or(0))
             })
             .collect();
         accounts.sort_unstable_by_key(|(account, _)| account.id);
@@ -236,15 +241,10 @@ impl Core {
         }
     }
 
-    /// The checkpoint is durable: its accounts are clean until they change again.
-    pub fn checkpoint_written(&mut self, checkpoint: &Checkpoint) {
-        assert!(!self.batch.open, "checkpoints are taken between batches");
-        assert_eq!(
-            checkpoint.timestamp,
-            self.ledger.timestamp(),
-            "nothing ran in between"
-        );
-        self.dirty.clear();
+    /// The checkpoint was not written: its accounts go into the next one.
+    pub fn checkpoint_failed(&mut self, checkpoint: &Checkpoint) {
+        self.dirty
+            .extend(checkpoint.accounts.iter().map(|(account, _)| account.id));
     }
 
     fn end_batch(&mut self) -> Batch {

@@ -128,7 +128,8 @@ impl Engine {
         let core = Core::from_loaded(loaded)?;
         let (queue, requests) = mpsc::sync_channel(config.queue_commands_max);
         let stats = Arc::new(Stats::default());
-        let writer = writer::Writer::new(core, store, config, Arc::clone(&stats));
+        let checkpoint_store = store.connect_again()?;
+        let writer = writer::Writer::new(core, store, checkpoint_store, config, Arc::clone(&stats));
         let thread = std::thread::Builder::new()
             .name("formica-writer".into())
             .spawn(move || writer.run(requests))

@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use formica_core::{Command, Core};
-use formica_store::Store;
+use formica_core::{Checkpoint, Command, Core};
+use formica_store::{Store, StoreError};
 use tokio::sync::oneshot;
 
 use crate::{Answer, CHECKPOINT_IDLE, CHECKPOINT_INTERVAL, Config, EngineError, Request, Stats};
@@ -19,6 +19,16 @@ pub(crate) struct Writer {
     /// The last batch's timestamp: batches never go back in time, even if the clock does.
     last_now: u64,
     last_checkpoint: Instant,
+    /// Where the database takes concurrent writers: a thread that writes checkpoints on a
+    /// connection of its own while batches go on.
+    checkpointer: Option<Checkpointer>,
+}
+
+/// The checkpoint thread's ends of the channels, and whether a checkpoint is being written.
+struct Checkpointer {
+    checkpoints: mpsc::SyncSender<Checkpoint>,
+    results: mpsc::Receiver<(Checkpoint, Result<Duration, StoreError>)>,
+    in_flight: bool,
 }
 
 /// The requests of one batch.
@@ -31,8 +41,15 @@ struct Batch {
 }
 
 impl Writer {
-    pub(crate) fn new(core: Core, store: Store, config: Config, stats: Arc<Stats>) -> Self {
+    pub(crate) fn new(
+        core: Core,
+        store: Store,
+        checkpoint_store: Option<Store>,
+        config: Config,
+        stats: Arc<Stats>,
+    ) -> Self {
         let last_now = core.ledger().timestamp();
+        let checkpointer = checkpoint_store.map(Checkpointer::start);
         Writer {
             core,
             store,
@@ -40,6 +57,7 @@ impl Writer {
             stats,
             last_now,
             last_checkpoint: Instant::now(),
+            checkpointer,
         }
     }
 
@@ -55,7 +73,10 @@ impl Writer {
                     continue;
                 }
                 Wait::Stopped => {
+                    // The last checkpoint is written before the writer goes.
+                    self.finish_checkpoint();
                     self.checkpoint();
+                    self.finish_checkpoint();
                     return;
                 }
             }
@@ -88,7 +109,9 @@ impl Writer {
             )),
             _ => None,
         };
-        let idle = (self.core.dirty_accounts() > 0).then_some(CHECKPOINT_IDLE);
+        let checkpoint_waiting = self.core.dirty_accounts() > 0
+            || self.checkpointer.as_ref().is_some_and(|c| c.in_flight);
+        let idle = checkpoint_waiting.then_some(CHECKPOINT_IDLE);
         let timeout = match (expiry, idle) {
             (Some(expiry), Some(idle)) => Some(expiry.min(idle)),
             (expiry, idle) => expiry.or(idle),
@@ -107,25 +130,76 @@ impl Writer {
         }
     }
 
-    /// Writes the balances changed since the last checkpoint. A failure loses nothing: the
-    /// store still has every transfer, and the next checkpoint writes the same accounts.
+    /// Writes the balances changed since the last checkpoint: inline, or handed to the
+    /// checkpoint thread if there is one and it is free. A failure loses nothing: the store
+    /// still has every transfer, and the next checkpoint writes the same accounts.
     fn checkpoint(&mut self) {
-        self.last_checkpoint = Instant::now();
+        self.collect_checkpoint();
         if self.core.dirty_accounts() == 0 {
             return;
         }
-        let started = Instant::now();
-        let checkpoint = self.core.checkpoint();
-        match self.store.checkpoint(&checkpoint) {
-            Ok(()) => {
-                self.core.checkpoint_written(&checkpoint);
+        if self.checkpointer.as_ref().is_some_and(|c| c.in_flight) {
+            return;
+        }
+        self.last_checkpoint = Instant::now();
+        let checkpoint = self.core.take_checkpoint();
+        match &mut self.checkpointer {
+            Some(checkpointer) => {
+                checkpointer.in_flight = true;
+                checkpointer
+                    .checkpoints
+                    .send(checkpoint)
+                    .expect("the checkpoint thread lives as long as the writer");
+            }
+            None => {
+                let started = Instant::now();
+                let written = self
+                    .store
+                    .checkpoint(&checkpoint)
+                    .map(|()| started.elapsed());
+                self.checkpoint_done(&checkpoint, written);
+            }
+        }
+    }
+
+    /// Takes the checkpoint thread's answer, if it has one.
+    fn collect_checkpoint(&mut self) {
+        let Some(checkpointer) = &mut self.checkpointer else {
+            return;
+        };
+        if let Ok((checkpoint, written)) = checkpointer.results.try_recv() {
+            checkpointer.in_flight = false;
+            self.checkpoint_done(&checkpoint, written);
+        }
+    }
+
+    /// Waits for the checkpoint being written, if any.
+    fn finish_checkpoint(&mut self) {
+        let Some(checkpointer) = &mut self.checkpointer else {
+            return;
+        };
+        if checkpointer.in_flight {
+            let answer = checkpointer.results.recv();
+            checkpointer.in_flight = false;
+            if let Ok((checkpoint, written)) = answer {
+                self.checkpoint_done(&checkpoint, written);
+            }
+        }
+    }
+
+    fn checkpoint_done(&mut self, checkpoint: &Checkpoint, written: Result<Duration, StoreError>) {
+        match written {
+            Ok(took) => {
                 self.stats.checkpoints.fetch_add(1, Ordering::Relaxed);
-                let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
                 self.stats
                     .checkpoint_nanos
                     .fetch_add(nanos, Ordering::Relaxed);
             }
-            Err(error) => tracing::warn!(error = %error, "checkpoint not written; will retry"),
+            Err(error) => {
+                tracing::warn!(error = %error, "checkpoint not written; will retry");
+                self.core.checkpoint_failed(checkpoint);
+            }
         }
     }
 
@@ -204,6 +278,31 @@ enum Wait {
     /// Nothing came for a while: time to checkpoint.
     Idle,
     Stopped,
+}
+
+impl Checkpointer {
+    /// Starts the thread that writes checkpoints on `store`, one at a time.
+    fn start(mut store: Store) -> Self {
+        let (checkpoints, incoming) = mpsc::sync_channel::<Checkpoint>(1);
+        let (answers, results) = mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("formica-checkpoint".into())
+            .spawn(move || {
+                for checkpoint in incoming {
+                    let started = Instant::now();
+                    let written = store.checkpoint(&checkpoint).map(|()| started.elapsed());
+                    if answers.send((checkpoint, written)).is_err() {
+                        return;
+                    }
+                }
+            })
+            .expect("the checkpoint thread can be spawned at start");
+        Checkpointer {
+            checkpoints,
+            results,
+            in_flight: false,
+        }
+    }
 }
 
 impl Batch {

@@ -275,8 +275,14 @@ impl Ledger {
     }
 
     /// Releases every pending transfer whose timeout has passed at `now`. Returns their ids in
-    /// order of expiry.
+    /// order of expiry. Expiring is an event: when anything expires, the books' clock moves to
+    /// `now` (or just past the last event), so that the expiries are ordered after every
+    /// earlier event and before every later one.
     pub fn expire(&mut self, now: u64) -> Vec<u128> {
+        assert!(
+            now <= TIMESTAMP_MAX,
+            "the caller's clock is before TIMESTAMP_MAX"
+        );
         self.journaling = self.scope.is_some();
         let mut expired = Vec::new();
         while let Some(&(at, id)) = self.expiries.first() {
@@ -291,6 +297,9 @@ impl Ledger {
                 .expect("an expiry entry belongs to a cached open pending transfer");
             self.settle_pending(&pending, 0, PendingStatus::Expired);
             expired.push(id);
+        }
+        if !expired.is_empty() {
+            self.timestamp = now.max(self.timestamp + 1);
         }
         self.journaling = false;
         expired

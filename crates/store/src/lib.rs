@@ -181,6 +181,16 @@ impl Store {
         dispatch!(self, store => store.checkpoint(checkpoint))
     }
 
+    /// Another connection to the same store, where the database takes concurrent writers
+    /// (PostgreSQL): checkpoints then run beside the batches instead of between them. `None`
+    /// for SQLite, whose single writer would only make the two wait for each other.
+    pub fn connect_again(&self) -> Result<Option<Store>, StoreError> {
+        match self {
+            Store::Sqlite(_) => Ok(None),
+            Store::Postgres(store) => Ok(Some(Store::Postgres(store.connect_again()?))),
+        }
+    }
+
     /// The stored account with this id, with its balances as they stand now.
     pub fn account(&mut self, id: u128) -> Result<Option<Account>, StoreError> {
         dispatch!(self, store => store.read(|reader| replay::account(reader, id)))

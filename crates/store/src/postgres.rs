@@ -92,6 +92,14 @@ impl PostgresStore {
 
     /// Runs `read` in one read-only repeatable-read transaction: every query sees the same
     /// commit, even while another process writes.
+    /// A new session on the same database.
+    pub(crate) fn connect_again(&self) -> Result<Self, StoreError> {
+        Ok(PostgresStore {
+            config: self.config.clone(),
+            connection: Some(Box::new(Connection::open(&self.config)?)),
+        })
+    }
+
     pub(crate) fn read<T>(
         &mut self,
         read: impl FnOnce(&mut dyn Reader) -> Result<T, StoreError>,
@@ -198,7 +206,10 @@ impl PostgresStore {
                     ));
                 }
             }
-            tx.execute("UPDATE books SET checkpoint = $1", &[&timestamp])?;
+            tx.execute(
+                "UPDATE balance_checkpoint SET timestamp = $1 WHERE timestamp < $1",
+                &[&timestamp],
+            )?;
             tx.commit()?;
             Ok(())
         })
@@ -299,7 +310,8 @@ struct PostgresReader<'a> {
 impl Reader for PostgresReader<'_> {
     fn books(&mut self) -> Result<BooksRow, StoreError> {
         let row = self.tx.query_opt(
-            "SELECT timestamp, transfer_id_max, checkpoint FROM books",
+            "SELECT b.timestamp, b.transfer_id_max, c.timestamp \
+             FROM books b, balance_checkpoint c",
             &[],
         )?;
         Ok(match row {

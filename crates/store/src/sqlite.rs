@@ -149,7 +149,7 @@ impl SqliteStore {
                     return Err(StoreError::Corrupt(format!("account {} has no row", a.id)));
                 }
             }
-            tx.prepare_cached("UPDATE books SET checkpoint = ?1")?
+            tx.prepare_cached("UPDATE balance_checkpoint SET timestamp = ?1 WHERE timestamp < ?1")?
                 .execute([bits(checkpoint.timestamp)])?;
         }
         tx.commit()?;
@@ -229,7 +229,10 @@ impl Reader for SqliteReader<'_> {
     fn books(&mut self) -> Result<BooksRow, StoreError> {
         let row: Option<(i64, Vec<u8>, i64)> = self
             .tx
-            .prepare_cached("SELECT timestamp, transfer_id_max, checkpoint FROM books")?
+            .prepare_cached(
+                "SELECT b.timestamp, b.transfer_id_max, c.timestamp \
+                 FROM books b, balance_checkpoint c",
+            )?
             .query_row([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
             .optional()?;
         Ok(match row {

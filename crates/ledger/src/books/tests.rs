@@ -888,7 +888,7 @@ fn a_rolled_back_scope_leaves_the_books_as_they_were() {
             pending(NEW + 2, WALLET, SHOP, 1).with_timeout(60),
         ],
     );
-    ledger.expire(u64::MAX);
+    ledger.expire(TIMESTAMP_MAX);
     ledger.rollback_scope();
     assert_eq!(ledger.export(), before.export());
     assert_eq!(ledger.digest(), before.digest());
@@ -1105,4 +1105,31 @@ fn caching_inside_a_scope_is_refused() {
     ledger.evict_settled();
     ledger.begin_scope();
     ledger.cache(five, None);
+}
+
+#[test]
+fn expiring_moves_the_clock_past_every_earlier_event() {
+    let mut ledger = fixture();
+    let at = ledger.next_expiry().expect("the short hold expires");
+    let before = ledger.timestamp();
+    assert!(ledger.expire(at - 1).is_empty());
+    assert_eq!(
+        ledger.timestamp(),
+        before,
+        "nothing expired, the clock stays"
+    );
+    // Expire at a time earlier than the last event: the expiry still comes after it.
+    let mut late = fixture();
+    late.create_transfers(
+        at + 10 * SECOND,
+        &[Transfer::new(NEW, WALLET, SHOP, 1, CNY, 1)],
+    );
+    let last_event = late.timestamp();
+    assert_eq!(late.expire(at), vec![SHORT_HOLD]);
+    assert_eq!(late.timestamp(), last_event + 1);
+    assert_eq!(ledger.expire(at), vec![SHORT_HOLD]);
+    assert_eq!(ledger.timestamp(), at);
+    let next = ledger.create_transfers(at, &[Transfer::new(NEW, WALLET, SHOP, 1, CNY, 1)]);
+    assert_eq!(next, vec![T::Ok]);
+    assert!(ledger.transfer(NEW).expect("stored").timestamp > at);
 }

@@ -2,7 +2,7 @@
 -- order); amounts and balances are BIGINT minor units; u64 timestamps and user data keep their
 -- bits in BIGINT.
 --
--- Account balances are written by checkpoints, as of books.checkpoint: the current balance of
+-- Account balances are written by checkpoints, as of balance_checkpoint: the current balance of
 -- an account is its row plus the transfers after the checkpoint (formica_store::Store::account
 -- adds them up). A batch writes only new rows, so a hot account costs one append per payment.
 CREATE TABLE accounts (
@@ -20,7 +20,9 @@ CREATE TABLE accounts (
     timestamp bigint NOT NULL,
     -- Timestamp of the account's latest transfer as of the checkpoint (0 for none).
     last_transfer bigint NOT NULL DEFAULT 0
-);
+) WITH (fillfactor = 50);
+-- Half-full pages leave room for a checkpoint's new row versions on the same page (HOT
+-- updates: no index entry per update).
 
 -- Every event has its own timestamp, strictly increasing. An account's history is a chain:
 -- each row names the timestamp of the previous transfer of its debit and of its credit account
@@ -52,14 +54,20 @@ CREATE TABLE pending_transfers (
     settled_at bigint
 );
 
--- The books' clock and largest transfer id, written with every batch, and the timestamp the
--- account balances are written as of, by every checkpoint.
+-- The books' clock and largest transfer id, written with every batch.
 CREATE TABLE books (
     singleton integer PRIMARY KEY CHECK (singleton = 1),
     timestamp bigint NOT NULL,
-    transfer_id_max uuid NOT NULL,
-    checkpoint bigint NOT NULL DEFAULT 0
+    transfer_id_max uuid NOT NULL
 );
+
+-- The timestamp the account balances are written as of, by every checkpoint. A row of its
+-- own, so that a checkpoint written beside the batches never waits on the books row.
+CREATE TABLE balance_checkpoint (
+    singleton integer PRIMARY KEY CHECK (singleton = 1),
+    timestamp bigint NOT NULL
+);
+INSERT INTO balance_checkpoint (singleton, timestamp) VALUES (1, 0);
 
 -- Messages to deliver (webhooks, notifications), written in the same transaction as the
 -- change they announce; products add their topics.

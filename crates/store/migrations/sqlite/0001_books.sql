@@ -1,6 +1,6 @@
 -- The books. Ids are 16-byte big-endian blobs; amounts and balances are INTEGER minor units.
 --
--- Account balances are written by checkpoints, as of books.checkpoint: the current balance of
+-- Account balances are written by checkpoints, as of balance_checkpoint: the current balance of
 -- an account is its row plus the transfers after the checkpoint (formica_store::Store::account
 -- adds them up). A batch writes only new rows, so a hot account costs one append per payment.
 CREATE TABLE accounts (
@@ -50,14 +50,20 @@ CREATE TABLE pending_transfers (
     settled_at INTEGER
 ) WITHOUT ROWID;
 
--- The books' clock and largest transfer id, written with every batch, and the timestamp the
--- account balances are written as of, by every checkpoint.
+-- The books' clock and largest transfer id, written with every batch.
 CREATE TABLE books (
     singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
     timestamp INTEGER NOT NULL,
-    transfer_id_max BLOB NOT NULL,
-    checkpoint INTEGER NOT NULL DEFAULT 0
+    transfer_id_max BLOB NOT NULL
 );
+
+-- The timestamp the account balances are written as of, by every checkpoint. A row of its
+-- own, so that a checkpoint written beside the batches never waits on the books row.
+CREATE TABLE balance_checkpoint (
+    singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+    timestamp INTEGER NOT NULL
+);
+INSERT INTO balance_checkpoint (singleton, timestamp) VALUES (1, 0);
 
 -- Messages to deliver (webhooks, notifications), written in the same transaction as the
 -- change they announce; products add their topics.
