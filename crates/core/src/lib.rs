@@ -12,7 +12,9 @@ mod effects;
 pub use command::{COMMAND_EVENTS_MAX, Command, CommandError, Reply, STORED_AMOUNT_MAX};
 pub use effects::{Checkpoint, Effects, Loaded, PendingChange, TransferRow};
 
-use std::collections::{HashMap, HashSet};
+// foldhash (hashbrown's default): the writer updates these for every transfer, and SipHash
+// would cost more than the ledger's own work.
+use hashbrown::{HashMap, HashSet};
 
 use formica_ledger::{Account, AccountFlags, InvariantViolation, Ledger, Transfer, TransferFlags};
 

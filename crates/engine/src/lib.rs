@@ -30,7 +30,7 @@ pub use clock::Clock;
 pub const BATCH_EVENTS_MAX: usize = 8190;
 
 /// Longest time between checkpoints while batches keep coming.
-pub const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+pub const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How long the writer waits for more work before it checkpoints what changed.
 pub const CHECKPOINT_IDLE: std::time::Duration = std::time::Duration::from_millis(50);
@@ -97,6 +97,8 @@ pub struct Stats {
     pub batches: AtomicU64,
     /// Ledger events committed.
     pub events: AtomicU64,
+    /// The most ledger events one committed batch held.
+    pub largest_batch_events: AtomicU64,
     /// Batches whose commit failed.
     pub failed_batches: AtomicU64,
     /// Total time spent committing, in nanoseconds.

@@ -64,8 +64,14 @@ impl Writer {
     /// Serves until every engine handle is gone and the queue is empty.
     pub(crate) fn run(mut self, requests: Receiver<Request>) {
         let mut batch = Batch::default();
+        // A command that would have taken the batch past its bound opens the next one.
+        let mut carried: Option<Request> = None;
         loop {
-            match self.wait(&requests) {
+            let next = match carried.take() {
+                Some(request) => Wait::Request(request),
+                None => self.wait(&requests),
+            };
+            match next {
                 Wait::Request(request) => batch.push(request),
                 Wait::Timer => {}
                 Wait::Idle => {
@@ -82,7 +88,13 @@ impl Writer {
             }
             while batch.events < self.config.batch_events_max {
                 match requests.try_recv() {
-                    Ok(request) => batch.push(request),
+                    Ok(request) if batch.fits(&request, self.config.batch_events_max) => {
+                        batch.push(request);
+                    }
+                    Ok(request) => {
+                        carried = Some(request);
+                        break;
+                    }
                     Err(_) => break,
                 }
             }
@@ -240,6 +252,9 @@ impl Writer {
                 self.stats
                     .events
                     .fetch_add(batch.events as u64, Ordering::Relaxed);
+                self.stats
+                    .largest_batch_events
+                    .fetch_max(batch.events as u64, Ordering::Relaxed);
                 for ((_, reply), answer) in batch.commands.drain(..).zip(answers) {
                     // A caller that gave up waiting is no error: its command is durable.
                     let _ = reply.send(answer.map_err(EngineError::from));
@@ -306,6 +321,17 @@ impl Checkpointer {
 }
 
 impl Batch {
+    /// Whether `request` joins this batch without taking it past `events_max` (a first
+    /// command always does, however large).
+    fn fits(&self, request: &Request, events_max: usize) -> bool {
+        match request {
+            Request::Command(command, _) => {
+                self.commands.is_empty() || self.events + command.events() <= events_max
+            }
+            Request::Tick(_) | Request::Digest(_) => true,
+        }
+    }
+
     fn push(&mut self, request: Request) {
         match request {
             Request::Command(command, reply) => {

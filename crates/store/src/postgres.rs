@@ -9,6 +9,8 @@
 
 use formica_core::{Checkpoint, Effects, TransferRow};
 use formica_ledger::{Account, AccountFlags, PendingStatus, Transfer, TransferFlags};
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::types::Type;
 use postgres::{Client, NoTls, Row, Statement};
 use uuid::Uuid;
 
@@ -28,6 +30,25 @@ const ACCOUNT_COLUMNS: &str = "id, debits_pending, debits_posted, credits_pendin
 const TRANSFER_COLUMNS: &str = "id, debit_account_id, credit_account_id, amount, pending_id, \
     user_data_128, user_data_64, user_data_32, timeout, ledger, code, flags, timestamp";
 
+/// Column types of the transfers COPY, in `TRANSFER_COLUMNS` order then the two links.
+const TRANSFER_COPY_TYPES: [Type; 15] = [
+    Type::UUID,
+    Type::UUID,
+    Type::UUID,
+    Type::INT8,
+    Type::UUID,
+    Type::UUID,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::INT4,
+    Type::INT4,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+];
+
 /// The PostgreSQL store.
 pub struct PostgresStore {
     // Both boxed: a client and its configuration are several hundred bytes, and `Store` is an
@@ -45,7 +66,6 @@ struct Connection {
 }
 
 struct Statements {
-    insert_transfers: Statement,
     insert_accounts: Statement,
     checkpoint_accounts: Statement,
     upsert_pending: Statement,
@@ -143,28 +163,34 @@ impl PostgresStore {
         self.with_connection(|connection| {
             let statements = &connection.statements;
             let mut tx = connection.client.transaction()?;
-            // An empty array would insert nothing but still cost a round trip.
-            if !transfers.id.is_empty() {
-                tx.execute(
-                    &statements.insert_transfers,
-                    &[
-                        &transfers.id,
-                        &transfers.debit_account_id,
-                        &transfers.credit_account_id,
-                        &transfers.amount,
-                        &transfers.pending_id,
-                        &transfers.user_data_128,
-                        &transfers.user_data_64,
-                        &transfers.user_data_32,
-                        &transfers.timeout,
-                        &transfers.ledger,
-                        &transfers.code,
-                        &transfers.flags,
-                        &transfers.timestamp,
-                        &transfers.debit_previous,
-                        &transfers.credit_previous,
-                    ],
-                )?;
+            // Transfers go in by binary COPY: the server parses no text and builds no
+            // intermediate rows (an UNNEST of fifteen arrays materializes them first).
+            if !effects.transfers.is_empty() {
+                let sink = tx.copy_in(&format!(
+                    "COPY transfers ({TRANSFER_COLUMNS}, debit_previous, credit_previous) \
+                     FROM STDIN BINARY"
+                ))?;
+                let mut writer = BinaryCopyInWriter::new(sink, &TRANSFER_COPY_TYPES);
+                for index in 0..transfers.id.len() {
+                    writer.write(&[
+                        &transfers.id[index],
+                        &transfers.debit_account_id[index],
+                        &transfers.credit_account_id[index],
+                        &transfers.amount[index],
+                        &transfers.pending_id[index],
+                        &transfers.user_data_128[index],
+                        &transfers.user_data_64[index],
+                        &transfers.user_data_32[index],
+                        &transfers.timeout[index],
+                        &transfers.ledger[index],
+                        &transfers.code[index],
+                        &transfers.flags[index],
+                        &transfers.timestamp[index],
+                        &transfers.debit_previous[index],
+                        &transfers.credit_previous[index],
+                    ])?;
+                }
+                writer.finish()?;
             }
             if !accounts.id.is_empty() {
                 tx.execute(&statements.insert_accounts, &accounts.params())?;
@@ -254,13 +280,6 @@ impl Statements {
             $5::bigint[], $6::uuid[], $7::bigint[], $8::bigint[], $9::bigint[], \
             $10::integer[], $11::integer[], $12::bigint[], $13::bigint[]";
         Ok(Statements {
-            insert_transfers: client.prepare(&format!(
-                "INSERT INTO transfers ({TRANSFER_COLUMNS}, debit_previous, credit_previous) \
-                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], \
-                 $5::uuid[], $6::uuid[], $7::bigint[], $8::bigint[], $9::bigint[], \
-                 $10::bigint[], $11::integer[], $12::integer[], $13::bigint[], \
-                 $14::bigint[], $15::bigint[])"
-            ))?,
             insert_accounts: client.prepare(&format!(
                 "INSERT INTO accounts ({ACCOUNT_COLUMNS}, last_transfer) \
                  SELECT * FROM UNNEST({account_arrays})"

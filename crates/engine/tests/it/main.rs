@@ -47,6 +47,7 @@ engine_suite!(
     a_hold_expires_when_the_engine_clock_passes_its_timeout,
     a_command_too_large_for_the_store_is_refused_whole,
     a_balance_the_store_cannot_keep_is_refused_without_failing_the_batch,
+    a_batch_never_grows_past_its_bound,
 );
 
 /// Another connection that takes the books' write lock until dropped or released, so the
@@ -446,4 +447,81 @@ fn a_balance_the_store_cannot_keep_is_refused_without_failing_the_batch(backend:
     engine.shutdown();
     let mut store = Store::open(&location).expect("opens");
     assert!(store.trial_balance().expect("trial balance").holds());
+}
+
+fn a_batch_never_grows_past_its_bound(backend: Backend) {
+    let db = backend.fresh();
+    let location = db.location.clone();
+    let (config, _) = manual_config();
+    let setup = start(&location, config);
+    open_wallets(&setup);
+    setup.shutdown();
+
+    let (mut config, _) = manual_config();
+    config.batch_events_max = 10;
+    let store = Store::open(&location).expect("opens");
+    if let Store::Sqlite(sqlite) = &store {
+        sqlite
+            .set_busy_timeout(Duration::from_secs(5))
+            .expect("sets the timeout");
+    }
+    let engine = Engine::start(store, config).expect("starts");
+    let largest = |engine: &Engine| {
+        engine
+            .stats()
+            .largest_batch_events
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    // A first command larger than the bound runs alone.
+    let big = (0..11u128)
+        .map(|i| Transfer::new(100 + i, 2, 3, 1, CNY, 1))
+        .collect();
+    assert!(
+        engine
+            .submit_blocking(Command::CreateTransfers(big))
+            .is_ok()
+    );
+    assert_eq!(largest(&engine), 11);
+    // Queue commands of 4 payments behind a lock, so the writer finds them all at once.
+    let blocker = Blocker::hold(&db);
+    let stalled = {
+        let engine = engine.clone();
+        std::thread::spawn(move || {
+            engine.submit_blocking(Command::CreateTransfers(vec![Transfer::new(
+                200, 2, 3, 1, CNY, 1,
+            )]))
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let queued: Vec<_> = (0..5u128)
+        .map(|n| {
+            let engine = engine.clone();
+            std::thread::spawn(move || {
+                let payments = (0..4)
+                    .map(|i| Transfer::new(300 + n * 10 + i, 2, 3, 1, CNY, 1))
+                    .collect();
+                engine.submit_blocking(Command::CreateTransfers(payments))
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    blocker.release();
+    assert!(stalled.join().expect("joins").is_ok());
+    for waiting in queued {
+        assert!(waiting.join().expect("joins").is_ok());
+    }
+    assert_eq!(
+        largest(&engine),
+        11,
+        "no batch of the queued commands passed 10 events"
+    );
+    let batches = engine
+        .stats()
+        .batches
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        batches >= 4,
+        "21 queued events in batches of at most 10: {batches}"
+    );
+    engine.shutdown();
 }
