@@ -81,4 +81,7 @@ pub struct Loaded {
     pub snapshot: Snapshot,
     /// Per account that has transfers, the timestamp of its latest one.
     pub heads: Vec<(u128, u64)>,
+    /// Accounts changed after the last checkpoint: their rows are stale until the next
+    /// checkpoint writes them, so the core starts with them dirty.
+    pub changed_since_checkpoint: Vec<u128>,
 }

@@ -8,9 +8,11 @@
 
 mod command;
 mod effects;
+mod money;
 
 pub use command::{COMMAND_EVENTS_MAX, Command, CommandError, Reply, STORED_AMOUNT_MAX};
 pub use effects::{Checkpoint, Effects, Loaded, PendingChange, TransferRow};
+pub use money::{Currency, Money, MoneyError};
 
 // foldhash (hashbrown's default): the writer updates these for every transfer, and SipHash
 // would cost more than the ledger's own work.
@@ -60,6 +62,7 @@ impl Core {
     pub fn from_loaded(loaded: Loaded) -> Result<Self, InvariantViolation> {
         let mut core = Core::new(Ledger::import(loaded.snapshot)?);
         core.heads = loaded.heads.into_iter().collect();
+        core.dirty = loaded.changed_since_checkpoint.into_iter().collect();
         Ok(core)
     }
 

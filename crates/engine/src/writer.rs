@@ -22,7 +22,12 @@ pub(crate) struct Writer {
     /// Where the database takes concurrent writers: a thread that writes checkpoints on a
     /// connection of its own while batches go on.
     checkpointer: Option<Checkpointer>,
+    /// A commit failed: memory is rebuilt from the database before the next batch.
+    reload_needed: bool,
 }
+
+/// How long the writer pauses after a failed batch.
+const FAILURE_BACKOFF: Duration = Duration::from_millis(20);
 
 /// The checkpoint thread's ends of the channels, and whether a checkpoint is being written.
 struct Checkpointer {
@@ -58,6 +63,7 @@ impl Writer {
             last_now,
             last_checkpoint: Instant::now(),
             checkpointer,
+            reload_needed: false,
         }
     }
 
@@ -216,6 +222,12 @@ impl Writer {
     }
 
     fn run_batch(&mut self, batch: &mut Batch) {
+        if self.reload_needed
+            && let Err(error) = self.reload()
+        {
+            self.fail(batch, error);
+            return;
+        }
         let now = self.config.clock.now().max(self.last_now);
         self.last_now = now;
         let ids = self
@@ -266,14 +278,31 @@ impl Writer {
             }
             Err(error) => {
                 self.core.rollback_batch();
+                // The commit may have reached the database even though it failed here (a
+                // connection lost after COMMIT was sent): rebuild memory from the database
+                // before the next batch, so that memory and disk agree either way.
+                self.reload_needed = true;
                 self.fail(batch, error);
             }
         }
     }
 
     /// Answers every caller of the batch with the store's error; nothing of it was applied.
+    /// Rebuilds the core from the database (after a commit failed).
+    fn reload(&mut self) -> Result<(), StoreError> {
+        self.finish_checkpoint();
+        let loaded = self.store.load()?;
+        self.core = Core::from_loaded(loaded)?;
+        self.last_now = self.last_now.max(self.core.ledger().timestamp());
+        self.reload_needed = false;
+        tracing::info!("books reloaded from the database after a failed commit");
+        Ok(())
+    }
+
     fn fail(&mut self, batch: &mut Batch, error: formica_store::StoreError) {
         tracing::error!(error = %error, commands = batch.commands.len(), "batch not committed");
+        // A database that keeps failing is not hammered by timers retrying at once.
+        std::thread::sleep(FAILURE_BACKOFF);
         self.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
         let error = Arc::new(error);
         for (_, reply) in batch.commands.drain(..) {

@@ -60,7 +60,11 @@ pub(crate) fn load(reader: &mut dyn Reader) -> Result<Loaded, StoreError> {
         }
         accounts.insert(account.id, account);
     }
-    bring_forward(reader, books.checkpoint, None, &mut accounts, &mut heads)?;
+    let mut changed: Vec<u128> =
+        bring_forward(reader, books.checkpoint, None, &mut accounts, &mut heads)?
+            .into_iter()
+            .collect();
+    changed.sort_unstable();
     let mut accounts: Vec<Account> = accounts.into_values().collect();
     accounts.sort_unstable_by_key(|a| a.id);
     let mut heads: Vec<(u128, u64)> = heads.into_iter().collect();
@@ -73,6 +77,7 @@ pub(crate) fn load(reader: &mut dyn Reader) -> Result<Loaded, StoreError> {
             pending: reader.open_pending()?,
         },
         heads,
+        changed_since_checkpoint: changed,
     })
 }
 
@@ -151,14 +156,15 @@ pub(crate) fn trial_balance(reader: &mut dyn Reader) -> Result<TrialBalance, Sto
 }
 
 /// Applies the transfers and expiries after `checkpoint` to checkpointed balances, in time
-/// order (closing flags depend on it; sums do not). Only `account`'s if given.
+/// order (closing flags depend on it; sums do not). Only `account`'s if given. Returns the
+/// accounts whose rows are older than what it brought forward.
 fn bring_forward(
     reader: &mut dyn Reader,
     checkpoint: u64,
     account: Option<u128>,
     accounts: &mut HashMap<u128, Account>,
     heads: &mut HashMap<u128, u64>,
-) -> Result<(), StoreError> {
+) -> Result<HashSet<u128>, StoreError> {
     let transfers = reader.transfers_after(checkpoint, account)?;
     let expiries = reader.expiries_after(checkpoint)?;
     let mut wanted: HashSet<u128> = transfers
@@ -196,10 +202,12 @@ fn bring_forward(
         events.push((transfer.timestamp, 1, Event::Transfer(transfer, pending)));
     }
     events.sort_by_key(|(at, order, _)| (*at, *order));
+    let mut changed = HashSet::new();
     for (_, _, event) in events {
+        changed.extend(event.accounts());
         event.apply(accounts, heads)?;
     }
-    Ok(())
+    Ok(changed)
 }
 
 enum Event {
@@ -208,6 +216,15 @@ enum Event {
 }
 
 impl Event {
+    /// The two accounts the event changes.
+    fn accounts(&self) -> [u128; 2] {
+        let transfer = match self {
+            Event::Transfer(transfer, None) => transfer,
+            Event::Transfer(_, Some(pending)) | Event::Expiry(pending) => pending,
+        };
+        [transfer.debit_account_id, transfer.credit_account_id]
+    }
+
     fn apply(
         &self,
         accounts: &mut HashMap<u128, Account>,

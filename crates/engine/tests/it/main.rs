@@ -48,6 +48,7 @@ engine_suite!(
     a_command_too_large_for_the_store_is_refused_whole,
     a_balance_the_store_cannot_keep_is_refused_without_failing_the_batch,
     a_batch_never_grows_past_its_bound,
+    changes_not_yet_checkpointed_survive_a_restart_and_the_next_checkpoint,
 );
 
 /// Another connection that takes the books' write lock until dropped or released, so the
@@ -524,4 +525,62 @@ fn a_batch_never_grows_past_its_bound(backend: Backend) {
         "21 queued events in batches of at most 10: {batches}"
     );
     engine.shutdown();
+}
+
+/// Regression (issue 3, found in review): after a crash between a batch and its checkpoint, a
+/// restarted writer did not know which rows were stale, and its first checkpoint moved the
+/// checkpoint's timestamp past transfers those rows never received.
+fn changes_not_yet_checkpointed_survive_a_restart_and_the_next_checkpoint(backend: Backend) {
+    let db = backend.fresh();
+    let location = db.location.clone();
+    let (config, _) = manual_config();
+    let engine = start(&location, config.clone());
+    open_wallets(&engine);
+    // Let the idle checkpoint write the new accounts.
+    std::thread::sleep(formica_engine::CHECKPOINT_IDLE * 5);
+    // From here every checkpoint fails: the same as a crash before the next checkpoint.
+    db.execute(match backend {
+        Backend::Sqlite => {
+            "CREATE TRIGGER no_checkpoint BEFORE UPDATE ON balance_checkpoint \
+             BEGIN SELECT RAISE(ABORT, 'no checkpoint'); END;"
+        }
+        Backend::Postgres => {
+            "CREATE FUNCTION no_checkpoint() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'no checkpoint'; END $$; \
+             CREATE TRIGGER no_checkpoint BEFORE UPDATE ON balance_checkpoint \
+             FOR EACH ROW EXECUTE FUNCTION no_checkpoint();"
+        }
+    });
+    assert_eq!(
+        transfers(&engine, vec![Transfer::new(400, 2, 3, 100, CNY, 1)]),
+        vec![T::Ok]
+    );
+    engine.shutdown();
+    db.execute(match backend {
+        Backend::Sqlite => "DROP TRIGGER no_checkpoint;",
+        Backend::Postgres => "DROP TRIGGER no_checkpoint ON balance_checkpoint;",
+    });
+
+    // The restarted writer touches other accounts; its checkpoints must write 2 and 3 too.
+    let engine = start(&location, config);
+    assert_eq!(
+        transfers(&engine, vec![Transfer::new(401, 4, 5, 5, CNY, 1)]),
+        vec![T::Ok]
+    );
+    let live = engine.digest_blocking().expect("the writer answers");
+    engine.shutdown();
+    assert_eq!(digest_after_restart(&location), live);
+    let mut store = Store::open(&location).expect("opens");
+    let payer = store.account(2).expect("reads").expect("exists");
+    assert_eq!(payer.debits_posted, 100);
+    let history = store
+        .history(&formica_store::HistoryQuery {
+            account_id: 3,
+            from: None,
+            before: None,
+            limit: 10,
+        })
+        .expect("reads");
+    let ids: Vec<u128> = history.iter().map(|t| t.id).collect();
+    assert_eq!(ids, vec![400, 1_000_003], "the payment, then the funding");
 }
