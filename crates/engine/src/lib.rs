@@ -124,8 +124,10 @@ pub struct Engine {
 struct WriterHandle(std::sync::Mutex<Option<JoinHandle<()>>>);
 
 impl Engine {
-    /// Loads the books from `store`, checks them, and starts the writer thread.
+    /// Claims the store as the books' only writer, loads the books, checks them, and starts
+    /// the writer thread.
     pub fn start(mut store: Store, config: Config) -> Result<Engine, StoreError> {
+        store.claim_writer()?;
         let loaded = store.load()?;
         let core = Core::from_loaded(loaded)?;
         let (queue, requests) = mpsc::sync_channel(config.queue_commands_max);

@@ -71,6 +71,9 @@ pub enum StoreError {
     /// The loaded books break an invariant.
     #[error("the stored books are inconsistent: {0}")]
     Inconsistent(#[from] InvariantViolation),
+    /// Another process is the books' writer (one writer per database, by design).
+    #[error("another process is already the writer of these books")]
+    AnotherWriter,
     /// The database was written by a newer Formica.
     #[error("the database schema is at version {found}, newer than this Formica ({known})")]
     SchemaTooNew {
@@ -179,6 +182,13 @@ impl Store {
     /// balances after the previous checkpoint come from the transfers.
     pub fn checkpoint(&mut self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
         dispatch!(self, store => store.checkpoint(checkpoint))
+    }
+
+    /// Makes this store the books' only writer, or answers `AnotherWriter`: a lock file for
+    /// SQLite, a session advisory lock for PostgreSQL, both released if the process dies.
+    /// Readers (reports, the trial balance) need no claim.
+    pub fn claim_writer(&mut self) -> Result<(), StoreError> {
+        dispatch!(self, store => store.claim_writer())
     }
 
     /// Another connection to the same store, where the database takes concurrent writers

@@ -56,7 +56,16 @@ pub struct PostgresStore {
     config: Box<postgres::Config>,
     /// `None` after the connection broke, until the next call connects again.
     connection: Option<Box<Connection>>,
+    /// Whether every session must hold the writer lock.
+    writer: bool,
 }
+
+/// The advisory lock the books' single writer holds ("formica writer"; migrations use
+/// another key).
+const WRITER_LOCK: i64 = 0x0066_6f72_6d69_6377;
+
+/// How long a starting writer waits for a previous writer's session to end.
+const WRITER_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// One session with the server and the statements prepared on it (a statement belongs to the
 /// session that prepared it, so they are dropped and prepared again together).
@@ -95,7 +104,26 @@ impl PostgresStore {
         Ok(PostgresStore {
             config: Box::new(config),
             connection: Some(Box::new(Connection { client, statements })),
+            writer: false,
         })
+    }
+
+    /// Makes this store the only writer of the books: a session-level advisory lock, taken
+    /// again by every new session after a reconnect (the server releases it when a session
+    /// ends, also when the process dies). A writer restarted right after a crash waits a
+    /// moment for the server to notice the old session is gone.
+    pub(crate) fn claim_writer(&mut self) -> Result<(), StoreError> {
+        self.writer = true;
+        let deadline = std::time::Instant::now() + WRITER_LOCK_WAIT;
+        loop {
+            self.connection = None;
+            match self.with_connection(|_| Ok(())) {
+                Err(StoreError::AnotherWriter) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                result => return result,
+            }
+        }
     }
 
     /// The server process serving this store's session (connecting first if needed), so that
@@ -116,7 +144,8 @@ impl PostgresStore {
     pub(crate) fn connect_again(&self) -> Result<Self, StoreError> {
         Ok(PostgresStore {
             config: self.config.clone(),
-            connection: Some(Box::new(Connection::open(&self.config)?)),
+            connection: Some(Box::new(Connection::open(&self.config, false)?)),
+            writer: false,
         })
     }
 
@@ -252,7 +281,7 @@ impl PostgresStore {
     ) -> Result<T, StoreError> {
         let mut connection = match self.connection.take() {
             Some(connection) if !connection.client.is_closed() => connection,
-            _ => Box::new(Connection::open(&self.config)?),
+            _ => Box::new(Connection::open(&self.config, self.writer)?),
         };
         let result = call(&mut connection);
         let broken =
@@ -265,9 +294,17 @@ impl PostgresStore {
 }
 
 impl Connection {
-    /// A new session on an already migrated database.
-    fn open(config: &postgres::Config) -> Result<Self, StoreError> {
+    /// A new session on an already migrated database; a writer's takes the writer lock.
+    fn open(config: &postgres::Config, writer: bool) -> Result<Self, StoreError> {
         let mut client = config.connect(NoTls)?;
+        if writer {
+            let locked: bool = client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&WRITER_LOCK])?
+                .try_get(0)?;
+            if !locked {
+                return Err(StoreError::AnotherWriter);
+            }
+        }
         let statements = Statements::prepare(&mut client)?;
         Ok(Connection { client, statements })
     }

@@ -31,6 +31,9 @@ const BUSY_TIMEOUT_MS: u64 = 5_000;
 #[derive(Debug)]
 pub struct SqliteStore {
     connection: Connection,
+    dir: std::path::PathBuf,
+    /// Held while this store is the books' writer (the OS releases it if the process dies).
+    writer_lock: Option<std::fs::File>,
 }
 
 impl SqliteStore {
@@ -52,7 +55,33 @@ impl SqliteStore {
         connection.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
         connection.set_prepared_statement_cache_capacity(64);
         migrate(&mut connection)?;
-        Ok(SqliteStore { connection })
+        Ok(SqliteStore {
+            connection,
+            dir: dir.to_path_buf(),
+            writer_lock: None,
+        })
+    }
+
+    /// Makes this store the only writer of the books: an exclusive lock on `DIR/formica.lock`.
+    pub(crate) fn claim_writer(&mut self) -> Result<(), StoreError> {
+        let path = self.dir.join("formica.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| StoreError::DataDir {
+                path: path.clone(),
+                source,
+            })?;
+        match file.try_lock() {
+            Ok(()) => {
+                self.writer_lock = Some(file);
+                Ok(())
+            }
+            Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::AnotherWriter),
+            Err(std::fs::TryLockError::Error(source)) => Err(StoreError::DataDir { path, source }),
+        }
     }
 
     /// How long a commit waits for a lock another connection holds before it fails.

@@ -49,6 +49,7 @@ engine_suite!(
     a_balance_the_store_cannot_keep_is_refused_without_failing_the_batch,
     a_batch_never_grows_past_its_bound,
     changes_not_yet_checkpointed_survive_a_restart_and_the_next_checkpoint,
+    a_second_writer_is_refused_while_the_first_runs,
 );
 
 /// Another connection that takes the books' write lock until dropped or released, so the
@@ -583,4 +584,27 @@ fn changes_not_yet_checkpointed_survive_a_restart_and_the_next_checkpoint(backen
         .expect("reads");
     let ids: Vec<u128> = history.iter().map(|t| t.id).collect();
     assert_eq!(ids, vec![400, 1_000_003], "the payment, then the funding");
+}
+
+fn a_second_writer_is_refused_while_the_first_runs(backend: Backend) {
+    let db = backend.fresh();
+    let location = db.location.clone();
+    let (config, _) = manual_config();
+    let first = start(&location, config.clone());
+    open_wallets(&first);
+    let second = Engine::start(Store::open(&location).expect("opens"), config.clone());
+    assert!(
+        matches!(second, Err(formica_store::StoreError::AnotherWriter)),
+        "{second:?}"
+    );
+    // Readers need no claim.
+    let mut reader = Store::open(&location).expect("opens");
+    assert!(reader.trial_balance().expect("trial balance").holds());
+    first.shutdown();
+    let second = start(&location, config);
+    assert_eq!(
+        transfers(&second, vec![Transfer::new(500, 2, 3, 1, CNY, 1)]),
+        vec![T::Ok]
+    );
+    second.shutdown();
 }
