@@ -256,6 +256,23 @@ fn compare(accounts: &[Account], sums: &TransferSums) -> TrialBalance {
     balance
 }
 
+/// The account columns, in the order both stores read and write them.
+const ACCOUNT_COLUMNS: &str = "id, debits_pending, debits_posted, credits_pending, \
+    credits_posted, user_data_128, user_data_64, user_data_32, ledger, code, flags, timestamp";
+
+/// The transfer columns, in the order both stores read and write them.
+const TRANSFER_COLUMNS: &str = "id, debit_account_id, credit_account_id, amount, pending_id, \
+    user_data_128, user_data_64, user_data_32, timeout, ledger, code, flags, timestamp";
+
+/// `columns` with each name prefixed by a table alias (`t.id, t.amount, ...`).
+fn prefixed(columns: &str, prefix: &str) -> String {
+    columns
+        .split(", ")
+        .map(|column| format!("{prefix}{column}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Column encodings shared by both stores.
 mod column {
     use super::StoreError;

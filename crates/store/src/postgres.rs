@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::column::{amount, amount_back, bits, bits_back, narrow, status, total};
 use crate::replay::{BooksRow, Reader};
+use crate::{ACCOUNT_COLUMNS, TRANSFER_COLUMNS, prefixed};
 use crate::{StoreError, TRANSFER_SUMS_SQL, TransferSums};
 
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_books.sql"))];
@@ -24,11 +25,6 @@ const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/00
 /// migrate it one after the other ("formica" in ASCII: any constant works, it only has to be
 /// the same in every Formica).
 const MIGRATION_LOCK: i64 = 0x0066_6f72_6d69_6361;
-
-const ACCOUNT_COLUMNS: &str = "id, debits_pending, debits_posted, credits_pending, \
-    credits_posted, user_data_128, user_data_64, user_data_32, ledger, code, flags, timestamp";
-const TRANSFER_COLUMNS: &str = "id, debit_account_id, credit_account_id, amount, pending_id, \
-    user_data_128, user_data_64, user_data_32, timeout, ledger, code, flags, timestamp";
 
 /// Column types of the transfers COPY, in `TRANSFER_COLUMNS` order then the two links.
 const TRANSFER_COPY_TYPES: [Type; 15] = [
@@ -670,14 +666,6 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
     }
     tx.commit()?;
     Ok(())
-}
-
-fn prefixed(columns: &str, prefix: &str) -> String {
-    columns
-        .split(", ")
-        .map(|column| format!("{prefix}{column}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn id_at(row: &Row, index: usize) -> Result<u128, StoreError> {

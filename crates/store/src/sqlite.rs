@@ -9,14 +9,10 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::column::{amount, amount_back, bits, bits_back, narrow, status, total};
 use crate::replay::{BooksRow, Reader};
+use crate::{ACCOUNT_COLUMNS, TRANSFER_COLUMNS, prefixed};
 use crate::{Location, StoreError, TRANSFER_SUMS_SQL, TransferSums};
 
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_books.sql"))];
-
-const ACCOUNT_COLUMNS: &str = "id, debits_pending, debits_posted, credits_pending, \
-    credits_posted, user_data_128, user_data_64, user_data_32, ledger, code, flags, timestamp";
-const TRANSFER_COLUMNS: &str = "id, debit_account_id, credit_account_id, amount, pending_id, \
-    user_data_128, user_data_64, user_data_32, timeout, ledger, code, flags, timestamp";
 
 /// SQLite page cache per connection, in KiB.
 const CACHE_KIB: i64 = 512 * 1024;
@@ -419,14 +415,6 @@ fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
     }
     tx.commit()?;
     Ok(())
-}
-
-fn prefixed(columns: &str, prefix: &str) -> String {
-    columns
-        .split(", ")
-        .map(|column| format!("{prefix}{column}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn id_back(bytes: &[u8]) -> Result<u128, StoreError> {
