@@ -97,11 +97,7 @@ pub fn run(args: &Args) -> anyhow::Result<Measured> {
                 })
             })
             .collect();
-        let mut all = Vec::new();
-        for client in clients {
-            all.extend(client.join().expect("a client thread does not panic")?);
-        }
-        anyhow::Ok(all)
+        super::latencies_of(clients)
     })?;
     let seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();

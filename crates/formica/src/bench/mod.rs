@@ -37,3 +37,14 @@ fn progress(total: u64, unit: &str) -> ProgressBar {
     );
     bar
 }
+
+/// Waits for every client thread and gathers their request latencies (microseconds).
+fn latencies_of(
+    clients: Vec<std::thread::ScopedJoinHandle<'_, anyhow::Result<Vec<u64>>>>,
+) -> anyhow::Result<Vec<u64>> {
+    let mut all = Vec::new();
+    for client in clients {
+        all.extend(client.join().expect("a client thread does not panic")?);
+    }
+    Ok(all)
+}
