@@ -1,10 +1,11 @@
-//! The `formica` command: benchmarks and administration today; serve and demo as the
-//! layers above the engine arrive.
+//! The `formica` command: serve, benchmarks and administration today; demo as the products
+//! arrive.
 
 mod admin;
 mod bench;
 mod crash_load;
 mod location;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +23,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve Formica over HTTP (health and metrics today; the REST API comes with wallets).
+    Serve(serve::Args),
     /// Measure Formica's speed with workloads that are code, not folklore.
     Bench {
         #[command(subcommand)]
@@ -47,6 +50,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve(args) => serve::run(args),
         Command::Bench { workload } => bench::run(workload),
         Command::Admin { task } => admin::run(task),
         Command::CrashLoad(args) => crash_load::run(args),

@@ -1,3 +1,4 @@
 //! The `formica` binary's integration tests, in one test binary to save link time.
 
 mod crash;
+mod serve;

@@ -1,0 +1,85 @@
+//! `formica serve` as a user runs it: it listens, answers health and metrics over real HTTP,
+//! and on SIGTERM finishes its work and exits cleanly, leaving the books to the next writer.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+/// Starts `formica serve` on a free port and returns it with its base URL.
+fn serve(data_dir: &std::path::Path) -> (Child, BufReader<std::process::ChildStdout>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_formica"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("formica starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("reads");
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("the first line names the address: {line:?}"))
+        .to_owned();
+    (child, stdout, url)
+}
+
+fn terminate(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+#[test]
+fn serve_answers_health_and_metrics_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut child, mut stdout, url) = serve(dir.path());
+
+    let health = ureq::get(format!("{url}/healthz"))
+        .call()
+        .expect("healthz answers")
+        .into_body()
+        .read_to_string()
+        .expect("a body");
+    assert_eq!(health, "ok\n");
+    let mut response = ureq::get(format!("{url}/metrics"))
+        .call()
+        .expect("metrics answer");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    assert_eq!(content_type.as_deref(), Some("text/plain; version=0.0.4"));
+    let metrics = response.body_mut().read_to_string().expect("a body");
+    assert!(
+        metrics.contains(
+            "# TYPE formica_engine_batches_total counter\nformica_engine_batches_total 0\n"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("formica_engine_commit_seconds_total 0.000000000\n"),
+        "{metrics}"
+    );
+    let missing = ureq::get(format!("{url}/nowhere")).call();
+    assert!(
+        matches!(missing, Err(ureq::Error::StatusCode(404))),
+        "{missing:?}"
+    );
+
+    terminate(&child);
+    let mut rest = String::new();
+    stdout.read_line(&mut rest).expect("reads");
+    assert_eq!(rest, "stopped\n");
+    assert!(child.wait().expect("exits").success());
+
+    // The writer's lock went with it: the next server takes the books.
+    let (mut next, next_stdout, url) = serve(dir.path());
+    // A parent that stops reading does not make a clean stop fail.
+    drop(next_stdout);
+    assert!(ureq::get(format!("{url}/healthz")).call().is_ok());
+    terminate(&next);
+    assert!(next.wait().expect("exits").success());
+}
