@@ -38,6 +38,10 @@ pub const CHECKPOINT_IDLE: std::time::Duration = std::time::Duration::from_milli
 /// Default number of commands that may wait in the queue before callers are told `Busy`.
 pub const QUEUE_COMMANDS_DEFAULT: usize = 1024;
 
+/// Default number of ledger events that may wait in the queue (eight full batches, about 8 MiB
+/// of transfers): the bound on the queue's memory, however large its commands.
+pub const QUEUE_EVENTS_DEFAULT: usize = 8 * BATCH_EVENTS_MAX;
+
 /// How the engine runs.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -46,6 +50,8 @@ pub struct Config {
     pub batch_events_max: usize,
     /// Commands that may wait in the queue; past it `submit` answers `Busy`.
     pub queue_commands_max: usize,
+    /// Ledger events that may wait in the queue; past it `submit` answers `Busy`.
+    pub queue_events_max: usize,
     /// Where batch timestamps come from.
     pub clock: Clock,
 }
@@ -55,6 +61,7 @@ impl Default for Config {
         Config {
             batch_events_max: BATCH_EVENTS_MAX,
             queue_commands_max: QUEUE_COMMANDS_DEFAULT,
+            queue_events_max: QUEUE_EVENTS_DEFAULT,
             clock: Clock::System,
         }
     }
@@ -105,6 +112,8 @@ pub struct Stats {
     pub commit_nanos: AtomicU64,
     /// Commands waiting in the queue.
     pub queue_depth: AtomicU64,
+    /// Ledger events waiting in the queue.
+    pub queued_events: AtomicU64,
     /// Checkpoints of account balances written.
     pub checkpoints: AtomicU64,
     /// Total time spent writing checkpoints, in nanoseconds.
@@ -115,6 +124,7 @@ pub struct Stats {
 #[derive(Clone, Debug)]
 pub struct Engine {
     queue: SyncSender<Request>,
+    queue_events_max: u64,
     stats: Arc<Stats>,
     writer: Arc<WriterHandle>,
 }
@@ -131,6 +141,7 @@ impl Engine {
         let loaded = store.load()?;
         let core = Core::from_loaded(loaded)?;
         let (queue, requests) = mpsc::sync_channel(config.queue_commands_max);
+        let config_events_max = config.queue_events_max as u64;
         let stats = Arc::new(Stats::default());
         let checkpoint_store = store.connect_again()?;
         let writer = writer::Writer::new(core, store, checkpoint_store, config, Arc::clone(&stats));
@@ -140,6 +151,7 @@ impl Engine {
             .expect("the writer thread can be spawned at start");
         Ok(Engine {
             queue,
+            queue_events_max: config_events_max,
             stats,
             writer: Arc::new(WriterHandle(std::sync::Mutex::new(Some(thread)))),
         })
@@ -201,11 +213,27 @@ impl Engine {
 
     fn enqueue(&self, command: Command) -> Result<oneshot::Receiver<Answer>, EngineError> {
         let (sender, receiver) = oneshot::channel();
+        let events = command.events() as u64;
+        let waiting = self
+            .stats
+            .queued_events
+            .fetch_add(events, Ordering::Relaxed);
+        // An empty queue takes any one command, so that a command larger than the bound is
+        // still served (alone).
+        if waiting > 0 && waiting + events > self.queue_events_max {
+            self.stats
+                .queued_events
+                .fetch_sub(events, Ordering::Relaxed);
+            return Err(EngineError::Busy);
+        }
         self.stats.queue_depth.fetch_add(1, Ordering::Relaxed);
         match self.queue.try_send(Request::Command(command, sender)) {
             Ok(()) => Ok(receiver),
             Err(error) => {
                 self.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
+                self.stats
+                    .queued_events
+                    .fetch_sub(events, Ordering::Relaxed);
                 Err(match error {
                     TrySendError::Full(_) => EngineError::Busy,
                     TrySendError::Disconnected(_) => EngineError::Stopped,

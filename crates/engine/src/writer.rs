@@ -107,6 +107,9 @@ impl Writer {
             self.stats
                 .queue_depth
                 .fetch_sub(batch.commands.len() as u64, Ordering::Relaxed);
+            self.stats
+                .queued_events
+                .fetch_sub(batch.events as u64, Ordering::Relaxed);
             self.run_batch(&mut batch);
             // Digests are taken between batches, so they see only committed books.
             for answer in batch.digests.drain(..) {

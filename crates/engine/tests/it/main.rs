@@ -50,6 +50,7 @@ engine_suite!(
     a_batch_never_grows_past_its_bound,
     changes_not_yet_checkpointed_survive_a_restart_and_the_next_checkpoint,
     a_second_writer_is_refused_while_the_first_runs,
+    queued_events_are_bounded_whatever_the_commands,
 );
 
 /// Another connection that takes the books' write lock until dropped or released, so the
@@ -607,4 +608,70 @@ fn a_second_writer_is_refused_while_the_first_runs(backend: Backend) {
         vec![T::Ok]
     );
     second.shutdown();
+}
+
+fn queued_events_are_bounded_whatever_the_commands(backend: Backend) {
+    let db = backend.fresh();
+    let location = db.location.clone();
+    let (config, _) = manual_config();
+    let setup = start(&location, config);
+    open_wallets(&setup);
+    setup.shutdown();
+
+    let (mut config, _) = manual_config();
+    config.queue_events_max = 10;
+    let store = Store::open(&location).expect("opens");
+    if let Store::Sqlite(sqlite) = &store {
+        sqlite
+            .set_busy_timeout(Duration::from_secs(5))
+            .expect("sets the timeout");
+    }
+    let engine = Engine::start(store, config).expect("starts");
+    // A command larger than the bound is served when nothing waits.
+    let big = (0..12u128)
+        .map(|i| Transfer::new(600 + i, 2, 3, 1, CNY, 1))
+        .collect();
+    assert!(
+        engine
+            .submit_blocking(Command::CreateTransfers(big))
+            .is_ok()
+    );
+    // Stall the writer, then queue 6 + 4 events: the next command is refused at once.
+    let blocker = Blocker::hold(&db);
+    let stalled = {
+        let engine = engine.clone();
+        std::thread::spawn(move || {
+            engine.submit_blocking(Command::CreateTransfers(vec![Transfer::new(
+                700, 2, 3, 1, CNY, 1,
+            )]))
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let queue = |first: u128, count: u128| {
+        let engine = engine.clone();
+        std::thread::spawn(move || {
+            let payments = (first..first + count)
+                .map(|id| Transfer::new(id, 2, 3, 1, CNY, 1))
+                .collect();
+            engine.submit_blocking(Command::CreateTransfers(payments))
+        })
+    };
+    let six = queue(710, 6);
+    std::thread::sleep(Duration::from_millis(50));
+    let four = queue(720, 4);
+    std::thread::sleep(Duration::from_millis(50));
+    let refused = engine.submit_blocking(Command::CreateTransfers(vec![Transfer::new(
+        730, 2, 3, 1, CNY, 1,
+    )]));
+    assert!(matches!(refused, Err(EngineError::Busy)), "{refused:?}");
+    blocker.release();
+    assert!(stalled.join().expect("joins").is_ok());
+    assert!(six.join().expect("joins").is_ok());
+    assert!(four.join().expect("joins").is_ok());
+    // Served again once the queue drained.
+    assert_eq!(
+        transfers(&engine, vec![Transfer::new(730, 2, 3, 1, CNY, 1)]),
+        vec![T::Ok]
+    );
+    engine.shutdown();
 }
