@@ -24,13 +24,6 @@ pub struct Effects {
     pub pending_status: Vec<PendingChange>,
 }
 
-impl Effects {
-    /// Whether the batch changed nothing the store keeps (besides the clock).
-    pub fn is_empty(&self) -> bool {
-        self.accounts.is_empty() && self.transfers.is_empty() && self.pending_status.is_empty()
-    }
-}
-
 /// A transfer as stored, linked to the previous transfer of each of its accounts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TransferRow {

@@ -149,7 +149,8 @@ impl Core {
         expired
     }
 
-    /// The rows the store must write for everything applied since `begin_batch`.
+    /// The rows the store must write for everything applied since `begin_batch`. Called once
+    /// per batch: the transfer rows move out of the batch (it keeps what rollback needs).
     pub fn effects(&mut self) -> Effects {
         assert!(self.batch.open, "effects belong to a batch");
         let ledger = &self.ledger;
@@ -192,7 +193,7 @@ impl Core {
             timestamp: ledger.timestamp(),
             transfer_id_max: ledger.transfer_id_max(),
             accounts,
-            transfers: batch.transfers.clone(),
+            transfers: std::mem::take(&mut batch.transfers),
             pending_status,
         }
     }
