@@ -111,6 +111,42 @@ fn start(location: &Location, config: Config) -> Engine {
     Engine::start(store, config).expect("the engine starts")
 }
 
+/// Starts an engine whose SQLite commits wait `busy` for a lock another connection holds
+/// (PostgreSQL waits as long as the lock is held).
+fn start_waiting(location: &Location, config: Config, busy: Duration) -> Engine {
+    let store = Store::open(location).expect("opens");
+    if let Store::Sqlite(sqlite) = &store {
+        sqlite.set_busy_timeout(busy).expect("sets the timeout");
+    }
+    Engine::start(store, config).expect("starts")
+}
+
+/// Fresh books with funded wallets, and no engine running on them.
+fn funded_books(backend: Backend) -> TestDb {
+    let db = backend.fresh();
+    let (config, _) = manual_config();
+    let setup = start(&db.location, config);
+    open_wallets(&setup);
+    setup.shutdown();
+    db
+}
+
+/// `count` payments of 1 from wallet 2 to wallet 3, with ids from `first`.
+fn payments(first: u128, count: u128) -> Vec<Transfer> {
+    (first..first + count)
+        .map(|id| Transfer::new(id, 2, 3, 1, CNY, 1))
+        .collect()
+}
+
+/// Submits from another thread, for tests that queue commands behind a stalled writer.
+fn submit_in_background(
+    engine: &Engine,
+    transfers: Vec<Transfer>,
+) -> std::thread::JoinHandle<Result<Reply, EngineError>> {
+    let engine = engine.clone();
+    std::thread::spawn(move || engine.submit_blocking(Command::CreateTransfers(transfers)))
+}
+
 fn transfers(engine: &Engine, transfers: Vec<Transfer>) -> Vec<T> {
     match engine.submit_blocking(Command::CreateTransfers(transfers)) {
         Ok(Reply::Transfers(results)) => results,
@@ -263,20 +299,13 @@ fn a_failed_commit_fails_its_callers_and_changes_nothing(backend: Backend) {
     let db = backend.fresh();
     let location = db.location.clone();
     let (config, _) = manual_config();
-    let store = Store::open(&location).expect("opens");
-    let blocker_ready = matches!(store, Store::Sqlite(_));
-    if let Store::Sqlite(sqlite) = &store {
-        sqlite
-            .set_busy_timeout(Duration::from_millis(100))
-            .expect("sets the timeout");
-    }
-    let engine = Engine::start(store, config).expect("starts");
+    let engine = start_waiting(&location, config, Duration::from_millis(100));
     open_wallets(&engine);
     let before = digest_after_restart(&location);
 
     // SQLite: another process holds the write lock. PostgreSQL: the server ends the
     // engine's session. Either way this commit fails.
-    let blocker = blocker_ready.then(|| Blocker::hold(&db));
+    let blocker = (backend == Backend::Sqlite).then(|| Blocker::hold(&db));
     if backend == Backend::Postgres {
         terminate_other_sessions(&db);
     }
@@ -312,24 +341,11 @@ fn a_full_queue_answers_busy(backend: Backend) {
     let location = db.location.clone();
     let (mut config, _) = manual_config();
     config.queue_commands_max = 2;
-    let store = Store::open(&location).expect("opens");
-    if let Store::Sqlite(sqlite) = &store {
-        sqlite
-            .set_busy_timeout(Duration::from_secs(5))
-            .expect("sets the timeout");
-    }
-    let engine = Engine::start(store, config).expect("starts");
+    let engine = start_waiting(&location, config, Duration::from_secs(5));
     open_wallets(&engine);
     // Stall the writer on a lock, then fill its queue.
     let blocker = Blocker::hold(&db);
-    let stalled = {
-        let engine = engine.clone();
-        std::thread::spawn(move || {
-            engine.submit_blocking(Command::CreateTransfers(vec![Transfer::new(
-                70, 2, 3, 1, CNY, 1,
-            )]))
-        })
-    };
+    let stalled = submit_in_background(&engine, payments(70, 1));
     let mut busy = 0;
     let mut waiting = Vec::new();
     for id in 71..80u128 {
@@ -453,22 +469,12 @@ fn a_balance_the_store_cannot_keep_is_refused_without_failing_the_batch(backend:
 }
 
 fn a_batch_never_grows_past_its_bound(backend: Backend) {
-    let db = backend.fresh();
+    let db = funded_books(backend);
     let location = db.location.clone();
-    let (config, _) = manual_config();
-    let setup = start(&location, config);
-    open_wallets(&setup);
-    setup.shutdown();
 
     let (mut config, _) = manual_config();
     config.batch_events_max = 10;
-    let store = Store::open(&location).expect("opens");
-    if let Store::Sqlite(sqlite) = &store {
-        sqlite
-            .set_busy_timeout(Duration::from_secs(5))
-            .expect("sets the timeout");
-    }
-    let engine = Engine::start(store, config).expect("starts");
+    let engine = start_waiting(&location, config, Duration::from_secs(5));
     let largest = |engine: &Engine| {
         engine
             .stats()
@@ -487,25 +493,10 @@ fn a_batch_never_grows_past_its_bound(backend: Backend) {
     assert_eq!(largest(&engine), 11);
     // Queue commands of 4 payments behind a lock, so the writer finds them all at once.
     let blocker = Blocker::hold(&db);
-    let stalled = {
-        let engine = engine.clone();
-        std::thread::spawn(move || {
-            engine.submit_blocking(Command::CreateTransfers(vec![Transfer::new(
-                200, 2, 3, 1, CNY, 1,
-            )]))
-        })
-    };
+    let stalled = submit_in_background(&engine, payments(200, 1));
     std::thread::sleep(Duration::from_millis(100));
     let queued: Vec<_> = (0..5u128)
-        .map(|n| {
-            let engine = engine.clone();
-            std::thread::spawn(move || {
-                let payments = (0..4)
-                    .map(|i| Transfer::new(300 + n * 10 + i, 2, 3, 1, CNY, 1))
-                    .collect();
-                engine.submit_blocking(Command::CreateTransfers(payments))
-            })
-        })
+        .map(|n| submit_in_background(&engine, payments(300 + n * 10, 4)))
         .collect();
     std::thread::sleep(Duration::from_millis(100));
     blocker.release();
@@ -611,22 +602,12 @@ fn a_second_writer_is_refused_while_the_first_runs(backend: Backend) {
 }
 
 fn queued_events_are_bounded_whatever_the_commands(backend: Backend) {
-    let db = backend.fresh();
+    let db = funded_books(backend);
     let location = db.location.clone();
-    let (config, _) = manual_config();
-    let setup = start(&location, config);
-    open_wallets(&setup);
-    setup.shutdown();
 
     let (mut config, _) = manual_config();
     config.queue_events_max = 10;
-    let store = Store::open(&location).expect("opens");
-    if let Store::Sqlite(sqlite) = &store {
-        sqlite
-            .set_busy_timeout(Duration::from_secs(5))
-            .expect("sets the timeout");
-    }
-    let engine = Engine::start(store, config).expect("starts");
+    let engine = start_waiting(&location, config, Duration::from_secs(5));
     // A command larger than the bound is served when nothing waits.
     let big = (0..12u128)
         .map(|i| Transfer::new(600 + i, 2, 3, 1, CNY, 1))
@@ -638,27 +619,11 @@ fn queued_events_are_bounded_whatever_the_commands(backend: Backend) {
     );
     // Stall the writer, then queue 6 + 4 events: the next command is refused at once.
     let blocker = Blocker::hold(&db);
-    let stalled = {
-        let engine = engine.clone();
-        std::thread::spawn(move || {
-            engine.submit_blocking(Command::CreateTransfers(vec![Transfer::new(
-                700, 2, 3, 1, CNY, 1,
-            )]))
-        })
-    };
+    let stalled = submit_in_background(&engine, payments(700, 1));
     std::thread::sleep(Duration::from_millis(100));
-    let queue = |first: u128, count: u128| {
-        let engine = engine.clone();
-        std::thread::spawn(move || {
-            let payments = (first..first + count)
-                .map(|id| Transfer::new(id, 2, 3, 1, CNY, 1))
-                .collect();
-            engine.submit_blocking(Command::CreateTransfers(payments))
-        })
-    };
-    let six = queue(710, 6);
+    let six = submit_in_background(&engine, payments(710, 6));
     std::thread::sleep(Duration::from_millis(50));
-    let four = queue(720, 4);
+    let four = submit_in_background(&engine, payments(720, 4));
     std::thread::sleep(Duration::from_millis(50));
     let refused = engine.submit_blocking(Command::CreateTransfers(vec![Transfer::new(
         730, 2, 3, 1, CNY, 1,
