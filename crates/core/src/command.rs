@@ -19,15 +19,23 @@ pub enum Command {
     CreateAccounts(Vec<Account>),
     /// Create these transfers (a batch of ledger events, chains allowed).
     CreateTransfers(Vec<Transfer>),
+    /// A product command (one event).
+    Product(crate::ProductRequest),
 }
 
 /// The answer to a command: one result per event.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a reply is built once and moved to its caller; boxing would allocate per command"
+)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
     /// Results of `CreateAccounts`, in order.
     Accounts(Vec<CreateAccountResult>),
     /// Results of `CreateTransfers`, in order.
     Transfers(Vec<CreateTransferResult>),
+    /// What a product command did.
+    Product(crate::Outcome),
 }
 
 /// Why a command was refused as a whole, before anything was applied.
@@ -49,6 +57,9 @@ pub enum CommandError {
         /// The amount given.
         amount: u128,
     },
+    /// A product refused the command; nothing changed.
+    #[error(transparent)]
+    Refused(#[from] crate::Refusal),
 }
 
 impl Command {
@@ -57,6 +68,7 @@ impl Command {
         match self {
             Command::CreateAccounts(accounts) => accounts.len(),
             Command::CreateTransfers(transfers) => transfers.len(),
+            Command::Product(_) => 1,
         }
     }
 

@@ -22,6 +22,8 @@ pub struct Effects {
     pub transfers: Vec<TransferRow>,
     /// Every pending transfer created or settled, with its final status, sorted by id.
     pub pending_status: Vec<PendingChange>,
+    /// The products' rows.
+    pub products: crate::ProductEffects,
 }
 
 /// A transfer as stored, linked to the previous transfer of each of its accounts.
@@ -77,4 +79,6 @@ pub struct Loaded {
     /// Accounts changed after the last checkpoint: their rows are stale until the next
     /// checkpoint writes them, so the core starts with them dirty.
     pub changed_since_checkpoint: Vec<u128>,
+    /// People and the products' open objects.
+    pub products: crate::ProductsLoaded,
 }

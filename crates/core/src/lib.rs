@@ -9,10 +9,19 @@
 mod command;
 mod effects;
 mod money;
+pub mod products;
+pub mod trade;
+pub mod wallet;
 
 pub use command::{COMMAND_EVENTS_MAX, Command, CommandError, Reply, STORED_AMOUNT_MAX};
 pub use effects::{Checkpoint, Effects, Loaded, PendingChange, TransferRow};
 pub use money::{Currency, Money, MoneyError};
+pub use products::{
+    Id, IdempotencyKey, Outcome, ProductCommand, ProductEffects, ProductRequest, ProductsLoaded,
+    Refusal, Settings,
+};
+
+use products::{Due, Products};
 
 // foldhash (hashbrown's default): the writer updates these for every transfer, and SipHash
 // would cost more than the ledger's own work.
@@ -33,13 +42,15 @@ pub struct Core {
     /// Accounts changed since the last checkpoint.
     dirty: HashSet<u128>,
     batch: Batch,
+    /// People, open trades and bank movements.
+    products: Products,
 }
 
 /// What the open batch did, to write on commit or undo on rollback.
 #[derive(Debug, Default)]
 struct Batch {
     open: bool,
-    created_accounts: Vec<u128>,
+    pub(crate) created_accounts: Vec<u128>,
     transfers: Vec<TransferRow>,
     /// (pending transfer, when it was settled, if it was).
     pending: Vec<(u128, Option<u64>)>,
@@ -63,7 +74,31 @@ impl Core {
         let mut core = Core::new(Ledger::import(loaded.snapshot)?);
         core.heads = loaded.heads.into_iter().collect();
         core.dirty = loaded.changed_since_checkpoint.into_iter().collect();
+        core.products = Products::from_loaded(loaded.products);
         Ok(core)
+    }
+
+    /// Sets the rules the products run by.
+    pub fn configure(&mut self, settings: Settings) {
+        self.products.settings = settings;
+    }
+
+    /// The rules the products run by.
+    pub fn settings(&self) -> &Settings {
+        &self.products.settings
+    }
+
+    /// When the next timer is due: a pending transfer's expiry or an open object's deadline.
+    pub fn next_deadline(&self) -> Option<u64> {
+        match (self.ledger.next_expiry(), self.products.next_due()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The open trade with this id.
+    pub fn open_trade(&self, id: Id) -> Option<&trade::Trade> {
+        self.products.trades.get(&id)
     }
 
     /// The books, for reads and checks.
@@ -121,10 +156,20 @@ impl Core {
                 let results = self.ledger.create_transfers(now, transfers);
                 for (transfer, result) in transfers.iter().zip(&results) {
                     if result.is_ok() {
-                        self.record_transfer(transfer.id);
+                        self.record_ledger_transfer(transfer.id);
                     }
                 }
                 Reply::Transfers(results)
+            }
+            Command::Product(request) => {
+                let outcome = match &request.command {
+                    ProductCommand::Wallet(command) => self.apply_wallet(now, command),
+                    ProductCommand::Trade(command) => self.apply_trade(now, command),
+                };
+                if let Some(key) = &request.idempotency {
+                    self.products.save_idempotency(key.clone(), &outcome, now);
+                }
+                Reply::Product(outcome?)
             }
         })
     }
@@ -133,6 +178,17 @@ impl Core {
     /// runs as part of a batch).
     pub fn expire(&mut self, now: u64) -> Vec<u128> {
         assert!(self.batch.open, "timers run inside a batch");
+        for due in self.products.due(now) {
+            match due {
+                Due::Trade(id) => self.trade_due(now, id),
+                Due::Movement(id) => {
+                    let movement = self.products.movements[&id].clone();
+                    let failure = Some("the bank did not answer in time".to_owned());
+                    self.settle_movement(now, movement, failure)
+                        .expect("failing a movement gives its money back");
+                }
+            }
+        }
         let expired = self.ledger.expire(now);
         // The expiries happened at the books' clock, which expiring moved past every earlier
         // event: a checkpoint taken later covers them, one taken earlier does not.
@@ -195,6 +251,7 @@ impl Core {
             accounts,
             transfers: std::mem::take(&mut batch.transfers),
             pending_status,
+            products: self.products.effects(),
         }
     }
 
@@ -203,7 +260,9 @@ impl Core {
     pub fn commit_batch(&mut self) {
         let batch = self.end_batch();
         self.dirty.extend(batch.touched);
+        self.dirty.extend(batch.created_accounts);
         self.ledger.commit_scope();
+        self.products.commit_batch();
         let open_or_recent = self.ledger.pending_status_count();
         if self.ledger.cached_transfer_count() > 2 * open_or_recent + EVICT_SLACK_TRANSFERS {
             self.ledger.evict_settled();
@@ -220,6 +279,7 @@ impl Core {
             };
         }
         self.ledger.rollback_scope();
+        self.products.rollback_batch();
     }
 
     /// Accounts changed since the last checkpoint.
@@ -258,7 +318,7 @@ impl Core {
         std::mem::take(&mut self.batch)
     }
 
-    fn record_transfer(&mut self, id: u128) {
+    fn record_ledger_transfer(&mut self, id: u128) {
         let stored = *self
             .ledger
             .transfer(id)

@@ -99,6 +99,83 @@ pub struct Money {
     pub currency: Currency,
 }
 
+impl serde::Serialize for Currency {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.code)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Currency {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let code = String::deserialize(deserializer)?;
+        code.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl utoipa::PartialSchema for Currency {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(CURRENCIES.iter().map(|c| c.code)))
+            .description(Some("An ISO 4217 currency code."))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Currency {}
+
+impl utoipa::PartialSchema for Money {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::Type;
+        utoipa::openapi::ObjectBuilder::new()
+            .property(
+                "amount",
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some("^[0-9]+(\\.[0-9]+)?$"))
+                    .description(Some(
+                        "A decimal amount with at most the currency's decimals, e.g. \"88.88\".",
+                    )),
+            )
+            .required("amount")
+            .property("currency", <Currency as utoipa::PartialSchema>::schema())
+            .required("currency")
+            .additional_properties(Some(
+                utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+            ))
+            .description(Some("An amount of money, exact: never a float."))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Money {}
+
+/// Money in JSON: `{"amount": "88.88", "currency": "CNY"}`, the amount a decimal string with
+/// exactly the currency's decimals, so no reader goes through a float.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoneyJson {
+    amount: String,
+    currency: Currency,
+}
+
+impl serde::Serialize for Money {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        MoneyJson {
+            amount: self.decimal(),
+            currency: self.currency,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Money {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let json = MoneyJson::deserialize(deserializer)?;
+        Money::parse(&json.amount, json.currency).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Why a string is not an amount of money.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum MoneyError {

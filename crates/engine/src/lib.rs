@@ -12,7 +12,9 @@
 //! of accounts it touches; after a crash the store brings the last checkpoint forward with the
 //! transfers that follow it.
 
+pub mod bank;
 mod clock;
+pub mod webhooks;
 mod writer;
 
 use std::sync::Arc;
@@ -54,6 +56,8 @@ pub struct Config {
     pub queue_events_max: usize,
     /// Where batch timestamps come from.
     pub clock: Clock,
+    /// The rules the products run by (timeouts, limits).
+    pub settings: formica_core::Settings,
 }
 
 impl Default for Config {
@@ -63,6 +67,7 @@ impl Default for Config {
             queue_commands_max: QUEUE_COMMANDS_DEFAULT,
             queue_events_max: QUEUE_EVENTS_DEFAULT,
             clock: Clock::System,
+            settings: formica_core::Settings::default(),
         }
     }
 }
@@ -124,6 +129,7 @@ pub struct Stats {
 #[derive(Clone, Debug)]
 pub struct Engine {
     queue: SyncSender<Request>,
+    clock: Clock,
     queue_events_max: u64,
     stats: Arc<Stats>,
     writer: Arc<WriterHandle>,
@@ -139,7 +145,9 @@ impl Engine {
     pub fn start(mut store: Store, config: Config) -> Result<Engine, StoreError> {
         store.claim_writer()?;
         let loaded = store.load()?;
-        let core = Core::from_loaded(loaded)?;
+        let mut core = Core::from_loaded(loaded)?;
+        core.configure(config.settings.clone());
+        let clock = config.clock.clone();
         let (queue, requests) = mpsc::sync_channel(config.queue_commands_max);
         let config_events_max = config.queue_events_max as u64;
         let stats = Arc::new(Stats::default());
@@ -151,6 +159,7 @@ impl Engine {
             .expect("the writer thread can be spawned at start");
         Ok(Engine {
             queue,
+            clock,
             queue_events_max: config_events_max,
             stats,
             writer: Arc::new(WriterHandle(std::sync::Mutex::new(Some(thread)))),
@@ -167,6 +176,20 @@ impl Engine {
     pub fn submit_blocking(&self, command: Command) -> Answer {
         let receiver = self.enqueue(command)?;
         receiver.blocking_recv().map_err(|_| EngineError::Stopped)?
+    }
+
+    /// The clock batches are stamped with.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// `tick_blocking` for async callers.
+    pub async fn tick(&self) -> Result<(), EngineError> {
+        let (sender, receiver) = oneshot::channel();
+        self.queue
+            .try_send(Request::Tick(sender))
+            .map_err(|_| EngineError::Busy)?;
+        receiver.await.map_err(|_| EngineError::Stopped)
     }
 
     /// Runs the timers now and waits until they have run (for a manual clock that moved).

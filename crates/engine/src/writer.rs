@@ -124,7 +124,7 @@ impl Writer {
     /// Blocks until a request arrives, the next pending transfer expires, or the writer has
     /// been idle long enough to checkpoint what changed.
     fn wait(&self, requests: &Receiver<Request>) -> Wait {
-        let expiry = match self.core.ledger().next_expiry() {
+        let expiry = match self.core.next_deadline() {
             Some(at) if !self.config.clock.is_manual() => Some(Duration::from_nanos(
                 at.saturating_sub(self.config.clock.now()),
             )),
@@ -296,6 +296,7 @@ impl Writer {
         self.finish_checkpoint();
         let loaded = self.store.load()?;
         self.core = Core::from_loaded(loaded)?;
+        self.core.configure(self.config.settings.clone());
         self.last_now = self.last_now.max(self.core.ledger().timestamp());
         self.reload_needed = false;
         tracing::info!("books reloaded from the database after a failed commit");

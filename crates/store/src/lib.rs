@@ -6,10 +6,16 @@
 //! The interface is synchronous: the engine's writer is one thread that owns its store, and
 //! blocking there is what makes "answered only after the commit" simple and exact.
 
+pub mod people;
 mod postgres;
+mod products;
 mod replay;
+pub mod sql;
 mod sqlite;
 mod temporary;
+pub mod trade;
+pub mod wallet;
+pub mod webhook;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -74,6 +80,9 @@ pub enum StoreError {
     /// Another process is the books' writer (one writer per database, by design).
     #[error("another process is already the writer of these books")]
     AnotherWriter,
+    /// A row with this key already exists (a unique constraint).
+    #[error("already exists: {0}")]
+    Conflict(String),
     /// The database was written by a newer Formica.
     #[error("the database schema is at version {found}, newer than this Formica ({known})")]
     SchemaTooNew {
@@ -162,7 +171,26 @@ impl Store {
     /// The books as stored (the last checkpoint brought forward by the transfers after it)
     /// and the head of every account's history. Checked when imported into a ledger.
     pub fn load(&mut self) -> Result<Loaded, StoreError> {
-        dispatch!(self, store => store.read(replay::load))
+        let mut loaded = dispatch!(self, store => store.read(replay::load))?;
+        loaded.products = self.read_sql(products::load)?;
+        Ok(loaded)
+    }
+
+    /// Runs `work` in one read transaction: every query sees the same commit.
+    pub fn read_sql<T>(
+        &mut self,
+        work: impl FnOnce(&mut dyn sql::Sql) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        dispatch!(self, store => store.read_sql(work))
+    }
+
+    /// Runs `work` in one write transaction, committed if it returns `Ok`. For what moves no
+    /// money (people's credentials, sessions, cards, webhooks); money moves through the engine.
+    pub fn write_sql<T>(
+        &mut self,
+        work: impl FnOnce(&mut dyn sql::Sql) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        dispatch!(self, store => store.write_sql(work))
     }
 
     /// Stored transfers with these ids, with their status when pending.

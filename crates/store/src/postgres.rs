@@ -16,10 +16,14 @@ use uuid::Uuid;
 
 use crate::column::{amount, amount_back, bits, bits_back, narrow, status, total};
 use crate::replay::{BooksRow, Reader};
+use crate::sql::{PostgresSql, Sql};
 use crate::{ACCOUNT_COLUMNS, TRANSFER_COLUMNS, prefixed};
 use crate::{StoreError, TRANSFER_SUMS_SQL, TransferSums};
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_books.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_books.sql")),
+    (2, include_str!("../migrations/postgres/0002_products.sql")),
+];
 
 /// The advisory lock migrations hold, so that two processes opening a fresh database at once
 /// migrate it one after the other ("formica" in ASCII: any constant works, it only has to be
@@ -163,6 +167,37 @@ impl PostgresStore {
         })
     }
 
+    /// Runs `work` in one read-only repeatable-read transaction.
+    pub(crate) fn read_sql<T>(
+        &mut self,
+        work: impl FnOnce(&mut dyn Sql) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.with_connection(|connection| {
+            let mut tx = connection
+                .client
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()?;
+            let result = work(&mut PostgresSql(&mut tx))?;
+            tx.commit()?;
+            Ok(result)
+        })
+    }
+
+    /// Runs `work` in one write transaction, committed if it returns `Ok`.
+    pub(crate) fn write_sql<T>(
+        &mut self,
+        work: impl FnOnce(&mut dyn Sql) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.with_connection(|connection| {
+            let mut tx = connection.client.transaction()?;
+            let result = work(&mut PostgresSql(&mut tx))?;
+            tx.commit()?;
+            Ok(result)
+        })
+    }
+
     pub(crate) fn commit(&mut self, effects: &Effects) -> Result<(), StoreError> {
         // Every value is converted before the transaction opens: a batch that does not fit
         // the columns fails without a round trip and writes nothing.
@@ -227,6 +262,7 @@ impl PostgresStore {
                 )?;
             }
             tx.execute(&statements.upsert_books, &[&timestamp, &transfer_id_max])?;
+            crate::products::write(&mut PostgresSql(&mut tx), &effects.products)?;
             tx.commit()?;
             Ok(())
         })

@@ -78,6 +78,8 @@ pub(crate) fn load(reader: &mut dyn Reader) -> Result<Loaded, StoreError> {
         },
         heads,
         changed_since_checkpoint: changed,
+        // The store adds the products' open objects, read in their own transaction.
+        products: Default::default(),
     })
 }
 

@@ -9,10 +9,14 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::column::{amount, amount_back, bits, bits_back, narrow, status, total};
 use crate::replay::{BooksRow, Reader};
+use crate::sql::{Sql, SqliteSql};
 use crate::{ACCOUNT_COLUMNS, TRANSFER_COLUMNS, prefixed};
 use crate::{Location, StoreError, TRANSFER_SUMS_SQL, TransferSums};
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_books.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_books.sql")),
+    (2, include_str!("../migrations/sqlite/0002_products.sql")),
+];
 
 /// SQLite page cache per connection, in KiB.
 const CACHE_KIB: i64 = 512 * 1024;
@@ -96,6 +100,30 @@ impl SqliteStore {
         result
     }
 
+    /// Runs `work` in one transaction that reads a single snapshot and writes nothing.
+    pub(crate) fn read_sql<T>(
+        &mut self,
+        work: impl FnOnce(&mut dyn Sql) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let tx = self.connection.transaction()?;
+        let result = work(&mut SqliteSql(&tx));
+        tx.finish()?;
+        result
+    }
+
+    /// Runs `work` in one write transaction, committed if it returns `Ok`.
+    pub(crate) fn write_sql<T>(
+        &mut self,
+        work: impl FnOnce(&mut dyn Sql) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let tx = self
+            .connection
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let result = work(&mut SqliteSql(&tx))?;
+        tx.commit()?;
+        Ok(result)
+    }
+
     pub(crate) fn commit(&mut self, effects: &Effects) -> Result<(), StoreError> {
         let tx = self
             .connection
@@ -143,6 +171,7 @@ impl SqliteStore {
                 bits(effects.timestamp),
                 &effects.transfer_id_max.to_be_bytes()[..]
             ])?;
+            crate::products::write(&mut SqliteSql(&tx), &effects.products)?;
         }
         tx.commit()?;
         Ok(())

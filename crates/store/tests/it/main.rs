@@ -131,7 +131,7 @@ mod postgres_only {
                 .expect("an opener thread does not panic")
                 .expect("every concurrent open succeeds: the migration lock serializes them");
         }
-        assert_eq!(db.query_i64("SELECT COUNT(*) FROM schema_migrations"), 1);
+        assert_eq!(db.query_i64("SELECT COUNT(*) FROM schema_migrations"), 2);
     }
 
     /// Kills the server process behind `store` and waits until it is gone. Returns its pid.
@@ -170,10 +170,10 @@ fn schema_migration_is_idempotent(backend: Backend) {
     );
     drop(again);
     drop(db.open());
-    assert_eq!(db.query_i64("SELECT COUNT(*) FROM schema_migrations"), 1);
+    assert_eq!(db.query_i64("SELECT COUNT(*) FROM schema_migrations"), 2);
     assert_eq!(
         db.query_i64("SELECT MAX(version) FROM schema_migrations"),
-        1
+        2
     );
 }
 
@@ -184,7 +184,7 @@ fn schema_newer_than_known_is_refused(backend: Backend) {
     match Store::open(&db.location) {
         Err(StoreError::SchemaTooNew {
             found: 99,
-            known: 1,
+            known: 2,
         }) => {}
         other => panic!("a schema from the future is refused, got {other:?}"),
     }
@@ -431,6 +431,7 @@ fn amount_above_i64_max_is_rejected_and_nothing_is_written(backend: Backend) {
             },
         ],
         pending_status: Vec::new(),
+        products: Default::default(),
     };
     match books.store.commit(&effects) {
         Err(StoreError::TooLarge {
@@ -757,6 +758,7 @@ impl Books {
                 Command::CreateTransfers(transfers) => {
                     Reply::Transfers(self.reference.create_transfers(now, transfers))
                 }
+                Command::Product(_) => panic!("the books tests send no product commands"),
             };
             assert_eq!(
                 reply, &expected,
@@ -783,6 +785,7 @@ impl Books {
                         "{results:?}"
                     );
                 }
+                Reply::Product(outcome) => panic!("no product commands here: {outcome:?}"),
             }
         }
     }

@@ -1,0 +1,652 @@
+//! What the products share: their commands, outcomes and refusals, the open objects the core
+//! holds for them (people's limits, open trades, bank movements in flight), timers, ids, and
+//! the rows a batch writes for them.
+//!
+//! Every product command checks first and changes afterwards; what it changed is recorded in an
+//! undo log so that a batch whose commit fails leaves memory exactly as before.
+
+use std::collections::BTreeSet;
+
+use formica_ledger::{Account, AccountFlags, CreateTransferResult, Ledger, Transfer};
+use hashbrown::HashMap;
+use serde::{Deserialize, Serialize};
+
+use crate::money::{Currency, Money};
+use crate::trade::{Trade, TradeCommand};
+use crate::wallet::{Level, Movement, Person, WalletCommand};
+
+/// An id of a person, trade or movement: time-ordered (milliseconds of the batch that made it,
+/// then a sequence), shown as a decimal string in JSON so that JavaScript keeps every digit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Id(pub u64);
+
+impl std::fmt::Display for Id {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::str::FromStr for Id {
+    type Err = std::num::ParseIntError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        text.parse().map(Id)
+    }
+}
+
+impl Serialize for Id {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
+}
+
+impl utoipa::PartialSchema for Id {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^[0-9]{1,20}$"))
+            .description(Some("A time-ordered 64-bit id, as a decimal string."))
+            .examples([serde_json::json!("1945361817280512000")])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Id {}
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Bits of an id below the millisecond: a million ids per millisecond before the sequence
+/// borrows from the next one (it never goes back).
+const ID_SEQUENCE_BITS: u32 = 20;
+
+/// Product transfers carry this in the top half of their 128-bit ids, apart from transfers
+/// clients create directly on the books.
+const PRODUCT_TRANSFER_TAG: u128 = 1 << 64;
+
+/// The books' id of the transfer a product made with this id.
+pub(crate) fn transfer_id(id: Id) -> u128 {
+    PRODUCT_TRANSFER_TAG | u128::from(id.0)
+}
+
+/// Account kinds (the ledger's account `code`): a wallet, or one of the platform's own.
+pub mod account_kind {
+    /// A person's (or shop's) wallet in one currency.
+    pub const WALLET: u16 = 1;
+    /// Money held at the bank on the platform's behalf: debited when money comes in from a
+    /// card, credited when it goes out to one.
+    pub const BANK_CLEARING: u16 = 2;
+}
+
+/// Why money moved (the ledger's transfer `code`).
+pub mod transfer_kind {
+    /// Money in from a bank card.
+    pub const TOP_UP: u16 = 1;
+    /// Money out to a bank card.
+    pub const WITHDRAWAL: u16 = 2;
+    /// A transfer between two people.
+    pub const TRANSFER: u16 = 3;
+    /// A buyer's payment into escrow.
+    pub const TRADE_PAYMENT: u16 = 4;
+}
+
+/// The account id of `owner`'s account of `kind` in `currency` (owner zero is the platform):
+/// the owner in the top 64 bits, then the kind and the currency's numeric code, so every
+/// account is found without a lookup table.
+pub fn account_id(owner: Id, kind: u16, currency: Currency) -> u128 {
+    (u128::from(owner.0) << 64) | (u128::from(kind) << 32) | u128::from(currency.ledger())
+}
+
+/// The platform itself, as an owner of accounts.
+pub const PLATFORM: Id = Id(0);
+
+/// Rules the products run by, chosen by the operator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// How long a trade waits for the buyer's payment before it closes.
+    pub pay_timeout_ns: u64,
+    /// How long after shipping the buyer's receipt is confirmed on their behalf.
+    pub confirm_timeout_ns: u64,
+    /// How long a seller has to answer a refund request before it is agreed on their behalf.
+    pub refund_answer_timeout_ns: u64,
+    /// How long a bank movement may wait for the bank before it is failed.
+    pub bank_timeout_ns: u64,
+    /// The platform's time zone as seconds east of UTC: daily limits reset at its midnight.
+    pub day_offset_seconds: i64,
+    /// Daily outgoing limit of an unverified person, in major units of each currency.
+    pub unverified_daily_major: u64,
+    /// Daily outgoing limit of a verified person, in major units of each currency.
+    pub verified_daily_major: u64,
+}
+
+/// Nanoseconds per second, minute and day.
+const SECOND_NS: u64 = 1_000_000_000;
+const MINUTE_NS: u64 = 60 * SECOND_NS;
+const DAY_NS: u64 = 24 * 60 * MINUTE_NS;
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            pay_timeout_ns: 15 * MINUTE_NS,
+            confirm_timeout_ns: 10 * DAY_NS,
+            refund_answer_timeout_ns: 5 * DAY_NS,
+            bank_timeout_ns: DAY_NS,
+            day_offset_seconds: 8 * 3600,
+            unverified_daily_major: 5_000,
+            verified_daily_major: 200_000,
+        }
+    }
+}
+
+impl Settings {
+    /// The day (since 1970-01-01 in the platform's time zone) that `now` falls on.
+    pub fn day(&self, now: u64) -> i64 {
+        let seconds = i64::try_from(now / SECOND_NS).unwrap_or(i64::MAX);
+        seconds
+            .saturating_add(self.day_offset_seconds)
+            .div_euclid(86_400)
+    }
+
+    /// The daily outgoing limit of a person at `level`, in minor units of `currency`.
+    pub fn daily_limit_minor(&self, level: Level, currency: Currency) -> u64 {
+        let major = match level {
+            Level::Unverified => self.unverified_daily_major,
+            Level::Verified => self.verified_daily_major,
+        };
+        major.saturating_mul(10u64.pow(u32::from(currency.exponent())))
+    }
+}
+
+/// A command for the products, with the caller's idempotency key if it gave one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProductRequest {
+    /// What to do.
+    pub command: ProductCommand,
+    /// Saved with the outcome in the batch that applies the command.
+    pub idempotency: Option<IdempotencyKey>,
+}
+
+/// A client's idempotency key: the same key with the same request returns the saved outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    /// Whose key (keys are per person).
+    pub owner: Id,
+    /// The key as the client sent it.
+    pub key: String,
+    /// A digest of the request, to tell a retry from a different request with the same key.
+    pub fingerprint: String,
+}
+
+/// A product command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProductCommand {
+    /// Wallets, money in and out, transfers.
+    Wallet(WalletCommand),
+    /// Escrow trades.
+    Trade(TradeCommand),
+}
+
+/// What a product command did.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "built once per command and moved to its caller; a box would allocate per command"
+)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "object", rename_all = "snake_case")]
+pub enum Outcome {
+    /// A person's wallet standing.
+    Person(PersonView),
+    /// A bank movement (top-up or withdrawal).
+    Movement(Movement),
+    /// A transfer between two people.
+    Transfer(TransferReceipt),
+    /// A trade, as it stands after the command.
+    Trade(Trade),
+}
+
+/// A person's level and wallets, as the core knows them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PersonView {
+    /// The person.
+    pub user_id: Id,
+    /// Their identity level.
+    pub level: Level,
+}
+
+/// A transfer between two people, as done.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TransferReceipt {
+    /// The transfer's id.
+    pub id: Id,
+    /// Who paid.
+    pub from_user_id: Id,
+    /// Who was paid.
+    pub to_user_id: Id,
+    /// How much.
+    pub amount: Money,
+    /// The payer's note.
+    pub note: String,
+    /// When (nanoseconds since the epoch).
+    pub created_at: u64,
+}
+
+/// Why a product command was refused. Nothing changed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "refusal", rename_all = "snake_case")]
+pub enum Refusal {
+    /// Amounts must be above zero.
+    #[error("the amount must be above zero")]
+    AmountNotPositive,
+    /// The amount would take a balance past what the books hold.
+    #[error("the amount is too large")]
+    AmountTooLarge,
+    /// The person has no wallet (they never signed up, or not in this currency).
+    #[error("no wallet for this person in {currency}")]
+    WalletNotFound {
+        /// The currency asked for.
+        currency: Currency,
+    },
+    /// The payee is not a person Formica knows.
+    #[error("the payee was not found")]
+    PayeeNotFound,
+    /// A person cannot pay themselves.
+    #[error("payer and payee are the same person")]
+    SamePerson,
+    /// The wallet does not hold enough.
+    #[error("insufficient funds")]
+    InsufficientFunds,
+    /// The amount would take the person past their daily outgoing limit.
+    #[error("the daily limit of {limit} would be exceeded ({spent} already spent today)")]
+    DailyLimitExceeded {
+        /// The limit.
+        limit: Money,
+        /// Spent today before this.
+        spent: Money,
+    },
+    /// No movement with this id is waiting for the bank.
+    #[error("no bank movement with this id is waiting")]
+    MovementNotFound,
+    /// No trade with this id that the caller is a party to.
+    #[error("trade not found")]
+    TradeNotFound,
+    /// The seller already has a trade with this out_trade_no.
+    #[error("the seller already has a trade with this out_trade_no")]
+    DuplicateOutTradeNo,
+    /// The trade is not in a state that allows this.
+    #[error("the trade is {status}, which does not allow this")]
+    TradeStatusInvalid {
+        /// Where the trade stands.
+        status: crate::trade::TradeStatus,
+    },
+    /// A trade's seller cannot be its buyer.
+    #[error("the buyer cannot be the seller")]
+    BuyerIsSeller,
+    /// The trade is for another buyer.
+    #[error("this trade is for another buyer")]
+    NotTheBuyer,
+    /// A refund larger than what is held.
+    #[error("the refund is larger than the {held} held")]
+    RefundTooLarge {
+        /// What escrow holds.
+        held: Money,
+    },
+    /// The currency differs from the one the object is in.
+    #[error("wrong currency: expected {expected}")]
+    CurrencyMismatch {
+        /// The currency expected.
+        expected: Currency,
+    },
+}
+
+/// A message for the outbox, delivered to the person's webhook endpoints.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxRow {
+    /// To whom.
+    pub user_id: Id,
+    /// What happened (`trade.paid`, `transfer.received`, ...).
+    pub topic: String,
+    /// The object as JSON.
+    pub payload: String,
+    /// When.
+    pub timestamp: u64,
+}
+
+/// An idempotency key and the outcome it saves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyRow {
+    /// The key.
+    pub key: IdempotencyKey,
+    /// `Result<Outcome, Refusal>` as JSON.
+    pub outcome: String,
+    /// When.
+    pub timestamp: u64,
+}
+
+/// The product rows one batch writes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProductEffects {
+    /// The last id handed out.
+    pub id_last: u64,
+    /// People whose level or spending changed, as they stand.
+    pub people: Vec<(Id, Person)>,
+    /// Trades created or changed, as they stand.
+    pub trades: Vec<Trade>,
+    /// Bank movements created or changed, as they stand.
+    pub movements: Vec<Movement>,
+    /// Transfers between people.
+    pub transfers: Vec<TransferReceipt>,
+    /// Messages for the outbox.
+    pub outbox: Vec<OutboxRow>,
+    /// Idempotency keys with their outcomes.
+    pub idempotency: Vec<IdempotencyRow>,
+}
+
+/// What the store loads for the products: people and every object still open.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProductsLoaded {
+    /// The last id handed out.
+    pub id_last: u64,
+    /// Every person.
+    pub people: Vec<(Id, Person)>,
+    /// Trades not yet finished or closed.
+    pub open_trades: Vec<Trade>,
+    /// Bank movements still waiting for the bank.
+    pub open_movements: Vec<Movement>,
+}
+
+/// Something to do at a time: an open trade's or movement's deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Due {
+    Trade(Id),
+    Movement(Id),
+}
+
+/// The products' state in memory.
+#[derive(Debug, Default)]
+pub(crate) struct Products {
+    pub(crate) settings: Settings,
+    pub(crate) id_last: u64,
+    pub(crate) people: HashMap<Id, Person>,
+    pub(crate) trades: HashMap<Id, Trade>,
+    /// Open trades by (seller, out_trade_no).
+    pub(crate) out_trade_nos: HashMap<(Id, String), Id>,
+    pub(crate) movements: HashMap<Id, Movement>,
+    pub(crate) timers: BTreeSet<(u64, Due)>,
+    pub(crate) batch: ProductBatch,
+}
+
+/// What the open batch changed, to write on commit or undo on rollback.
+#[derive(Debug, Default)]
+pub(crate) struct ProductBatch {
+    undo: Vec<Undo>,
+    people: HashMap<Id, Person>,
+    trades: HashMap<Id, Trade>,
+    movements: HashMap<Id, Movement>,
+    transfers: Vec<TransferReceipt>,
+    outbox: Vec<OutboxRow>,
+    idempotency: Vec<IdempotencyRow>,
+}
+
+#[allow(
+    clippy::large_enum_variant,
+    reason = "the log is cleared every batch; boxing the trade would allocate per change"
+)]
+#[derive(Debug)]
+enum Undo {
+    IdLast(u64),
+    Person(Id, Option<Person>),
+    Trade(Id, Option<Trade>),
+    Movement(Id, Option<Movement>),
+}
+
+impl Products {
+    pub(crate) fn from_loaded(loaded: ProductsLoaded) -> Self {
+        let mut products = Products {
+            id_last: loaded.id_last,
+            people: loaded.people.into_iter().collect(),
+            ..Products::default()
+        };
+        for trade in loaded.open_trades {
+            products.set_trade(trade.id, Some(trade));
+        }
+        for movement in loaded.open_movements {
+            products.set_movement(movement.id, Some(movement));
+        }
+        products
+    }
+
+    /// A fresh id, later than every id before it and than `now`'s millisecond.
+    pub(crate) fn next_id(&mut self, now: u64) -> Id {
+        self.batch.undo.push(Undo::IdLast(self.id_last));
+        let floor = (now / 1_000_000) << ID_SEQUENCE_BITS;
+        self.id_last = floor.max(self.id_last + 1);
+        Id(self.id_last)
+    }
+
+    /// A fresh transfer id for the books.
+    pub(crate) fn next_transfer_id(&mut self, now: u64) -> u128 {
+        let id = self.next_id(now);
+        transfer_id(id)
+    }
+
+    /// The earliest deadline of an open object.
+    pub(crate) fn next_due(&self) -> Option<u64> {
+        self.timers.first().map(|(at, _)| *at)
+    }
+
+    /// The objects whose deadline has passed at `now`, earliest first.
+    pub(crate) fn due(&self, now: u64) -> Vec<Due> {
+        self.timers
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .map(|(_, due)| *due)
+            .collect()
+    }
+
+    pub(crate) fn put_person(&mut self, id: Id, person: Person) {
+        let before = self.people.insert(id, person.clone());
+        self.batch.undo.push(Undo::Person(id, before));
+        self.batch.people.insert(id, person);
+    }
+
+    /// Records the trade as it now stands; a trade that is over leaves memory.
+    pub(crate) fn put_trade(&mut self, trade: Trade) {
+        let id = trade.id;
+        self.batch.trades.insert(id, trade.clone());
+        let keep = (!trade.status.is_final()).then_some(trade);
+        let before = self.set_trade(id, keep);
+        self.batch.undo.push(Undo::Trade(id, before));
+    }
+
+    /// Records the movement as it now stands; a settled one leaves memory.
+    pub(crate) fn put_movement(&mut self, movement: Movement) {
+        let id = movement.id;
+        self.batch.movements.insert(id, movement.clone());
+        let keep = movement.is_open().then_some(movement);
+        let before = self.set_movement(id, keep);
+        self.batch.undo.push(Undo::Movement(id, before));
+    }
+
+    pub(crate) fn record_transfer(&mut self, receipt: TransferReceipt) {
+        self.batch.transfers.push(receipt);
+    }
+
+    /// Queues a message for `user`'s webhooks.
+    pub(crate) fn announce(&mut self, user: Id, topic: &str, payload: &impl Serialize, at: u64) {
+        let payload = serde_json::to_string(payload).expect("product objects serialize");
+        self.batch.outbox.push(OutboxRow {
+            user_id: user,
+            topic: topic.to_owned(),
+            payload,
+            timestamp: at,
+        });
+    }
+
+    pub(crate) fn save_idempotency(
+        &mut self,
+        key: IdempotencyKey,
+        outcome: &Result<Outcome, Refusal>,
+        at: u64,
+    ) {
+        let outcome = serde_json::to_string(outcome).expect("outcomes serialize");
+        self.batch.idempotency.push(IdempotencyRow {
+            key,
+            outcome,
+            timestamp: at,
+        });
+    }
+
+    /// Takes the rows the batch must write.
+    pub(crate) fn effects(&mut self) -> ProductEffects {
+        let batch = &mut self.batch;
+        let mut people: Vec<_> = batch.people.drain().collect();
+        people.sort_unstable_by_key(|(id, _)| *id);
+        let mut trades: Vec<_> = batch.trades.drain().map(|(_, t)| t).collect();
+        trades.sort_unstable_by_key(|t| t.id);
+        let mut movements: Vec<_> = batch.movements.drain().map(|(_, m)| m).collect();
+        movements.sort_unstable_by_key(|m| m.id);
+        ProductEffects {
+            id_last: self.id_last,
+            people,
+            trades,
+            movements,
+            transfers: std::mem::take(&mut batch.transfers),
+            outbox: std::mem::take(&mut batch.outbox),
+            idempotency: std::mem::take(&mut batch.idempotency),
+        }
+    }
+
+    pub(crate) fn commit_batch(&mut self) {
+        self.batch = ProductBatch::default();
+    }
+
+    pub(crate) fn rollback_batch(&mut self) {
+        let undo = std::mem::take(&mut self.batch.undo);
+        for step in undo.into_iter().rev() {
+            match step {
+                Undo::IdLast(id) => self.id_last = id,
+                Undo::Person(id, before) => {
+                    match before {
+                        Some(person) => self.people.insert(id, person),
+                        None => self.people.remove(&id),
+                    };
+                }
+                Undo::Trade(id, before) => {
+                    self.set_trade(id, before);
+                }
+                Undo::Movement(id, before) => {
+                    self.set_movement(id, before);
+                }
+            }
+        }
+        self.batch = ProductBatch::default();
+    }
+
+    /// Replaces an open trade (or removes it), keeping its timer and out_trade_no in step.
+    fn set_trade(&mut self, id: Id, trade: Option<Trade>) -> Option<Trade> {
+        let before = self.trades.remove(&id);
+        if let Some(old) = &before {
+            if let Some(at) = old.deadline {
+                self.timers.remove(&(at, Due::Trade(id)));
+            }
+            self.out_trade_nos
+                .remove(&(old.seller_id, old.out_trade_no.clone()));
+        }
+        if let Some(trade) = trade {
+            if let Some(at) = trade.deadline {
+                self.timers.insert((at, Due::Trade(id)));
+            }
+            self.out_trade_nos
+                .insert((trade.seller_id, trade.out_trade_no.clone()), id);
+            self.trades.insert(id, trade);
+        }
+        before
+    }
+
+    fn set_movement(&mut self, id: Id, movement: Option<Movement>) -> Option<Movement> {
+        let before = self.movements.remove(&id);
+        if let Some(old) = &before {
+            self.timers.remove(&(old.deadline, Due::Movement(id)));
+        }
+        if let Some(movement) = movement {
+            self.timers.insert((movement.deadline, Due::Movement(id)));
+            self.movements.insert(id, movement);
+        }
+        before
+    }
+}
+
+/// Books operations the products share: accounts they create join the batch's rows.
+pub(crate) struct Books<'a> {
+    pub(crate) ledger: &'a mut Ledger,
+    pub(crate) created: &'a mut Vec<u128>,
+}
+
+impl Books<'_> {
+    /// Creates the account if it does not exist yet.
+    pub(crate) fn ensure_account(
+        &mut self,
+        now: u64,
+        id: u128,
+        currency: Currency,
+        kind: u16,
+        flags: AccountFlags,
+    ) -> bool {
+        if self.ledger.account(id).is_some() {
+            return false;
+        }
+        let account = Account::new(id, currency.ledger(), kind).with_flags(flags);
+        let results = self.ledger.create_accounts(now, &[account]);
+        assert!(
+            results[0].is_ok(),
+            "a new product account is valid: {:?}",
+            results[0]
+        );
+        self.created.push(id);
+        true
+    }
+
+    /// Creates transfers that must all succeed, or none: the chain's first failure, if any.
+    pub(crate) fn transfer_chain(
+        &mut self,
+        now: u64,
+        transfers: &mut [Transfer],
+    ) -> Result<(), CreateTransferResult> {
+        let last = transfers.len() - 1;
+        for (index, transfer) in transfers.iter_mut().enumerate() {
+            if index < last {
+                transfer.flags |= formica_ledger::TransferFlags::LINKED;
+            }
+        }
+        let results = self.ledger.create_transfers(now, transfers);
+        match results
+            .iter()
+            .find(|r| !r.is_ok() && **r != CreateTransferResult::LinkedEventFailed)
+        {
+            Some(failed) => Err(*failed),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The refusal for a transfer the books refused: a shortfall or an overflow. Other results
+/// mean the products built a wrong transfer, which is a bug.
+pub(crate) fn refusal_for(result: CreateTransferResult) -> Refusal {
+    use CreateTransferResult as R;
+    match result {
+        // A wallet short of money, or (exceeds debits) the bank clearing account asked to pay
+        // out more than ever came in.
+        R::ExceedsCredits | R::ExceedsDebits => Refusal::InsufficientFunds,
+        R::OverflowsDebitsPending
+        | R::OverflowsCreditsPending
+        | R::OverflowsDebitsPosted
+        | R::OverflowsCreditsPosted
+        | R::OverflowsDebits
+        | R::OverflowsCredits => Refusal::AmountTooLarge,
+        other => panic!("the products built a transfer the books refuse: {other}"),
+    }
+}

@@ -1,0 +1,347 @@
+//! The products' rows as a batch writes them and as `load()` reads the open ones back. Written
+//! once for both databases through `sql::Sql`.
+
+use formica_core::products::{IdempotencyRow, OutboxRow, ProductEffects, TransferReceipt};
+use formica_core::trade::{RefundRequest, Trade, TradeStatus};
+use formica_core::wallet::{Level, Movement, MovementKind, MovementStatus, Person, Spending};
+use formica_core::{Currency, Id, Money, ProductsLoaded};
+
+use crate::StoreError;
+use crate::sql::{Row, Sql, Value};
+
+/// Writes a batch's product rows (inside the batch's transaction).
+pub(crate) fn write(sql: &mut dyn Sql, effects: &ProductEffects) -> Result<(), StoreError> {
+    sql.execute("UPDATE books SET id_last = $1", &[effects.id_last.into()])?;
+    for (id, person) in &effects.people {
+        sql.execute(
+            "INSERT INTO people (user_id, level) VALUES ($1, $2) \
+             ON CONFLICT (user_id) DO UPDATE SET level = excluded.level",
+            &[id.0.into(), person.level.as_str().into()],
+        )?;
+        for spending in &person.spending {
+            sql.execute(
+                "INSERT INTO spending (user_id, currency, day, spent_minor) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, currency) DO UPDATE \
+                 SET day = excluded.day, spent_minor = excluded.spent_minor",
+                &[
+                    id.0.into(),
+                    spending.currency.code().into(),
+                    spending.day.into(),
+                    spending.spent_minor.into(),
+                ],
+            )?;
+        }
+    }
+    for trade in &effects.trades {
+        sql.execute(UPSERT_TRADE, &trade_params(trade))?;
+    }
+    for movement in &effects.movements {
+        sql.execute(UPSERT_MOVEMENT, &movement_params(movement))?;
+    }
+    for receipt in &effects.transfers {
+        sql.execute(
+            "INSERT INTO person_transfers (id, from_user_id, to_user_id, amount_minor, \
+             currency, note, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                receipt.id.0.into(),
+                receipt.from_user_id.0.into(),
+                receipt.to_user_id.0.into(),
+                receipt.amount.amount_minor.into(),
+                receipt.amount.currency.code().into(),
+                receipt.note.as_str().into(),
+                receipt.created_at.into(),
+            ],
+        )?;
+    }
+    for OutboxRow {
+        user_id,
+        topic,
+        payload,
+        timestamp,
+    } in &effects.outbox
+    {
+        sql.execute(
+            "INSERT INTO outbox (timestamp, topic, payload, user_id) VALUES ($1, $2, $3, $4)",
+            &[
+                (*timestamp).into(),
+                topic.as_str().into(),
+                payload.as_str().into(),
+                user_id.0.into(),
+            ],
+        )?;
+    }
+    for IdempotencyRow {
+        key,
+        outcome,
+        timestamp,
+    } in &effects.idempotency
+    {
+        // The edge lets one request per key through at a time and looks the key up first;
+        // should two still meet, the first answer stands and the batch is not failed for it.
+        sql.execute(
+            "INSERT INTO idempotency_keys (owner, key, fingerprint, outcome, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (owner, key) DO NOTHING",
+            &[
+                key.owner.0.into(),
+                key.key.as_str().into(),
+                key.fingerprint.as_str().into(),
+                outcome.as_str().into(),
+                (*timestamp).into(),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// People and every open trade and movement.
+pub(crate) fn load(sql: &mut dyn Sql) -> Result<ProductsLoaded, StoreError> {
+    let id_last = sql
+        .query_opt("SELECT id_last FROM books", &[])?
+        .map(|row| row.uint(0))
+        .transpose()?
+        .unwrap_or(0);
+    let mut people: Vec<(Id, Person)> = Vec::new();
+    for row in sql.query("SELECT user_id, level FROM people ORDER BY user_id", &[])? {
+        people.push((
+            Id(row.uint(0)?),
+            Person {
+                level: level(&row.text(1)?)?,
+                spending: Vec::new(),
+            },
+        ));
+    }
+    let spending = sql.query(
+        "SELECT user_id, currency, day, spent_minor FROM spending ORDER BY user_id",
+        &[],
+    )?;
+    for row in spending {
+        let user = Id(row.uint(0)?);
+        let index = people
+            .binary_search_by_key(&user, |(id, _)| *id)
+            .map_err(|_| StoreError::Corrupt(format!("spending of unknown person {user}")))?;
+        people[index].1.spending.push(Spending {
+            currency: currency(&row.text(1)?)?,
+            day: row.int(2)?,
+            spent_minor: row.uint(3)?,
+        });
+    }
+    let open_trades = sql
+        .query(
+            &format!(
+                "SELECT {TRADE_COLUMNS} FROM trades \
+                 WHERE status NOT IN ('TRADE_FINISHED', 'TRADE_CLOSED') ORDER BY id"
+            ),
+            &[],
+        )?
+        .iter()
+        .map(trade_from)
+        .collect::<Result<_, _>>()?;
+    let open_movements = sql
+        .query(
+            &format!(
+                "SELECT {MOVEMENT_COLUMNS} FROM movements WHERE status = 'pending' ORDER BY id"
+            ),
+            &[],
+        )?
+        .iter()
+        .map(movement_from)
+        .collect::<Result<_, _>>()?;
+    Ok(ProductsLoaded {
+        id_last,
+        people,
+        open_trades,
+        open_movements,
+    })
+}
+
+/// The trade columns, in the order `trade_params` writes and `trade_from` reads them.
+pub(crate) const TRADE_COLUMNS: &str = "id, seller_id, buyer_id, out_trade_no, subject, \
+    amount_minor, currency, status, refunded_minor, tracking, refund_amount_minor, \
+    refund_reason, refund_requested_at, refund_resume, refund_paused_ns, close_reason, \
+    deadline, created_at, paid_at, updated_at, hold";
+
+const UPSERT_TRADE: &str = "INSERT INTO trades (id, seller_id, buyer_id, out_trade_no, \
+    subject, amount_minor, currency, status, refunded_minor, tracking, refund_amount_minor, \
+    refund_reason, refund_requested_at, refund_resume, refund_paused_ns, close_reason, \
+    deadline, created_at, paid_at, updated_at, hold) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
+    $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
+    ON CONFLICT (id) DO UPDATE SET buyer_id = excluded.buyer_id, status = excluded.status, \
+    refunded_minor = excluded.refunded_minor, tracking = excluded.tracking, \
+    refund_amount_minor = excluded.refund_amount_minor, refund_reason = excluded.refund_reason, \
+    refund_requested_at = excluded.refund_requested_at, refund_resume = excluded.refund_resume, \
+    refund_paused_ns = excluded.refund_paused_ns, close_reason = excluded.close_reason, \
+    deadline = excluded.deadline, paid_at = excluded.paid_at, updated_at = excluded.updated_at, \
+    hold = excluded.hold";
+
+fn trade_params(trade: &Trade) -> Vec<Value> {
+    let request = trade.refund_request.as_ref();
+    vec![
+        trade.id.0.into(),
+        trade.seller_id.0.into(),
+        trade.buyer_id.map(|id| id.0).into(),
+        trade.out_trade_no.as_str().into(),
+        trade.subject.as_str().into(),
+        trade.amount.amount_minor.into(),
+        trade.amount.currency.code().into(),
+        trade.status.as_str().into(),
+        trade.refunded.amount_minor.into(),
+        trade.tracking.clone().into(),
+        request.map(|r| r.amount.amount_minor).into(),
+        request.map(|r| r.reason.clone()).into(),
+        request.map(|r| r.requested_at).into(),
+        request.map(|r| r.resume.as_str()).into(),
+        request.and_then(|r| r.paused_ns).into(),
+        trade.close_reason.clone().into(),
+        trade.deadline.into(),
+        trade.created_at.into(),
+        trade.paid_at.into(),
+        trade.updated_at.into(),
+        hold(trade.hold),
+    ]
+}
+
+/// A trade read back from `TRADE_COLUMNS`.
+pub(crate) fn trade_from(row: &Row) -> Result<Trade, StoreError> {
+    let currency = currency(&row.text(6)?)?;
+    let refund_request = match row.opt_uint(10)? {
+        None => None,
+        Some(amount) => Some(RefundRequest {
+            amount: Money::new(amount, currency),
+            reason: row.opt_text(11)?.unwrap_or_default(),
+            requested_at: row.opt_uint(12)?.unwrap_or(0),
+            resume: status(&row.opt_text(13)?.unwrap_or_default())?,
+            paused_ns: row.opt_uint(14)?,
+        }),
+    };
+    Ok(Trade {
+        id: Id(row.uint(0)?),
+        seller_id: Id(row.uint(1)?),
+        buyer_id: row.opt_uint(2)?.map(Id),
+        out_trade_no: row.text(3)?,
+        subject: row.text(4)?,
+        amount: Money::new(row.uint(5)?, currency),
+        status: status(&row.text(7)?)?,
+        refunded: Money::new(row.uint(8)?, currency),
+        tracking: row.opt_text(9)?,
+        refund_request,
+        close_reason: row.opt_text(15)?,
+        deadline: row.opt_uint(16)?,
+        created_at: row.uint(17)?,
+        paid_at: row.opt_uint(18)?,
+        updated_at: row.uint(19)?,
+        hold: hold_back(row.opt_bytes(20)?)?,
+    })
+}
+
+/// The movement columns, in the order `movement_params` writes and `movement_from` reads them.
+pub(crate) const MOVEMENT_COLUMNS: &str = "id, user_id, kind, amount_minor, currency, card_id, \
+    status, failure, created_at, settled_at, deadline, hold";
+
+const UPSERT_MOVEMENT: &str = "INSERT INTO movements (id, user_id, kind, amount_minor, \
+    currency, card_id, status, failure, created_at, settled_at, deadline, hold) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+    ON CONFLICT (id) DO UPDATE SET status = excluded.status, failure = excluded.failure, \
+    settled_at = excluded.settled_at";
+
+fn movement_params(movement: &Movement) -> Vec<Value> {
+    vec![
+        movement.id.0.into(),
+        movement.user_id.0.into(),
+        movement_kind_name(movement.kind).into(),
+        movement.amount.amount_minor.into(),
+        movement.amount.currency.code().into(),
+        movement.card_id.0.into(),
+        movement_status_name(movement.status).into(),
+        movement.failure.clone().into(),
+        movement.created_at.into(),
+        movement.settled_at.into(),
+        movement.deadline.into(),
+        hold(movement.hold),
+    ]
+}
+
+/// A movement read back from `MOVEMENT_COLUMNS`.
+pub(crate) fn movement_from(row: &Row) -> Result<Movement, StoreError> {
+    let kind = match row.text(2)?.as_str() {
+        "top_up" => MovementKind::TopUp,
+        "withdrawal" => MovementKind::Withdrawal,
+        other => return Err(StoreError::Corrupt(format!("movement kind {other:?}"))),
+    };
+    let status = match row.text(6)?.as_str() {
+        "pending" => MovementStatus::Pending,
+        "succeeded" => MovementStatus::Succeeded,
+        "failed" => MovementStatus::Failed,
+        other => return Err(StoreError::Corrupt(format!("movement status {other:?}"))),
+    };
+    Ok(Movement {
+        id: Id(row.uint(0)?),
+        user_id: Id(row.uint(1)?),
+        kind,
+        amount: Money::new(row.uint(3)?, currency(&row.text(4)?)?),
+        card_id: Id(row.uint(5)?),
+        status,
+        failure: row.opt_text(7)?,
+        created_at: row.uint(8)?,
+        settled_at: row.opt_uint(9)?,
+        deadline: row.uint(10)?,
+        hold: hold_back(row.opt_bytes(11)?)?,
+    })
+}
+
+/// The columns of a person-to-person transfer, as `receipt_from` reads them.
+pub(crate) const RECEIPT_COLUMNS: &str =
+    "id, from_user_id, to_user_id, amount_minor, currency, note, created_at";
+
+/// A transfer between people read back from `RECEIPT_COLUMNS`.
+pub(crate) fn receipt_from(row: &Row) -> Result<TransferReceipt, StoreError> {
+    Ok(TransferReceipt {
+        id: Id(row.uint(0)?),
+        from_user_id: Id(row.uint(1)?),
+        to_user_id: Id(row.uint(2)?),
+        amount: Money::new(row.uint(3)?, currency(&row.text(4)?)?),
+        note: row.text(5)?,
+        created_at: row.uint(6)?,
+    })
+}
+
+fn movement_kind_name(kind: MovementKind) -> &'static str {
+    match kind {
+        MovementKind::TopUp => "top_up",
+        MovementKind::Withdrawal => "withdrawal",
+    }
+}
+
+fn movement_status_name(status: MovementStatus) -> &'static str {
+    match status {
+        MovementStatus::Pending => "pending",
+        MovementStatus::Succeeded => "succeeded",
+        MovementStatus::Failed => "failed",
+    }
+}
+
+/// A pending transfer id as the 16 big-endian bytes the books keep ids in.
+fn hold(id: Option<u128>) -> Value {
+    id.map_or(Value::Null, |id| Value::Bytes(id.to_be_bytes().to_vec()))
+}
+
+fn hold_back(bytes: Option<Vec<u8>>) -> Result<Option<u128>, StoreError> {
+    bytes
+        .map(|bytes| {
+            <[u8; 16]>::try_from(bytes.as_slice())
+                .map(u128::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt("a hold id is not 16 bytes".into()))
+        })
+        .transpose()
+}
+
+pub(crate) fn currency(code: &str) -> Result<Currency, StoreError> {
+    Currency::from_code(code).ok_or_else(|| StoreError::Corrupt(format!("currency {code:?}")))
+}
+
+fn status(name: &str) -> Result<TradeStatus, StoreError> {
+    TradeStatus::parse(name).ok_or_else(|| StoreError::Corrupt(format!("trade status {name:?}")))
+}
+
+fn level(name: &str) -> Result<Level, StoreError> {
+    Level::parse(name).ok_or_else(|| StoreError::Corrupt(format!("level {name:?}")))
+}
