@@ -1,28 +1,165 @@
-//! Formica's HTTP edge. Today: `/healthz` and Prometheus `/metrics`; the REST API (`/v1`) and
-//! the Alipay-compatible gateway (`/gateway.do`) come with the products.
+//! Formica's HTTP edge: the REST API at `/v1` (JSON, one error shape, idempotency keys,
+//! cursor pages, an OpenAPI 3.1 document at `/v1/openapi.json` and a docs page at `/docs`),
+//! `/healthz` and Prometheus `/metrics`. Handlers hold no business rule: they authenticate,
+//! parse, submit a command to the engine or read the store, and render.
 
+pub mod auth;
+pub mod body;
+pub mod error;
+mod idempotency;
 mod metrics;
+mod openapi;
+mod page;
+mod people;
+pub mod pool;
+mod server;
+mod trade;
+mod wallet;
+mod webhook;
+
+use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
 use formica_engine::Engine;
+use formica_engine::bank::BankChannel;
+use formica_store::Location;
+
+pub use crate::error::{ApiError, CODES};
+pub use crate::openapi::ApiDoc;
+use crate::pool::Pool;
+pub use crate::server::{Server, ServerConfig};
 
 /// What every handler can reach.
 #[derive(Clone, Debug)]
 pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    engine: Engine,
+    pool: Pool,
+    bank: Arc<dyn BankChannel>,
+    in_flight: Arc<idempotency::InFlight>,
+    http: metrics::HttpMetrics,
+}
+
+impl AppState {
+    /// The state of a server whose engine writes the store at `location`, moving money in and
+    /// out through `bank`.
+    pub fn new(engine: Engine, location: Location, bank: Arc<dyn BankChannel>) -> Self {
+        AppState {
+            inner: Arc::new(Inner {
+                engine,
+                pool: Pool::new(location),
+                bank,
+                in_flight: Arc::default(),
+                http: metrics::HttpMetrics::default(),
+            }),
+        }
+    }
+
     /// The books' single writer.
-    pub engine: Engine,
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Connections for reads and plain writes.
+    pub fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    /// The bank channel.
+    pub fn bank(&self) -> &dyn BankChannel {
+        self.inner.bank.as_ref()
+    }
+
+    /// The engine's time (a manual clock in tests), in nanoseconds.
+    pub fn now(&self) -> u64 {
+        self.inner.engine.clock().now()
+    }
+
+    fn in_flight(&self) -> &Arc<idempotency::InFlight> {
+        &self.inner.in_flight
+    }
+}
+
+/// Creates an operator (an account that decides disputes and checks identities): for
+/// `formica demo`, `formica admin`, and tests.
+pub async fn create_operator(
+    state: &AppState,
+    login: &str,
+    password: &str,
+) -> Result<formica_core::Id, ApiError> {
+    let user = people::create_person(state, login, password, None, "operator").await?;
+    Ok(user.id)
 }
 
 /// The server's routes.
 pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/users", post(people::sign_up))
+        .route("/users/{id}/verification", post(people::verify))
+        .route("/sessions", post(people::sign_in))
+        .route("/sessions/current", axum::routing::delete(people::sign_out))
+        .route("/me", get(people::me))
+        .route("/me/pin", put(people::set_pin))
+        .route("/wallet", get(wallet::balances))
+        .route("/wallet/entries", get(wallet::entries))
+        .route("/cards", post(wallet::add_card).get(wallet::cards))
+        .route("/top-ups", post(wallet::top_up))
+        .route("/withdrawals", post(wallet::withdraw))
+        .route("/movements", get(wallet::movements))
+        .route("/movements/{id}", get(wallet::movement))
+        .route("/transfers", post(wallet::transfer).get(wallet::transfers))
+        .route("/transfers/{id}", get(wallet::transfer_one))
+        .route("/trades", post(trade::create).get(trade::list))
+        .route("/trades/{id}", get(trade::get_one))
+        .route("/trades/{id}/pay", post(trade::pay))
+        .route("/trades/{id}/ship", post(trade::ship))
+        .route("/trades/{id}/confirm", post(trade::confirm))
+        .route("/trades/{id}/close", post(trade::close))
+        .route("/trades/{id}/refund-request", post(trade::request_refund))
+        .route(
+            "/trades/{id}/refund-request/agree",
+            post(trade::agree_refund),
+        )
+        .route(
+            "/trades/{id}/refund-request/refuse",
+            post(trade::refuse_refund),
+        )
+        .route("/trades/{id}/decision", post(trade::decide))
+        .route("/disputes", get(trade::disputes))
+        .route(
+            "/webhook-endpoints",
+            post(webhook::create).get(webhook::list),
+        )
+        .route(
+            "/webhook-endpoints/{id}/deliveries",
+            get(webhook::deliveries),
+        )
+        .route("/openapi.json", get(openapi::document))
+        .fallback(not_found);
     Router::new()
+        .nest("/v1", v1)
+        .route("/docs", get(openapi::docs_page))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::render))
+        .layer(DefaultBodyLimit::max(body::BODY_MAX_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }
 
 /// Alive and serving: the writer answers between batches.
 async fn healthz() -> &'static str {
     "ok\n"
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new("not_found", "no such resource")
 }

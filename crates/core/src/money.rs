@@ -42,6 +42,11 @@ impl Currency {
     /// Chinese yuan renminbi.
     pub const CNY: Currency = CURRENCIES[0];
 
+    /// Every currency Formica knows.
+    pub fn all() -> &'static [Currency] {
+        CURRENCIES
+    }
+
     /// The currency with this ISO 4217 alphabetic code (upper case).
     pub fn from_code(code: &str) -> Option<Currency> {
         CURRENCIES.iter().copied().find(|c| c.code == code)

@@ -23,7 +23,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve Formica over HTTP (health and metrics today; the REST API comes with wallets).
+    /// Serve the REST API (SQLite in ./formica-data unless told otherwise).
     Serve(serve::Args),
     /// Measure Formica's speed with workloads that are code, not folklore.
     Bench {

@@ -1,44 +1,99 @@
-//! `formica serve`: the engine behind HTTP. A SIGINT or SIGTERM stops taking connections,
-//! lets the writer finish what is queued and write its last checkpoint, then exits.
+//! `formica serve`: the REST API over the engine. A SIGINT or SIGTERM stops taking
+//! connections, lets the writer finish what is queued and write its last checkpoint, then
+//! exits.
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use formica_api::{AppState, router};
-use formica_engine::{Config, Engine};
-use formica_store::Store;
+use formica_api::{Server, ServerConfig};
+use formica_core::Settings;
+use formica_engine::Config;
 
 use crate::location::StoreArgs;
 
-/// Options of `formica serve`.
+/// Options of `formica serve` (each also an environment variable).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Address to listen on (port 0 picks a free one; the address is printed).
     #[arg(long, env = "FORMICA_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
+    pub listen: SocketAddr,
     #[command(flatten)]
-    store: StoreArgs,
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub rules: Rules,
+}
+
+/// The product rules an operator may change.
+#[derive(Clone, Debug, clap::Args)]
+pub struct Rules {
+    /// Minutes an unpaid trade waits for payment before it closes.
+    #[arg(long, env = "FORMICA_PAY_TIMEOUT_MINUTES", default_value_t = 15)]
+    pub pay_timeout_minutes: u64,
+    /// Days after shipping until receipt is confirmed on the buyer's behalf.
+    #[arg(long, env = "FORMICA_CONFIRM_TIMEOUT_DAYS", default_value_t = 10)]
+    pub confirm_timeout_days: u64,
+    /// Daily outgoing limit of unverified people, in major units of each currency.
+    #[arg(long, env = "FORMICA_UNVERIFIED_DAILY_LIMIT", default_value_t = 5_000)]
+    pub unverified_daily_limit: u64,
+    /// Daily outgoing limit of verified people, in major units of each currency.
+    #[arg(long, env = "FORMICA_VERIFIED_DAILY_LIMIT", default_value_t = 200_000)]
+    pub verified_daily_limit: u64,
+    /// Milliseconds the simulated bank takes to answer a top-up or withdrawal.
+    #[arg(long, env = "FORMICA_BANK_DELAY_MS", default_value_t = 1_000)]
+    pub bank_delay_ms: u64,
+}
+
+impl Rules {
+    /// The engine's configuration with these rules.
+    pub fn engine_config(&self) -> Config {
+        const MINUTE: u64 = 60_000_000_000;
+        Config {
+            settings: Settings {
+                pay_timeout_ns: self.pay_timeout_minutes.saturating_mul(MINUTE),
+                confirm_timeout_ns: self.confirm_timeout_days.saturating_mul(24 * 60 * MINUTE),
+                unverified_daily_major: self.unverified_daily_limit,
+                verified_daily_major: self.verified_daily_limit,
+                ..Settings::default()
+            },
+            ..Config::default()
+        }
+    }
 }
 
 /// Serves until a shutdown signal.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let engine = Engine::start(Store::open(&args.store.location())?, Config::default())?;
+    serve(args, |_| Box::pin(async { Ok(()) }))
+}
+
+/// Something to do once the server runs and before it is announced (the demo seeds here).
+pub type Prepare = for<'a> fn(
+    &'a Server,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send + 'a>,
+>;
+
+/// Starts the server, runs `prepare`, prints the address, serves until a signal.
+pub fn serve(args: Args, prepare: Prepare) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let server = runtime.block_on(Server::start(ServerConfig {
+        location: args.store.location(),
+        engine: args.rules.engine_config(),
+        bank_delay: Duration::from_millis(args.rules.bank_delay_ms),
+    }))?;
     let served = runtime.block_on(async {
+        prepare(&server).await?;
         let listener = tokio::net::TcpListener::bind(args.listen).await?;
         say(&format!("listening on http://{}", listener.local_addr()?));
-        let app = router(AppState {
-            engine: engine.clone(),
-        });
-        axum::serve(listener, app)
+        axum::serve(listener, server.router())
             .with_graceful_shutdown(shutdown_signal())
             .await?;
         anyhow::Ok(())
     });
     // The writer finishes the batch in flight and what is queued, and checkpoints.
-    engine.shutdown();
+    server.shutdown();
     served?;
     say("stopped");
     Ok(())
@@ -46,7 +101,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// A line for whoever started the server. A closed standard output (the parent went away)
 /// is no reason to fail a server that stopped cleanly.
-fn say(line: &str) {
+pub fn say(line: &str) {
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{line}");
     let _ = stdout.flush();

@@ -209,7 +209,7 @@ pub fn delete_session(sql: &mut dyn Sql, token_hash: &str) -> Result<(), StoreEr
 }
 
 /// A linked bank card (only its last four digits are kept).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct BankCard {
     /// Its id.
     pub id: Id,

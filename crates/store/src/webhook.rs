@@ -8,7 +8,7 @@ use crate::StoreError;
 use crate::sql::{Row, Sql};
 
 /// Where a person wants to be told about their money.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Endpoint {
     /// Its id.
     pub id: Id,
@@ -25,7 +25,7 @@ pub struct Endpoint {
 }
 
 /// One message for one endpoint, and how delivering it went.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Delivery {
     /// Its id.
     pub id: Id,

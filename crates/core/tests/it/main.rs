@@ -202,7 +202,7 @@ fn escrow_holds_the_money_until_the_buyer_confirms() {
 #[test]
 fn receipt_is_confirmed_automatically_after_the_confirm_period() {
     let mut w = World::new();
-    let (seller, buyer, trade) = w.paid_trade();
+    let (seller, _buyer, trade) = w.paid_trade();
     w.trade(TradeCommand::Ship {
         trade_id: trade,
         seller_id: seller,

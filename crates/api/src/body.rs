@@ -1,0 +1,89 @@
+//! Request bodies: JSON parsed strictly (unknown fields refused), every failure answered in the
+//! API's error shape, and a digest of the exact bytes for idempotency keys.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::header;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+
+/// Largest request body accepted (a payment request is a few hundred bytes).
+pub const BODY_MAX_BYTES: usize = 64 * 1024;
+
+/// A JSON body, with the digest of its bytes.
+#[derive(Debug)]
+pub struct Body<T> {
+    /// The parsed body.
+    pub value: T,
+    /// SHA-256 of the body's bytes, hex.
+    pub digest: String,
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_none_or(|value| value.starts_with("application/json"));
+        if !json {
+            return Err(ApiError::new(
+                "unsupported_media_type",
+                "send JSON with Content-Type: application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        "body_too_large",
+                        format!("the body is larger than {BODY_MAX_BYTES} bytes"),
+                    )
+                } else {
+                    ApiError::new("malformed_json", rejection.body_text())
+                }
+            })?;
+        let value = parse(&bytes)?;
+        Ok(Body {
+            value,
+            digest: hex::encode(Sha256::digest(&bytes)),
+        })
+    }
+}
+
+/// Parses JSON, naming the field at fault.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        let message = inner.to_string();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::new("malformed_json", message);
+        }
+        if let Some(name) = between_backticks(&message, "unknown field `") {
+            // The path already ends at the unknown field.
+            let field = if path == "." { name } else { path };
+            return ApiError::new("unknown_field", message).field(field);
+        }
+        if let Some(name) = between_backticks(&message, "missing field `") {
+            let field = if path == "." {
+                name
+            } else {
+                format!("{path}.{name}")
+            };
+            return ApiError::new("missing_field", message).field(field);
+        }
+        ApiError::new("invalid_field", message).field(path)
+    })
+}
+
+fn between_backticks(message: &str, prefix: &str) -> Option<String> {
+    let rest = message.strip_prefix(prefix)?;
+    rest.split('`').next().map(str::to_owned)
+}

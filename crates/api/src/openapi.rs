@@ -1,0 +1,140 @@
+//! The OpenAPI 3.1 document, generated from the handlers and types themselves, and a docs
+//! page rendered from it (no external assets: the page works offline).
+
+use std::fmt::Write;
+
+use axum::Json;
+use axum::response::Html;
+use utoipa::Modify;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::{people, trade, wallet, webhook};
+
+/// The REST API's description.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Formica REST API",
+        description = "Wallets, transfers, escrow trades and webhooks. Amounts are exact \
+            decimal strings with an ISO 4217 currency; ids are decimal strings; times are \
+            nanoseconds since the Unix epoch. Every error has the shape \
+            {\"error\": {\"code\", \"message\", \"field\"}} with a stable code (listed under \
+            x-error-codes). POSTs that move money need an Idempotency-Key header.",
+    ),
+    paths(
+        people::sign_up, people::sign_in, people::sign_out, people::me, people::set_pin,
+        people::verify,
+        wallet::balances, wallet::entries, wallet::add_card, wallet::cards, wallet::top_up,
+        wallet::withdraw, wallet::movements, wallet::movement, wallet::transfer,
+        wallet::transfers, wallet::transfer_one,
+        trade::create, trade::list, trade::get_one, trade::pay, trade::ship, trade::confirm,
+        trade::close, trade::request_refund, trade::agree_refund, trade::refuse_refund,
+        trade::decide, trade::disputes,
+        webhook::create, webhook::list, webhook::deliveries,
+    ),
+    modifiers(&Security, &ErrorCodes),
+    tags(
+        (name = "people", description = "Sign up, sign in, the payment PIN."),
+        (name = "wallet", description = "Balances, bill list, cards, top-ups, withdrawals, transfers."),
+        (name = "trades", description = "Escrow trades: the buyer's money is held until they confirm receipt."),
+        (name = "webhooks", description = "Signed event deliveries, at least once."),
+        (name = "operator", description = "For the platform's operators."),
+    )
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+struct ErrorCodes;
+
+impl Modify for ErrorCodes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let codes: serde_json::Map<String, serde_json::Value> = crate::CODES
+            .iter()
+            .map(|(code, status)| ((*code).to_owned(), (*status).into()))
+            .collect();
+        let extensions = openapi.extensions.get_or_insert_with(Default::default);
+        extensions.insert("x-error-codes".to_owned(), codes.into());
+    }
+}
+
+/// `GET /v1/openapi.json`.
+pub(crate) async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+/// `GET /docs`: every operation with its summary, parameters and answers.
+pub(crate) async fn docs_page() -> Html<String> {
+    let doc = ApiDoc::openapi();
+    let mut page = String::from(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Formica REST API</title><style>\
+         body{font:15px/1.5 system-ui,sans-serif;max-width:58rem;margin:2rem auto;padding:0 1rem;color:#222}\
+         code{background:#f3f3f3;padding:0 .25rem;border-radius:3px}\
+         section{border-top:1px solid #ddd;padding:.5rem 0}\
+         .m{font-weight:700;display:inline-block;min-width:4.5rem}\
+         </style></head><body><h1>Formica REST API</h1>",
+    );
+    if let Some(description) = &doc.info.description {
+        let _ = write!(page, "<p>{}</p>", escape(description));
+    }
+    page.push_str(
+        "<p>The machine-readable document: <a href=\"/v1/openapi.json\">/v1/openapi.json</a> \
+         (OpenAPI 3.1).</p>",
+    );
+    for (path, item) in &doc.paths.paths {
+        let operations = [
+            ("GET", &item.get),
+            ("POST", &item.post),
+            ("PUT", &item.put),
+            ("DELETE", &item.delete),
+        ];
+        for (method, operation) in operations {
+            let Some(operation) = operation else { continue };
+            let _ = write!(
+                page,
+                "<section><h2><span class=\"m\">{method}</span><code>{}</code></h2>",
+                escape(path)
+            );
+            if let Some(summary) = &operation.summary {
+                let _ = write!(page, "<p>{}</p>", escape(summary));
+            }
+            if let Some(description) = &operation.description {
+                let _ = write!(page, "<p>{}</p>", escape(description));
+            }
+            let statuses: Vec<&str> = operation
+                .responses
+                .responses
+                .keys()
+                .map(String::as_str)
+                .collect();
+            let _ = write!(page, "<p>Answers: {}</p></section>", statuses.join(", "));
+        }
+    }
+    page.push_str("<h2>Error codes</h2><ul>");
+    for (code, status) in crate::CODES {
+        let _ = write!(page, "<li><code>{code}</code> ({status})</li>");
+    }
+    page.push_str("</ul></body></html>");
+    Html(page)
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

@@ -1,0 +1,138 @@
+//! Webhook endpoints a person registers, and the log of deliveries to each.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use formica_core::Id;
+use formica_store::webhook::{self, Delivery, Endpoint};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::body::Body;
+use crate::error::{ApiError, ErrorBody};
+use crate::page::{Page, PageQuery};
+
+/// Endpoints a person may register.
+const ENDPOINTS_MAX: usize = 16;
+
+/// An endpoint to register.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewEndpoint {
+    /// An http or https URL that takes POSTs.
+    pub url: String,
+}
+
+/// A registered endpoint, with its signing secret (shown once, at creation).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedEndpoint {
+    /// Its id.
+    pub id: Id,
+    /// Where deliveries go.
+    pub url: String,
+    /// The HMAC-SHA256 key of the `Formica-Signature` header.
+    pub secret: String,
+    /// When it was registered.
+    pub created_at: u64,
+}
+
+/// Registers an endpoint: every trade and money event of the caller is POSTed to it, signed
+/// (`Formica-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`), until
+/// it answers 2xx, with retries backing off exponentially for a day.
+#[utoipa::path(post, path = "/v1/webhook-endpoints", tag = "webhooks", request_body = NewEndpoint,
+    responses((status = 201, body = CreatedEndpoint), (status = 400, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    body: Body<NewEndpoint>,
+) -> Result<(StatusCode, Json<CreatedEndpoint>), ApiError> {
+    let url = body.value.url.trim().to_owned();
+    let valid = url.len() <= 2048
+        && (url.starts_with("http://") || url.starts_with("https://"))
+        && url
+            .parse::<axum::http::Uri>()
+            .is_ok_and(|uri| uri.host().is_some());
+    if !valid {
+        return Err(ApiError::new("invalid_field", "an http or https URL").field("url"));
+    }
+    let user_id = user.id;
+    let existing = state
+        .pool()
+        .read(move |sql| webhook::endpoints(sql, user_id))
+        .await?;
+    if existing.len() >= ENDPOINTS_MAX {
+        return Err(ApiError::new(
+            "invalid_field",
+            format!("at most {ENDPOINTS_MAX} endpoints"),
+        )
+        .field("url"));
+    }
+    let endpoint = Endpoint {
+        id: crate::people::new_id(state.now()),
+        user_id,
+        url,
+        secret: format!("whsec_{}", crate::auth::new_token()),
+        created_at: state.now(),
+    };
+    let row = endpoint.clone();
+    state
+        .pool()
+        .write(move |sql| webhook::create_endpoint(sql, &row))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedEndpoint {
+            id: endpoint.id,
+            url: endpoint.url,
+            secret: endpoint.secret,
+            created_at: endpoint.created_at,
+        }),
+    ))
+}
+
+/// The caller's endpoints.
+#[utoipa::path(get, path = "/v1/webhook-endpoints", tag = "webhooks",
+    responses((status = 200, body = Vec<Endpoint>)), security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+) -> Result<Json<Vec<Endpoint>>, ApiError> {
+    let id = user.id;
+    Ok(Json(
+        state
+            .pool()
+            .read(move |sql| webhook::endpoints(sql, id))
+            .await?,
+    ))
+}
+
+/// Deliveries to one of the caller's endpoints, newest first: status, attempts, the last
+/// answer, and when the next attempt is due.
+#[utoipa::path(get, path = "/v1/webhook-endpoints/{id}/deliveries", tag = "webhooks",
+    params(("id" = String, Path, description = "The endpoint"), PageQuery),
+    responses((status = 200, body = Page<Delivery>), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn deliveries(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(id): Path<String>,
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Page<Delivery>>, ApiError> {
+    let id: Id = id
+        .parse()
+        .map_err(|_| ApiError::not_found("endpoint_not_found"))?;
+    let (before, limit, owner) = (page.before()?, page.limit(), user.id);
+    let list = state
+        .pool()
+        .read(move |sql| {
+            if webhook::endpoint(sql, owner, id)?.is_none() {
+                return Ok(None);
+            }
+            webhook::deliveries(sql, id, before, limit).map(Some)
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("endpoint_not_found"))?;
+    Ok(Json(Page::new(list, limit, |d: &Delivery| d.id)))
+}

@@ -1,0 +1,70 @@
+//! The REST API through real HTTP against a real server, on SQLite and on PostgreSQL. Every
+//! test ends with the trial balance of the stored books.
+
+mod app;
+mod bad_input;
+mod flows;
+mod webhooks;
+
+use formica_testkit::Backend;
+
+/// Runs each test against both databases.
+macro_rules! api_suite {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $test() { super::$test(formica_testkit::Backend::Sqlite) })*
+        }
+        mod postgres {
+            $(#[test] fn $test() {
+                if formica_testkit::Backend::Postgres.available() {
+                    super::$test(formica_testkit::Backend::Postgres)
+                }
+            })*
+        }
+    };
+}
+
+use bad_input::*;
+use flows::*;
+use webhooks::*;
+
+api_suite!(
+    sign_up_top_up_and_transfer_to_a_friend,
+    escrow_trade_shipped_and_confirmed,
+    receipt_is_confirmed_automatically_when_the_clock_passes_the_period,
+    partial_refund_agreed_returns_that_part_at_once,
+    refused_refund_goes_to_an_operator_who_splits_it,
+    unpaid_trade_closes_after_the_timeout_and_cannot_be_paid,
+    withdrawal_succeeds_or_returns_the_money_when_the_bank_fails,
+    an_idempotent_retry_returns_the_saved_answer_and_moves_money_once,
+    bad_input_gets_its_code_and_changes_nothing,
+    another_persons_ids_are_not_found,
+    five_wrong_pins_lock_the_pin,
+    webhook_to_a_failing_endpoint_is_retried_until_it_recovers,
+);
+
+#[test]
+fn the_openapi_document_and_docs_page_describe_the_api() {
+    let app = app::App::start(Backend::Sqlite);
+    let document = app.send("GET", "/v1/openapi.json", None, None, None);
+    assert_eq!(document.status, 200);
+    assert_eq!(document.body["openapi"], "3.1.0");
+    let paths = document.body["paths"].as_object().expect("paths");
+    for path in [
+        "/v1/transfers",
+        "/v1/trades/{id}/pay",
+        "/v1/webhook-endpoints",
+    ] {
+        assert!(paths.contains_key(path), "{path} is documented");
+    }
+    assert!(document.body["x-error-codes"]["insufficient_funds"].is_number());
+    let docs = app.send("GET", "/docs", None, None, None);
+    assert_eq!(docs.status, 200);
+    assert!(
+        docs.body
+            .as_str()
+            .expect("html")
+            .contains("/v1/trades/{id}/confirm")
+    );
+    app.finish();
+}
