@@ -345,6 +345,18 @@ pub struct ProductEffects {
     pub idempotency: Vec<IdempotencyRow>,
 }
 
+impl ProductEffects {
+    /// Whether the batch made no product rows.
+    pub fn is_empty(&self) -> bool {
+        self.people.is_empty()
+            && self.trades.is_empty()
+            && self.movements.is_empty()
+            && self.transfers.is_empty()
+            && self.outbox.is_empty()
+            && self.idempotency.is_empty()
+    }
+}
+
 /// What the store loads for the products: people and every object still open.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProductsLoaded {

@@ -1,9 +1,9 @@
-//! The `formica` command: serve, benchmarks and administration today; demo as the products
-//! arrive.
+//! The `formica` command: serve, demo, benchmarks and administration.
 
 mod admin;
 mod bench;
 mod crash_load;
+mod demo;
 mod location;
 mod serve;
 
@@ -25,6 +25,8 @@ struct Cli {
 enum Command {
     /// Serve the REST API (SQLite in ./formica-data unless told otherwise).
     Serve(serve::Args),
+    /// Serve with a demo world: people with money, a shop, trades in every state.
+    Demo(demo::DemoArgs),
     /// Measure Formica's speed with workloads that are code, not folklore.
     Bench {
         #[command(subcommand)]
@@ -51,6 +53,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Bench { workload } => bench::run(workload),
         Command::Admin { task } => admin::run(task),
         Command::CrashLoad(args) => crash_load::run(args),

@@ -2,6 +2,7 @@
 //! connections, lets the writer finish what is queued and write its last checkpoint, then
 //! exits.
 
+use std::future::IntoFuture;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -63,15 +64,12 @@ impl Rules {
 
 /// Serves until a shutdown signal.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    serve(args, |_| Box::pin(async { Ok(()) }))
+    serve(args, |_, _| Ok(()))
 }
 
-/// Something to do once the server runs and before it is announced (the demo seeds here).
-pub type Prepare = for<'a> fn(
-    &'a Server,
-) -> std::pin::Pin<
-    Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send + 'a>,
->;
+/// Something to do once the server answers and before it is announced (the demo seeds its
+/// world here, through the API at the URL given). Runs on a blocking thread.
+pub type Prepare = fn(&Server, &str) -> anyhow::Result<()>;
 
 /// Starts the server, runs `prepare`, prints the address, serves until a signal.
 pub fn serve(args: Args, prepare: Prepare) -> anyhow::Result<()> {
@@ -84,12 +82,16 @@ pub fn serve(args: Args, prepare: Prepare) -> anyhow::Result<()> {
         bank_delay: Duration::from_millis(args.rules.bank_delay_ms),
     }))?;
     let served = runtime.block_on(async {
-        prepare(&server).await?;
         let listener = tokio::net::TcpListener::bind(args.listen).await?;
-        say(&format!("listening on http://{}", listener.local_addr()?));
-        axum::serve(listener, server.router())
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let serving = tokio::spawn(
+            axum::serve(listener, server.router())
+                .with_graceful_shutdown(shutdown_signal())
+                .into_future(),
+        );
+        tokio::task::block_in_place(|| prepare(&server, &url))?;
+        say(&format!("listening on {url}"));
+        serving.await??;
         anyhow::Ok(())
     });
     // The writer finishes the batch in flight and what is queued, and checkpoints.

@@ -83,3 +83,69 @@ fn serve_answers_health_and_metrics_and_stops_cleanly_on_sigterm() {
     terminate(&next);
     assert!(next.wait().expect("exits").success());
 }
+
+#[test]
+fn demo_seeds_a_world_that_balances_and_keeps_it_across_restarts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let start = || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_formica"))
+            .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("formica starts");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let mut printed = String::new();
+        loop {
+            let mut line = String::new();
+            assert!(stdout.read_line(&mut line).expect("reads") > 0, "{printed}");
+            printed.push_str(&line);
+            if let Some(url) = line.trim().strip_prefix("listening on ") {
+                return (child, url.to_owned(), printed);
+            }
+        }
+    };
+    let (child, url, printed) = start();
+    assert!(printed.contains("+8613800000001"), "{printed}");
+    assert!(printed.contains("ops@formica.demo"), "{printed}");
+    let alice_balance = |url: &str| {
+        let session: serde_json::Value = ureq::post(format!("{url}/v1/sessions"))
+            .send_json(serde_json::json!({"login": "+8613800000001", "password": "demo-password"}))
+            .expect("signs in")
+            .body_mut()
+            .read_json()
+            .expect("JSON");
+        let token = session["token"].as_str().expect("a token").to_owned();
+        let wallet: serde_json::Value = ureq::get(format!("{url}/v1/wallet"))
+            .header("Authorization", format!("Bearer {token}"))
+            .call()
+            .expect("answers")
+            .body_mut()
+            .read_json()
+            .expect("JSON");
+        wallet["balances"][0]["available"]["amount"]
+            .as_str()
+            .expect("an amount")
+            .to_owned()
+    };
+    // 5,000.00 topped up; 52.00 sent to Bob; 168.00 and 398.00 held in escrow.
+    assert_eq!(alice_balance(&url), "4382.00");
+    terminate(&child);
+    let mut child = child;
+    assert!(child.wait().expect("exits").success());
+    let (child, url, _) = start();
+    assert_eq!(alice_balance(&url), "4382.00", "a restart keeps the world");
+    terminate(&child);
+    let mut child = child;
+    assert!(child.wait().expect("exits").success());
+    let balance = Command::new(env!("CARGO_BIN_EXE_formica"))
+        .args(["admin", "trial-balance", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    assert!(
+        balance.status.success(),
+        "{}",
+        String::from_utf8_lossy(&balance.stdout)
+    );
+}

@@ -1,0 +1,303 @@
+//! `formica demo`: the server with a small world to try it on: people with money, a shop,
+//! trades in several states, an operator. The world is made through the REST API itself the
+//! first time the data directory is used; later runs keep what is there.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use formica_api::Server;
+use serde_json::{Value, json};
+
+use crate::location::StoreArgs;
+use crate::serve::{Args, Rules, say, serve};
+
+/// Options of `formica demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Address to listen on.
+    #[arg(long, env = "FORMICA_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// Directory of the demo's SQLite database (or pass --database-url).
+    #[arg(
+        long,
+        env = "FORMICA_DATA_DIR",
+        default_value = "formica-demo",
+        conflicts_with = "database_url"
+    )]
+    data_dir: std::path::PathBuf,
+    /// PostgreSQL URL instead of SQLite.
+    #[arg(long, env = "FORMICA_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+/// The demo's people: (login, password, display name, yuan to top up).
+const PEOPLE: [(&str, &str, &str, &str); 3] = [
+    ("+8613800000001", "demo-password", "Alice", "5000.00"),
+    ("bob@formica.demo", "demo-password", "Bob", "1000.00"),
+    ("shop@formica.demo", "demo-password", "Teahouse", "0"),
+];
+
+/// Every demo person's payment PIN.
+const PIN: &str = "123456";
+
+const OPERATOR: (&str, &str) = ("ops@formica.demo", "operator-password");
+
+/// Serves the demo.
+pub fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let args = Args {
+        listen: args.listen,
+        store: StoreArgs {
+            data_dir: Some(args.data_dir),
+            database_url: args.database_url,
+        },
+        rules: Rules {
+            pay_timeout_minutes: 24 * 60,
+            confirm_timeout_days: 10,
+            unverified_daily_limit: 5_000,
+            verified_daily_limit: 200_000,
+            bank_delay_ms: 200,
+        },
+    };
+    serve(args, seed)
+}
+
+/// Makes the demo world unless it exists, then prints how to use it.
+fn seed(server: &Server, url: &str) -> anyhow::Result<()> {
+    let client = Client::new(url);
+    let exists = client
+        .send(
+            "POST",
+            "/v1/sessions",
+            None,
+            None,
+            json!({"login": PEOPLE[0].0, "password": PEOPLE[0].1}),
+        )?
+        .0
+        == 201;
+    if !exists {
+        make_world(server, &client).context("seeding the demo world")?;
+    }
+    say(&format!("Formica demo at {url}"));
+    say(&format!(
+        "  API docs:      {url}/docs  (OpenAPI: {url}/v1/openapi.json)"
+    ));
+    say(&format!(
+        "  health:        {url}/healthz   metrics: {url}/metrics"
+    ));
+    say("  people (password, payment PIN 123456):");
+    for (login, password, name, _) in PEOPLE {
+        say(&format!("    {name:<9} {login:<20} {password}"));
+    }
+    say(&format!("  operator:      {}  {}", OPERATOR.0, OPERATOR.1));
+    say(&format!(
+        "  try: curl -s -X POST {url}/v1/sessions -H 'Content-Type: application/json' \
+         -d '{{\"login\": \"{}\", \"password\": \"{}\"}}'",
+        PEOPLE[0].0, PEOPLE[0].1
+    ));
+    Ok(())
+}
+
+fn make_world(server: &Server, client: &Client) -> anyhow::Result<()> {
+    tokio::runtime::Handle::current()
+        .block_on(formica_api::create_operator(
+            &server.state,
+            OPERATOR.0,
+            OPERATOR.1,
+        ))
+        .map_err(|error| anyhow::anyhow!("operator: {}", error.message))?;
+    let mut tokens = Vec::new();
+    for (login, password, name, yuan) in PEOPLE {
+        client.expect(
+            201,
+            "POST",
+            "/v1/users",
+            None,
+            None,
+            json!({"login": login, "password": password, "display_name": name}),
+        )?;
+        let session = client.expect(
+            201,
+            "POST",
+            "/v1/sessions",
+            None,
+            None,
+            json!({"login": login, "password": password}),
+        )?;
+        let token = session["token"].as_str().context("a token")?.to_owned();
+        client.expect(
+            204,
+            "PUT",
+            "/v1/me/pin",
+            Some(&token),
+            None,
+            json!({"pin": PIN, "password": password}),
+        )?;
+        let card = client.expect(
+            201,
+            "POST",
+            "/v1/cards",
+            Some(&token),
+            None,
+            json!({"bank": "China Merchants Bank", "number": "6225880012345678", "holder": name}),
+        )?;
+        if yuan != "0" {
+            let movement = client.expect(202, "POST", "/v1/top-ups", Some(&token), Some(&format!("demo-top-up-{login}")),
+                json!({"card_id": card["id"], "amount": {"amount": yuan, "currency": "CNY"}, "pin": PIN}))?;
+            client.wait_settled(&token, movement["id"].as_str().context("an id")?)?;
+        }
+        tokens.push(token);
+    }
+    let (alice, bob, shop) = (&tokens[0], &tokens[1], &tokens[2]);
+    client.expect(
+        201,
+        "POST",
+        "/v1/transfers",
+        Some(alice),
+        Some("demo-transfer"),
+        json!({"to": {"login": PEOPLE[1].0}, "amount": {"amount": "52.00", "currency": "CNY"},
+               "note": "hotpot on Friday", "pin": PIN}),
+    )?;
+    let trade = |no: &str, subject: &str, yuan: &str| -> anyhow::Result<String> {
+        let created = client.expect(201, "POST", "/v1/trades", Some(shop), None,
+            json!({"out_trade_no": no, "subject": subject, "amount": {"amount": yuan, "currency": "CNY"}}))?;
+        Ok(created["id"].as_str().context("an id")?.to_owned())
+    };
+    let pay = |buyer: &str, id: &str| {
+        client.expect(
+            200,
+            "POST",
+            &format!("/v1/trades/{id}/pay"),
+            Some(buyer),
+            Some(&format!("demo-pay-{id}")),
+            json!({"pin": PIN}),
+        )
+    };
+    let ship = |id: &str| {
+        client.expect(
+            200,
+            "POST",
+            &format!("/v1/trades/{id}/ship"),
+            Some(shop),
+            None,
+            json!({"tracking": "SF Express 7712 0045 8812"}),
+        )
+    };
+    // Paid, waiting for the shop to ship.
+    let waiting = trade("T-1001", "Longjing green tea, 250 g", "168.00")?;
+    pay(alice, &waiting)?;
+    // Shipped, waiting for Alice to confirm receipt.
+    let shipped = trade("T-1002", "Yixing clay teapot", "398.00")?;
+    pay(alice, &shipped)?;
+    ship(&shipped)?;
+    // Finished: the shop has been paid.
+    let finished = trade("T-1003", "Tea cups, set of six", "88.80")?;
+    pay(bob, &finished)?;
+    ship(&finished)?;
+    client.expect(
+        200,
+        "POST",
+        &format!("/v1/trades/{finished}/confirm"),
+        Some(bob),
+        Some("demo-confirm"),
+        json!({"pin": PIN}),
+    )?;
+    // Offered, not paid yet (a payment link anyone signed in can pay).
+    trade("T-1004", "Pu'er tea cake, 357 g", "256.00")?;
+    // In dispute, for the operator to decide.
+    let disputed = trade("T-1005", "Bamboo tea tray", "120.00")?;
+    pay(bob, &disputed)?;
+    ship(&disputed)?;
+    client.expect(
+        200,
+        "POST",
+        &format!("/v1/trades/{disputed}/refund-request"),
+        Some(bob),
+        None,
+        json!({"amount": {"amount": "120.00", "currency": "CNY"}, "reason": "arrived cracked"}),
+    )?;
+    client.expect(
+        200,
+        "POST",
+        &format!("/v1/trades/{disputed}/refund-request/refuse"),
+        Some(shop),
+        None,
+        json!({}),
+    )?;
+    Ok(())
+}
+
+/// A small blocking client for seeding.
+struct Client {
+    url: String,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    fn new(url: &str) -> Self {
+        Client {
+            url: url.to_owned(),
+            agent: ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(30)))
+                .build()
+                .into(),
+        }
+    }
+
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        key: Option<&str>,
+        body: Value,
+    ) -> anyhow::Result<(u16, Value)> {
+        let mut request = axum::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.url))
+            .header("Content-Type", "application/json");
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = self.agent.run(request.body(body.to_string())?)?;
+        let status = response.status().as_u16();
+        let text = response.into_body().read_to_string()?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
+
+    fn expect(
+        &self,
+        status: u16,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        key: Option<&str>,
+        body: Value,
+    ) -> anyhow::Result<Value> {
+        let (got, answer) = self.send(method, path, token, key, body)?;
+        if got != status {
+            bail!("{method} {path}: expected {status}, got {got}: {answer}");
+        }
+        Ok(answer)
+    }
+
+    fn wait_settled(&self, token: &str, movement: &str) -> anyhow::Result<()> {
+        for _ in 0..600 {
+            let (_, body) = self.send(
+                "GET",
+                &format!("/v1/movements/{movement}"),
+                Some(token),
+                None,
+                Value::Null,
+            )?;
+            if body["status"] == "succeeded" {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("top-up {movement} was not settled")
+    }
+}
