@@ -49,31 +49,56 @@ pub const PIN: &str = "246810";
 
 impl App {
     pub fn start(backend: Backend) -> App {
-        let db = backend.fresh();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .expect("a runtime");
-        let clock = Clock::manual(START);
+        let mut app = App {
+            url: String::new(),
+            clock: Clock::manual(START),
+            server: None,
+            runtime,
+            stop: None,
+            db: backend.fresh(),
+            agent: ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(30)))
+                .build()
+                .into(),
+        };
+        app.start_server();
+        app
+    }
+
+    /// Stops the server (finishing its queue) and starts a new one on the same books, as a
+    /// restart would; the clock stays where it is.
+    pub fn restart(&mut self) {
+        self.stop_server();
+        self.start_server();
+    }
+
+    fn start_server(&mut self) {
         let config = ServerConfig {
-            location: db.location.clone(),
+            location: self.db.location.clone(),
             engine: Config {
-                clock: clock.clone(),
+                clock: self.clock.clone(),
                 ..Config::default()
             },
             bank_delay: Duration::ZERO,
         };
-        let server = runtime
+        let server = self
+            .runtime
             .block_on(Server::start(config))
             .expect("the server starts");
-        let listener = runtime
+        let listener = self
+            .runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("a port");
-        let url = format!("http://{}", listener.local_addr().expect("an address"));
+        self.url = format!("http://{}", listener.local_addr().expect("an address"));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let routes = server.router();
-        runtime.spawn(async move {
+        self.runtime.spawn(async move {
             axum::serve(listener, routes)
                 .with_graceful_shutdown(async {
                     let _ = stopped.await;
@@ -81,20 +106,8 @@ impl App {
                 .await
                 .expect("serves");
         });
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
-        App {
-            url,
-            clock,
-            server: Some(server),
-            runtime,
-            stop: Some(stop),
-            db,
-            agent,
-        }
+        self.server = Some(server);
+        self.stop = Some(stop);
     }
 
     pub fn server(&self) -> &Server {

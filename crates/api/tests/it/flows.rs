@@ -341,3 +341,42 @@ pub fn five_wrong_pins_lock_the_pin(backend: Backend) {
     assert_eq!(send(PIN, "right-after").status, 201);
     app.finish();
 }
+
+pub fn open_trades_and_their_timers_survive_a_restart(backend: Backend) {
+    let mut app = App::start(backend);
+    let (seller, buyer, id) = paid_trade(&app);
+    let unpaid = app.post(
+        "/v1/trades",
+        &seller.token,
+        None,
+        json!({"out_trade_no": "T-3", "subject": "a kettle",
+               "amount": {"amount": "30.00", "currency": "CNY"}}),
+    );
+    let unpaid = unpaid.body["id"].as_str().expect("an id").to_owned();
+    ship(&app, &seller, &id);
+    app.restart();
+    // Sessions, balances, the escrow hold and both trades' timers are all still there.
+    assert_eq!(app.balance(&buyer), ("380.00".into(), "120.00".into(), "0.00".into()));
+    let duplicate = app.post(
+        "/v1/trades",
+        &seller.token,
+        None,
+        json!({"out_trade_no": "T-3", "subject": "again",
+               "amount": {"amount": "1.00", "currency": "CNY"}}),
+    );
+    assert_eq!(duplicate.code(), "duplicate_out_trade_no");
+    app.advance(10 * DAY + SECOND);
+    assert_eq!(app.balance(&seller).0, "120.00", "confirmed by its timer after the restart");
+    let closed = app.get(&format!("/v1/trades/{unpaid}"), &seller.token);
+    assert_eq!(closed.body["status"], "TRADE_CLOSED");
+    app.restart();
+    let again = app.post(
+        &format!("/v1/trades/{id}/confirm"),
+        &buyer.token,
+        Some("after-restart"),
+        json!({"pin": PIN}),
+    );
+    assert_eq!(again.code(), "trade_status_invalid");
+    assert_eq!(app.balance(&seller).0, "120.00");
+    app.finish();
+}

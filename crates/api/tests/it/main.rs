@@ -41,6 +41,7 @@ api_suite!(
     another_persons_ids_are_not_found,
     five_wrong_pins_lock_the_pin,
     webhook_to_a_failing_endpoint_is_retried_until_it_recovers,
+    open_trades_and_their_timers_survive_a_restart,
 );
 
 #[test]
