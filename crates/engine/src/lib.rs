@@ -37,8 +37,10 @@ pub const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_s
 /// How long the writer waits for more work before it checkpoints what changed.
 pub const CHECKPOINT_IDLE: std::time::Duration = std::time::Duration::from_millis(50);
 
-/// Default number of commands that may wait in the queue before callers are told `Busy`.
-pub const QUEUE_COMMANDS_DEFAULT: usize = 1024;
+/// Default number of commands that may wait in the queue before callers are told `Busy`: two
+/// full batches of one-event commands (a payment each, as the products send them), so that one
+/// batch can fill while the previous one commits.
+pub const QUEUE_COMMANDS_DEFAULT: usize = 2 * BATCH_EVENTS_MAX;
 
 /// Default number of ledger events that may wait in the queue (eight full batches, about 8 MiB
 /// of transfers): the bound on the queue's memory, however large its commands.

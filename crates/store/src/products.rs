@@ -7,47 +7,59 @@ use formica_core::wallet::{Level, Movement, MovementKind, MovementStatus, Person
 use formica_core::{Currency, Id, Money, ProductsLoaded};
 
 use crate::StoreError;
-use crate::sql::{Row, Sql, Value};
+use crate::sql::{Column, Row, Sql, Value};
 
-/// Writes a batch's product rows (inside the batch's transaction).
+/// Writes a batch's product rows (inside the batch's transaction): one statement per table
+/// however many rows the batch made.
 pub(crate) fn write(sql: &mut dyn Sql, effects: &ProductEffects) -> Result<(), StoreError> {
+    use Column::{Int, Text};
     if effects.is_empty() {
         // A batch of plain books commands (the benchmarks') writes nothing more. An id handed
         // out by a refused command and not kept is never seen anywhere, so losing it is fine.
         return Ok(());
     }
     sql.execute("UPDATE books SET id_last = $1", &[effects.id_last.into()])?;
-    for (id, person) in &effects.people {
-        sql.execute(
-            "INSERT INTO people (user_id, level) VALUES ($1, $2) \
-             ON CONFLICT (user_id) DO UPDATE SET level = excluded.level",
-            &[id.0.into(), person.level.as_str().into()],
-        )?;
-        for spending in &person.spending {
-            sql.execute(
-                "INSERT INTO spending (user_id, currency, day, spent_minor) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, currency) DO UPDATE \
-                 SET day = excluded.day, spent_minor = excluded.spent_minor",
-                &[
+    let people: Vec<Vec<Value>> = effects
+        .people
+        .iter()
+        .map(|(id, person)| vec![id.0.into(), person.level.as_str().into()])
+        .collect();
+    sql.execute_many(
+        "INSERT INTO people (user_id, level) {rows} \
+         ON CONFLICT (user_id) DO UPDATE SET level = excluded.level",
+        &[Int, Text],
+        &people,
+    )?;
+    let spending: Vec<Vec<Value>> = effects
+        .people
+        .iter()
+        .flat_map(|(id, person)| {
+            person.spending.iter().map(|s| {
+                vec![
                     id.0.into(),
-                    spending.currency.code().into(),
-                    spending.day.into(),
-                    spending.spent_minor.into(),
-                ],
-            )?;
-        }
-    }
-    for trade in &effects.trades {
-        sql.execute(UPSERT_TRADE, &trade_params(trade))?;
-    }
-    for movement in &effects.movements {
-        sql.execute(UPSERT_MOVEMENT, &movement_params(movement))?;
-    }
-    for receipt in &effects.transfers {
-        sql.execute(
-            "INSERT INTO person_transfers (id, from_user_id, to_user_id, amount_minor, \
-             currency, note, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[
+                    s.currency.code().into(),
+                    s.day.into(),
+                    s.spent_minor.into(),
+                ]
+            })
+        })
+        .collect();
+    sql.execute_many(
+        "INSERT INTO spending (user_id, currency, day, spent_minor) {rows} \
+         ON CONFLICT (user_id, currency) DO UPDATE \
+         SET day = excluded.day, spent_minor = excluded.spent_minor",
+        &[Int, Text, Int, Int],
+        &spending,
+    )?;
+    let trades: Vec<Vec<Value>> = effects.trades.iter().map(trade_params).collect();
+    sql.execute_many(UPSERT_TRADE, &TRADE_TYPES, &trades)?;
+    let movements: Vec<Vec<Value>> = effects.movements.iter().map(movement_params).collect();
+    sql.execute_many(UPSERT_MOVEMENT, &MOVEMENT_TYPES, &movements)?;
+    let receipts: Vec<Vec<Value>> = effects
+        .transfers
+        .iter()
+        .map(|receipt| {
+            vec![
                 receipt.id.0.into(),
                 receipt.from_user_id.0.into(),
                 receipt.to_user_id.0.into(),
@@ -55,46 +67,65 @@ pub(crate) fn write(sql: &mut dyn Sql, effects: &ProductEffects) -> Result<(), S
                 receipt.amount.currency.code().into(),
                 receipt.note.as_str().into(),
                 receipt.created_at.into(),
-            ],
-        )?;
-    }
-    for OutboxRow {
-        user_id,
-        topic,
-        payload,
-        timestamp,
-    } in &effects.outbox
-    {
-        sql.execute(
-            "INSERT INTO outbox (timestamp, topic, payload, user_id) VALUES ($1, $2, $3, $4)",
-            &[
-                (*timestamp).into(),
-                topic.as_str().into(),
-                payload.as_str().into(),
-                user_id.0.into(),
-            ],
-        )?;
-    }
-    for IdempotencyRow {
-        key,
-        outcome,
-        timestamp,
-    } in &effects.idempotency
-    {
-        // The edge lets one request per key through at a time and looks the key up first;
-        // should two still meet, the first answer stands and the batch is not failed for it.
-        sql.execute(
-            "INSERT INTO idempotency_keys (owner, key, fingerprint, outcome, created_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (owner, key) DO NOTHING",
-            &[
-                key.owner.0.into(),
-                key.key.as_str().into(),
-                key.fingerprint.as_str().into(),
-                outcome.as_str().into(),
-                (*timestamp).into(),
-            ],
-        )?;
-    }
+            ]
+        })
+        .collect();
+    sql.execute_many(
+        &format!("INSERT INTO person_transfers ({RECEIPT_COLUMNS}) {{rows}}"),
+        &[Int, Int, Int, Int, Text, Text, Int],
+        &receipts,
+    )?;
+    let outbox: Vec<Vec<Value>> = effects
+        .outbox
+        .iter()
+        .map(
+            |OutboxRow {
+                 user_id,
+                 topic,
+                 payload,
+                 timestamp,
+             }| {
+                vec![
+                    (*timestamp).into(),
+                    topic.as_str().into(),
+                    payload.as_str().into(),
+                    user_id.0.into(),
+                ]
+            },
+        )
+        .collect();
+    sql.execute_many(
+        "INSERT INTO outbox (timestamp, topic, payload, user_id) {rows}",
+        &[Int, Text, Text, Int],
+        &outbox,
+    )?;
+    let keys: Vec<Vec<Value>> = effects
+        .idempotency
+        .iter()
+        .map(
+            |IdempotencyRow {
+                 key,
+                 outcome,
+                 timestamp,
+             }| {
+                vec![
+                    key.owner.0.into(),
+                    key.key.as_str().into(),
+                    key.fingerprint.as_str().into(),
+                    outcome.as_str().into(),
+                    (*timestamp).into(),
+                ]
+            },
+        )
+        .collect();
+    // The edge lets one request per key through at a time and looks the key up first; should
+    // two still meet, the first answer stands and the batch is not failed for it.
+    sql.execute_many(
+        "INSERT INTO idempotency_keys (owner, key, fingerprint, outcome, created_at) {rows} \
+         ON CONFLICT (owner, key) DO NOTHING",
+        &[Int, Text, Text, Text, Int],
+        &keys,
+    )?;
     Ok(())
 }
 
@@ -165,11 +196,19 @@ pub(crate) const TRADE_COLUMNS: &str = "id, seller_id, buyer_id, out_trade_no, s
     refund_reason, refund_requested_at, refund_resume, refund_paused_ns, close_reason, \
     deadline, created_at, paid_at, updated_at, hold";
 
+/// The type of each of `TRADE_COLUMNS`.
+const TRADE_TYPES: [Column; 21] = {
+    use Column::{Int, Text, Uuid};
+    [
+        Int, Int, Int, Text, Text, Int, Text, Text, Int, Text, Int, Text, Int, Text, Int, Text,
+        Int, Int, Int, Int, Uuid,
+    ]
+};
+
 const UPSERT_TRADE: &str = "INSERT INTO trades (id, seller_id, buyer_id, out_trade_no, \
     subject, amount_minor, currency, status, refunded_minor, tracking, refund_amount_minor, \
     refund_reason, refund_requested_at, refund_resume, refund_paused_ns, close_reason, \
-    deadline, created_at, paid_at, updated_at, hold) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
-    $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
+    deadline, created_at, paid_at, updated_at, hold) {rows} \
     ON CONFLICT (id) DO UPDATE SET buyer_id = excluded.buyer_id, status = excluded.status, \
     refunded_minor = excluded.refunded_minor, tracking = excluded.tracking, \
     refund_amount_minor = excluded.refund_amount_minor, refund_reason = excluded.refund_reason, \
@@ -242,9 +281,16 @@ pub(crate) fn trade_from(row: &Row) -> Result<Trade, StoreError> {
 pub(crate) const MOVEMENT_COLUMNS: &str = "id, user_id, kind, amount_minor, currency, card_id, \
     status, failure, created_at, settled_at, deadline, hold";
 
+/// The type of each of `MOVEMENT_COLUMNS`.
+const MOVEMENT_TYPES: [Column; 12] = {
+    use Column::{Int, Text, Uuid};
+    [
+        Int, Int, Text, Int, Text, Int, Text, Text, Int, Int, Int, Uuid,
+    ]
+};
+
 const UPSERT_MOVEMENT: &str = "INSERT INTO movements (id, user_id, kind, amount_minor, \
-    currency, card_id, status, failure, created_at, settled_at, deadline, hold) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+    currency, card_id, status, failure, created_at, settled_at, deadline, hold) {rows} \
     ON CONFLICT (id) DO UPDATE SET status = excluded.status, failure = excluded.failure, \
     settled_at = excluded.settled_at";
 

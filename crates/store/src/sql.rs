@@ -114,8 +114,30 @@ impl Row {
     }
 }
 
+/// What a column of a many-rows statement holds (PostgreSQL needs the array's type).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Column {
+    /// `bigint` (or SQLite INTEGER).
+    Int,
+    /// `text`.
+    Text,
+    /// `uuid` (16 bytes; a BLOB in SQLite).
+    Uuid,
+}
+
 /// Runs statements inside whatever transaction the caller opened.
 pub trait Sql {
+    /// Runs `sql` once for all `rows`: `sql` holds `{rows}` where the rows go, for example
+    /// `INSERT INTO t (a, b) {rows} ON CONFLICT (a) DO NOTHING`. PostgreSQL sends every row in
+    /// one statement (arrays, one per column, through `UNNEST`); SQLite runs one prepared
+    /// statement per row, which costs no round trip in process.
+    fn execute_many(
+        &mut self,
+        sql: &str,
+        columns: &[Column],
+        rows: &[Vec<Value>],
+    ) -> Result<(), StoreError>;
+
     /// Runs a statement; the number of rows it changed.
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError>;
     /// Runs a query; its rows.
@@ -147,6 +169,24 @@ impl rusqlite::ToSql for Value {
 }
 
 impl Sql for SqliteSql<'_> {
+    fn execute_many(
+        &mut self,
+        sql: &str,
+        columns: &[Column],
+        rows: &[Vec<Value>],
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let placeholders: Vec<String> = (1..=columns.len()).map(|n| format!("?{n}")).collect();
+        let single = sql.replace("{rows}", &format!("VALUES ({})", placeholders.join(", ")));
+        let mut statement = self.0.prepare_cached(&single)?;
+        for row in rows {
+            statement.execute(rusqlite::params_from_iter(row))?;
+        }
+        Ok(())
+    }
+
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
         let mut statement = self.0.prepare_cached(&sqlite_placeholders(sql))?;
         match statement.execute(rusqlite::params_from_iter(params)) {
@@ -218,6 +258,72 @@ impl ToSql for Value {
 }
 
 impl<C: postgres::GenericClient> Sql for PostgresSql<'_, C> {
+    fn execute_many(
+        &mut self,
+        sql: &str,
+        columns: &[Column],
+        rows: &[Vec<Value>],
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let arrays: Vec<String> = columns
+            .iter()
+            .enumerate()
+            .map(|(index, column)| {
+                let ty = match column {
+                    Column::Int => "bigint",
+                    Column::Text => "text",
+                    Column::Uuid => "uuid",
+                };
+                format!("${}::{ty}[]", index + 1)
+            })
+            .collect();
+        let sql = sql.replace(
+            "{rows}",
+            &format!("SELECT * FROM UNNEST({})", arrays.join(", ")),
+        );
+        let mut params: Vec<Box<dyn ToSql + Sync>> = Vec::with_capacity(columns.len());
+        for (index, column) in columns.iter().enumerate() {
+            let values = rows.iter().map(|row| &row[index]);
+            let param: Box<dyn ToSql + Sync> = match column {
+                Column::Int => Box::new(
+                    values
+                        .map(|v| match v {
+                            Value::Int(i) => Ok(Some(*i)),
+                            Value::Null => Ok(None),
+                            other => Err(StoreError::Corrupt(format!("not an integer: {other:?}"))),
+                        })
+                        .collect::<Result<Vec<Option<i64>>, _>>()?,
+                ),
+                Column::Text => Box::new(
+                    values
+                        .map(|v| match v {
+                            Value::Text(t) => Ok(Some(t.clone())),
+                            Value::Null => Ok(None),
+                            other => Err(StoreError::Corrupt(format!("not text: {other:?}"))),
+                        })
+                        .collect::<Result<Vec<Option<String>>, _>>()?,
+                ),
+                Column::Uuid => Box::new(
+                    values
+                        .map(|v| match v {
+                            Value::Bytes(b) => uuid::Uuid::from_slice(b)
+                                .map(Some)
+                                .map_err(|_| StoreError::Corrupt("a uuid of 16 bytes".into())),
+                            Value::Null => Ok(None),
+                            other => Err(StoreError::Corrupt(format!("not bytes: {other:?}"))),
+                        })
+                        .collect::<Result<Vec<Option<uuid::Uuid>>, _>>()?,
+                ),
+            };
+            params.push(param);
+        }
+        let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
+        self.0.execute(&sql, &params)?;
+        Ok(())
+    }
+
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
         let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
         match self.0.execute(sql, &params) {

@@ -356,7 +356,10 @@ pub fn open_trades_and_their_timers_survive_a_restart(backend: Backend) {
     ship(&app, &seller, &id);
     app.restart();
     // Sessions, balances, the escrow hold and both trades' timers are all still there.
-    assert_eq!(app.balance(&buyer), ("380.00".into(), "120.00".into(), "0.00".into()));
+    assert_eq!(
+        app.balance(&buyer),
+        ("380.00".into(), "120.00".into(), "0.00".into())
+    );
     let duplicate = app.post(
         "/v1/trades",
         &seller.token,
@@ -366,7 +369,11 @@ pub fn open_trades_and_their_timers_survive_a_restart(backend: Backend) {
     );
     assert_eq!(duplicate.code(), "duplicate_out_trade_no");
     app.advance(10 * DAY + SECOND);
-    assert_eq!(app.balance(&seller).0, "120.00", "confirmed by its timer after the restart");
+    assert_eq!(
+        app.balance(&seller).0,
+        "120.00",
+        "confirmed by its timer after the restart"
+    );
     let closed = app.get(&format!("/v1/trades/{unpaid}"), &seller.token);
     assert_eq!(closed.body["status"], "TRADE_CLOSED");
     app.restart();

@@ -5,6 +5,7 @@ mod durable;
 mod ledger;
 mod memory;
 mod naive;
+mod payments;
 mod workload;
 
 use clap::Subcommand;
@@ -15,12 +16,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub enum Workload {
     /// Transfers between accounts, uniform or all into one hot merchant account.
     Ledger(ledger::Args),
+    /// Wallet transfers through the products, under many concurrent callers.
+    Payments(payments::Args),
 }
 
 /// Runs one workload.
 pub fn run(workload: Workload) -> anyhow::Result<()> {
     match workload {
         Workload::Ledger(args) => ledger::run(args),
+        Workload::Payments(args) => payments::run(args),
     }
 }
 

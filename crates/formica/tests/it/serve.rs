@@ -84,28 +84,38 @@ fn serve_answers_health_and_metrics_and_stops_cleanly_on_sigterm() {
     assert!(next.wait().expect("exits").success());
 }
 
+/// Starts `formica demo` on `data_dir`; returns it, its URL and everything it printed.
+#[allow(
+    clippy::zombie_processes,
+    reason = "the child is returned to the test, which waits for it; one that dies early is reaped here"
+)]
+fn demo(data_dir: &std::path::Path) -> (Child, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_formica"))
+        .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("formica starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+    let mut printed = String::new();
+    loop {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap_or(0) == 0 {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("formica demo stopped before it listened: {printed}");
+        }
+        printed.push_str(&line);
+        if let Some(url) = line.trim().strip_prefix("listening on ") {
+            return (child, url.to_owned(), printed);
+        }
+    }
+}
+
 #[test]
 fn demo_seeds_a_world_that_balances_and_keeps_it_across_restarts() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let start = || {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_formica"))
-            .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("formica starts");
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
-        let mut printed = String::new();
-        loop {
-            let mut line = String::new();
-            assert!(stdout.read_line(&mut line).expect("reads") > 0, "{printed}");
-            printed.push_str(&line);
-            if let Some(url) = line.trim().strip_prefix("listening on ") {
-                return (child, url.to_owned(), printed);
-            }
-        }
-    };
-    let (child, url, printed) = start();
+    let (child, url, printed) = demo(dir.path());
     assert!(printed.contains("+8613800000001"), "{printed}");
     assert!(printed.contains("ops@formica.demo"), "{printed}");
     let alice_balance = |url: &str| {
@@ -133,7 +143,7 @@ fn demo_seeds_a_world_that_balances_and_keeps_it_across_restarts() {
     terminate(&child);
     let mut child = child;
     assert!(child.wait().expect("exits").success());
-    let (child, url, _) = start();
+    let (child, url, _) = demo(dir.path());
     assert_eq!(alice_balance(&url), "4382.00", "a restart keeps the world");
     terminate(&child);
     let mut child = child;
