@@ -331,8 +331,10 @@ pub struct IdempotencyRow {
 pub struct ProductEffects {
     /// The last id handed out.
     pub id_last: u64,
-    /// People whose level or spending changed, as they stand.
+    /// People who are new or whose level changed, as they stand.
     pub people: Vec<(Id, Person)>,
+    /// People whose spending changed (their `spending` rows are rewritten).
+    pub spenders: Vec<(Id, Person)>,
     /// Trades created or changed, as they stand.
     pub trades: Vec<Trade>,
     /// Bank movements created or changed, as they stand.
@@ -349,6 +351,7 @@ impl ProductEffects {
     /// Whether the batch made no product rows.
     pub fn is_empty(&self) -> bool {
         self.people.is_empty()
+            && self.spenders.is_empty()
             && self.trades.is_empty()
             && self.movements.is_empty()
             && self.transfers.is_empty()
@@ -396,6 +399,8 @@ pub(crate) struct Products {
 pub(crate) struct ProductBatch {
     undo: Vec<Undo>,
     people: HashMap<Id, Person>,
+    /// People whose level is new or changed in this batch.
+    levels: hashbrown::HashSet<Id>,
     trades: HashMap<Id, Trade>,
     movements: HashMap<Id, Movement>,
     transfers: Vec<TransferReceipt>,
@@ -461,6 +466,9 @@ impl Products {
 
     pub(crate) fn put_person(&mut self, id: Id, person: Person) {
         let before = self.people.insert(id, person.clone());
+        if before.as_ref().is_none_or(|b| b.level != person.level) {
+            self.batch.levels.insert(id);
+        }
         self.batch.undo.push(Undo::Person(id, before));
         self.batch.people.insert(id, person);
     }
@@ -515,8 +523,16 @@ impl Products {
     /// Takes the rows the batch must write.
     pub(crate) fn effects(&mut self) -> ProductEffects {
         let batch = &mut self.batch;
-        let mut people: Vec<_> = batch.people.drain().collect();
-        people.sort_unstable_by_key(|(id, _)| *id);
+        let mut spenders: Vec<_> = batch.people.drain().collect();
+        spenders.sort_unstable_by_key(|(id, _)| *id);
+        // Only a new person or a new level rewrites the person's row; spending alone (every
+        // payment) rewrites only the spending row.
+        let people: Vec<_> = spenders
+            .iter()
+            .filter(|(id, _)| batch.levels.contains(id))
+            .cloned()
+            .collect();
+        batch.levels.clear();
         let mut trades: Vec<_> = batch.trades.drain().map(|(_, t)| t).collect();
         trades.sort_unstable_by_key(|t| t.id);
         let mut movements: Vec<_> = batch.movements.drain().map(|(_, m)| m).collect();
@@ -524,6 +540,7 @@ impl Products {
         ProductEffects {
             id_last: self.id_last,
             people,
+            spenders,
             trades,
             movements,
             transfers: std::mem::take(&mut batch.transfers),

@@ -2,12 +2,13 @@
 
 mod admin;
 mod bench;
+mod config;
 mod crash_load;
 mod demo;
 mod location;
 mod serve;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// jemalloc, configured for transparent huge pages in `.cargo/config.toml`.
 #[global_allocator]
@@ -17,6 +18,10 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[derive(Debug, Parser)]
 #[command(name = "formica", version, about)]
 struct Cli {
+    /// A TOML file of `serve`/`demo` options (`listen = "0.0.0.0:8080"`); the command line and
+    /// the environment win over it.
+    #[arg(long, global = true, env = "FORMICA_CONFIG")]
+    config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -50,7 +55,12 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let args: Vec<String> = std::env::args().collect();
+    let mut command = Cli::command();
+    if let Some(file) = config::path(&args) {
+        command = config::apply(command, &file)?;
+    }
+    let cli = Cli::from_arg_matches(&command.get_matches_from(args))?;
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Demo(args) => demo::run(args),

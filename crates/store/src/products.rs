@@ -31,7 +31,7 @@ pub(crate) fn write(sql: &mut dyn Sql, effects: &ProductEffects) -> Result<(), S
         &people,
     )?;
     let spending: Vec<Vec<Value>> = effects
-        .people
+        .spenders
         .iter()
         .flat_map(|(id, person)| {
             person.spending.iter().map(|s| {

@@ -387,3 +387,41 @@ pub fn open_trades_and_their_timers_survive_a_restart(backend: Backend) {
     assert_eq!(app.balance(&seller).0, "120.00");
     app.finish();
 }
+
+pub fn verification_raises_the_daily_limit_and_survives_a_restart(backend: Backend) {
+    let mut app = App::start(backend);
+    let alice = app.person("alice@example.com", "9000.00");
+    let bob = app.person("bob@example.com", "0");
+    let send = |app: &App, key: &str| {
+        app.post(
+            "/v1/transfers",
+            &alice.token,
+            Some(key),
+            json!({"to": {"user_id": bob.id}, "amount": {"amount": "6000.00", "currency": "CNY"},
+                   "pin": PIN}),
+        )
+    };
+    assert_eq!(send(&app, "big-1").code(), "daily_limit_exceeded");
+    let by_alice = app.post(
+        &format!("/v1/users/{}/verification", alice.id),
+        &alice.token,
+        None,
+        json!({"level": "verified"}),
+    );
+    assert_eq!(by_alice.code(), "forbidden", "people cannot verify themselves");
+    let operator = app.operator();
+    let verified = app.post(
+        &format!("/v1/users/{}/verification", alice.id),
+        &operator.token,
+        None,
+        json!({"level": "verified"}),
+    );
+    assert_eq!(verified.status, 200, "{verified:?}");
+    assert_eq!(verified.body["level"], "verified");
+    app.restart();
+    let me = app.get("/v1/me", &alice.token);
+    assert_eq!(me.body["level"], "verified");
+    assert_eq!(send(&app, "big-2").status, 201);
+    assert_eq!(app.available(&bob), "6000.00");
+    app.finish();
+}
