@@ -9,7 +9,7 @@ use formica_store::{Location, Store, StoreError};
 use crate::error::ApiError;
 
 /// Idle connections kept for reuse.
-const IDLE_MAX: usize = 16;
+const IDLE_MAX: usize = 64;
 
 /// A pool of store connections.
 #[derive(Clone, Debug)]
@@ -64,7 +64,7 @@ impl Pool {
                 .pop();
             let mut store = match taken {
                 Some(store) => store,
-                None => Store::open(&inner.location)?,
+                None => Store::open_reader(&inner.location)?,
             };
             let result = work(&mut store);
             // A connection that failed may be broken; a new one replaces it.

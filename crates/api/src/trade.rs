@@ -92,7 +92,20 @@ pub async fn create(
         .pool()
         .read(move |sql| formica_store::trade::by_out_trade_no(sql, seller, &number))
         .await?;
-    if taken.is_some() && key.is_none() {
+    // A retry of the request that made the trade gets its saved answer from the key; any
+    // other request for a number already used is a duplicate, whether or not it has a key.
+    let retry = match (&taken, &key) {
+        (Some(_), Some(key)) => {
+            let key = key.clone();
+            state
+                .pool()
+                .read(move |sql| formica_store::wallet::idempotency(sql, seller, &key))
+                .await?
+                .is_some()
+        }
+        _ => false,
+    };
+    if taken.is_some() && !retry {
         return Err(ApiError::new(
             "duplicate_out_trade_no",
             "you already have a trade with this out_trade_no",

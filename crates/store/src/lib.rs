@@ -168,6 +168,16 @@ impl Store {
         })
     }
 
+    /// A connection for reads and plain writes beside the running engine, which has already
+    /// created and migrated the schema (for SQLite: with a small page cache, since a server
+    /// keeps many of them).
+    pub fn open_reader(location: &Location) -> Result<Store, StoreError> {
+        Ok(match location {
+            Location::Sqlite(dir) => Store::Sqlite(SqliteStore::open_reader(dir)?),
+            Location::Postgres(url) => Store::Postgres(PostgresStore::open(url)?),
+        })
+    }
+
     /// The books as stored (the last checkpoint brought forward by the transfers after it)
     /// and the head of every account's history. Checked when imported into a ledger.
     pub fn load(&mut self) -> Result<Loaded, StoreError> {

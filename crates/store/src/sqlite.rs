@@ -21,6 +21,9 @@ const MIGRATIONS: &[(i64, &str)] = &[
 /// SQLite page cache per connection, in KiB.
 const CACHE_KIB: i64 = 512 * 1024;
 
+/// SQLite page cache of each of the API's reader connections, in KiB.
+const READER_CACHE_KIB: i64 = 16 * 1024;
+
 /// WAL pages between automatic checkpoints (SQLite's default is 1,000).
 const WAL_CHECKPOINT_PAGES: i64 = 16_384;
 
@@ -37,6 +40,25 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// A connection for reads and plain writes beside the engine (the API's pool): a small
+    /// page cache (many of them are open), and the schema must already be there (the engine
+    /// migrated it when it started).
+    pub fn open_reader(dir: &Path) -> Result<Self, StoreError> {
+        let connection = Connection::open_with_flags(
+            Location::sqlite_file(dir),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        connection.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))?;
+        connection.pragma_update(None, "synchronous", "FULL")?;
+        connection.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
+        connection.set_prepared_statement_cache_capacity(64);
+        Ok(SqliteStore {
+            connection,
+            dir: dir.to_path_buf(),
+            writer_lock: None,
+        })
+    }
+
     /// Opens `DIR/formica.sqlite3`, creating the directory and the schema as needed.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {

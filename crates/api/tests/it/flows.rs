@@ -229,6 +229,20 @@ pub fn unpaid_trade_closes_after_the_timeout_and_cannot_be_paid(backend: Backend
     assert_eq!(paid.status, 409, "{paid:?}");
     assert_eq!(paid.code(), "trade_status_invalid");
     assert_eq!(app.available(&buyer), "500.00");
+    // A closed trade's number stays taken: with a new key it is a duplicate (it once failed
+    // the whole batch at the store's unique index), while the creating request's own retry
+    // still gets its saved answer.
+    let offer = json!({"out_trade_no": "T-2", "subject": "socks again",
+                       "amount": {"amount": "9.90", "currency": "CNY"}});
+    let again = app.post("/v1/trades", &seller.token, Some("new-key"), offer.clone());
+    assert_eq!(again.code(), "duplicate_out_trade_no", "{again:?}");
+    let first = json!({"out_trade_no": "T-3", "subject": "gloves",
+                       "amount": {"amount": "19.90", "currency": "CNY"}});
+    let made = app.post("/v1/trades", &seller.token, Some("gloves"), first.clone());
+    assert_eq!(made.status, 201);
+    let retried = app.post("/v1/trades", &seller.token, Some("gloves"), first);
+    assert_eq!(retried.status, 201);
+    assert_eq!(retried.body, made.body);
     app.finish();
 }
 
@@ -408,7 +422,11 @@ pub fn verification_raises_the_daily_limit_and_survives_a_restart(backend: Backe
         None,
         json!({"level": "verified"}),
     );
-    assert_eq!(by_alice.code(), "forbidden", "people cannot verify themselves");
+    assert_eq!(
+        by_alice.code(),
+        "forbidden",
+        "people cannot verify themselves"
+    );
     let operator = app.operator();
     let verified = app.post(
         &format!("/v1/users/{}/verification", alice.id),
