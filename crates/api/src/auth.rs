@@ -98,8 +98,9 @@ async fn verify_secret(secret: String, hash: String) -> Result<bool, ApiError> {
     .map_err(|error| ApiError::internal(&error))?
 }
 
-/// Checks a password or PIN against its hash, counting failures and locking after
-/// `ATTEMPTS_MAX` of them in a row.
+/// Checks a password or PIN against its hash. Each attempt is counted before it is checked
+/// (so concurrent guesses cannot share one count), and `ATTEMPTS_MAX` wrong ones in a row lock
+/// the secret for `LOCKOUT_NS`.
 pub async fn check_secret(
     state: &AppState,
     user: &User,
@@ -107,50 +108,47 @@ pub async fn check_secret(
     given: &str,
 ) -> Result<(), ApiError> {
     let now = state.now();
-    let (hash, failures, locked_until) = match secret {
-        Secret::Password => (
-            Some(user.password_hash.clone()),
-            user.signin_failures,
-            user.signin_locked_until,
-        ),
-        Secret::Pin => (
-            user.pin_hash.clone(),
-            user.pin_failures,
-            user.pin_locked_until,
-        ),
+    let (hash, locked_until) = match secret {
+        Secret::Password => (Some(user.password_hash.clone()), user.signin_locked_until),
+        Secret::Pin => (user.pin_hash.clone(), user.pin_locked_until),
     };
     let (locked, wrong) = match secret {
         Secret::Password => ("signin_locked", "signin_failed"),
         Secret::Pin => ("pin_locked", "pin_incorrect"),
     };
+    let locked_error = || ApiError::new(locked, "too many wrong attempts; try again later");
     if now < locked_until {
-        return Err(ApiError::new(
-            locked,
-            "too many wrong attempts; try again later",
-        ));
+        return Err(locked_error());
     }
     let hash =
         hash.ok_or_else(|| ApiError::new("pin_not_set", "set a payment PIN first").field("pin"))?;
-    let ok = verify_secret(given.to_owned(), hash).await?;
-    let lock_until = (!ok && failures + 1 >= ATTEMPTS_MAX).then(|| now + LOCKOUT_NS);
     let id = user.id;
-    state
+    let claimed = state
         .pool()
-        .write(move |sql| people::record_check(sql, id, secret, ok, lock_until))
+        .write(move |sql| people::claim_attempt(sql, id, secret, now, ATTEMPTS_MAX))
         .await?;
-    match (ok, lock_until) {
-        (true, _) => Ok(()),
-        (false, Some(_)) => Err(ApiError::new(
+    if !claimed {
+        return Err(locked_error());
+    }
+    let ok = verify_secret(given.to_owned(), hash).await?;
+    let lock_until = now + LOCKOUT_NS;
+    let (failures, locked_until) = state
+        .pool()
+        .write(move |sql| people::finish_attempt(sql, id, secret, ok, ATTEMPTS_MAX, lock_until))
+        .await?;
+    if ok {
+        return Ok(());
+    }
+    if locked_until > now {
+        return Err(ApiError::new(
             locked,
             "too many wrong attempts; locked for 15 minutes",
-        )),
-        (false, None) => {
-            let left = ATTEMPTS_MAX - failures - 1;
-            let error = ApiError::new(wrong, format!("wrong; {left} attempts left"));
-            Err(match secret {
-                Secret::Pin => error.field("pin"),
-                Secret::Password => error,
-            })
-        }
+        ));
     }
+    let left = (ATTEMPTS_MAX - failures).max(0);
+    let error = ApiError::new(wrong, format!("wrong; {left} attempts left"));
+    Err(match secret {
+        Secret::Pin => error.field("pin"),
+        Secret::Password => error,
+    })
 }

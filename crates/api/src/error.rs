@@ -156,6 +156,7 @@ impl From<Refusal> for ApiError {
             Refusal::BuyerIsSeller => "buyer_is_seller",
             Refusal::RefundTooLarge { .. } => "refund_too_large",
             Refusal::CurrencyMismatch { .. } => "currency_mismatch",
+            Refusal::BooksRefused { .. } => return ApiError::internal(&refusal),
         };
         let error = ApiError::new(code, message);
         if matches!(refusal, Refusal::NotTheBuyer | Refusal::TradeNotFound) {

@@ -91,7 +91,7 @@ pub async fn submit(
             "a request with this Idempotency-Key is still being served",
         ));
     }
-    let _claim = Claim {
+    let claim = Claim {
         in_flight: Arc::clone(state.in_flight()),
         key: claim_key,
     };
@@ -117,7 +117,17 @@ pub async fn submit(
         key,
         fingerprint,
     };
-    run(state, command, Some(key)).await
+    // The claim lives until the engine has answered, not until this request does: a client
+    // that gives up while its command is queued must not let its retry in before the answer
+    // (and its saved key) exists.
+    let state = state.clone();
+    tokio::spawn(async move {
+        let answer = run(&state, command, Some(key)).await;
+        drop(claim);
+        answer
+    })
+    .await
+    .map_err(|error| ApiError::internal(&error))?
 }
 
 async fn run(

@@ -44,12 +44,20 @@ struct Inner {
     bank: Arc<dyn BankChannel>,
     in_flight: Arc<idempotency::InFlight>,
     http: metrics::HttpMetrics,
+    /// Whether webhook endpoints may be private or loopback addresses (tests, closed
+    /// networks); refused by default, so that the platform is not a way into its own network.
+    private_webhooks: bool,
 }
 
 impl AppState {
     /// The state of a server whose engine writes the store at `location`, moving money in and
     /// out through `bank`.
-    pub fn new(engine: Engine, location: Location, bank: Arc<dyn BankChannel>) -> Self {
+    pub fn new(
+        engine: Engine,
+        location: Location,
+        bank: Arc<dyn BankChannel>,
+        private_webhooks: bool,
+    ) -> Self {
         AppState {
             inner: Arc::new(Inner {
                 engine,
@@ -57,6 +65,7 @@ impl AppState {
                 bank,
                 in_flight: Arc::default(),
                 http: metrics::HttpMetrics::default(),
+                private_webhooks,
             }),
         }
     }
@@ -79,6 +88,10 @@ impl AppState {
     /// The engine's time (a manual clock in tests), in nanoseconds.
     pub fn now(&self) -> u64 {
         self.inner.engine.clock().now()
+    }
+
+    fn private_webhooks(&self) -> bool {
+        self.inner.private_webhooks
     }
 
     fn in_flight(&self) -> &Arc<idempotency::InFlight> {

@@ -8,8 +8,9 @@ use formica_store::{Location, Store, StoreError};
 
 use crate::error::ApiError;
 
-/// Idle connections kept for reuse.
-const IDLE_MAX: usize = 64;
+/// Connections open at once: more callers wait for one (a PostgreSQL server takes about 100
+/// by default, and the engine and the webhook worker need theirs).
+const CONNECTIONS_MAX: usize = 32;
 
 /// A pool of store connections.
 #[derive(Clone, Debug)]
@@ -21,6 +22,8 @@ pub struct Pool {
 struct Inner {
     location: Location,
     idle: Mutex<Vec<Store>>,
+    /// One permit per connection in use.
+    permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl Pool {
@@ -30,6 +33,7 @@ impl Pool {
             inner: Arc::new(Inner {
                 location,
                 idle: Mutex::new(Vec::new()),
+                permits: Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX)),
             }),
         }
     }
@@ -56,7 +60,12 @@ impl Pool {
         work: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let inner = Arc::clone(&self.inner);
+        let permit = Arc::clone(&inner.permits)
+            .acquire_owned()
+            .await
+            .expect("the pool's semaphore is never closed");
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let taken = inner
                 .idle
                 .lock()
@@ -73,9 +82,7 @@ impl Pool {
                     .idle
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
-                if idle.len() < IDLE_MAX {
-                    idle.push(store);
-                }
+                idle.push(store);
             }
             result
         })

@@ -22,6 +22,8 @@ pub struct ServerConfig {
     pub engine: Config,
     /// How long the simulated bank takes to answer.
     pub bank_delay: Duration,
+    /// Whether webhook endpoints may be private or loopback addresses.
+    pub private_webhooks: bool,
 }
 
 /// A running server (the HTTP listener is the caller's).
@@ -53,7 +55,7 @@ impl Server {
             config.bank_delay,
             tokio::runtime::Handle::current(),
         ));
-        let state = AppState::new(engine, config.location, bank);
+        let state = AppState::new(engine, config.location, bank, config.private_webhooks);
         let server = Server { state, webhooks };
         server.resend_open_movements().await;
         Ok(server)

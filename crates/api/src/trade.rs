@@ -20,15 +20,20 @@ use crate::idempotency;
 use crate::page::{Page, PageQuery};
 use crate::wallet::{AmountInput, PersonRef, check_pin, fingerprint};
 
-/// Longest out_trade_no, subject, tracking note or reason accepted.
-const TEXT_MAX: usize = 128;
+/// Longest out_trade_no, subject, tracking note or reason accepted, in bytes of UTF-8 (the
+/// core keeps up to `formica_core::trade::TEXT_MAX`, so what is accepted is kept whole).
+const TEXT_MAX_BYTES: usize = 128;
+
+const _: () = assert!(TEXT_MAX_BYTES <= formica_core::trade::TEXT_MAX);
 
 fn text(value: &str, field: &str, required: bool) -> Result<String, ApiError> {
     let trimmed = value.trim();
-    if (required && trimmed.is_empty()) || trimmed.chars().count() > TEXT_MAX {
-        return Err(
-            ApiError::new("invalid_field", format!("1 to {TEXT_MAX} characters")).field(field),
-        );
+    if (required && trimmed.is_empty()) || trimmed.len() > TEXT_MAX_BYTES {
+        return Err(ApiError::new(
+            "invalid_field",
+            format!("1 to {TEXT_MAX_BYTES} bytes of UTF-8"),
+        )
+        .field(field));
     }
     Ok(trimmed.to_owned())
 }

@@ -49,13 +49,19 @@ pub async fn create(
     body: Body<NewEndpoint>,
 ) -> Result<(StatusCode, Json<CreatedEndpoint>), ApiError> {
     let url = body.value.url.trim().to_owned();
-    let valid = url.len() <= 2048
-        && (url.starts_with("http://") || url.starts_with("https://"))
-        && url
-            .parse::<axum::http::Uri>()
-            .is_ok_and(|uri| uri.host().is_some());
-    if !valid {
+    let host = (url.len() <= 2048 && (url.starts_with("http://") || url.starts_with("https://")))
+        .then(|| url.parse::<axum::http::Uri>().ok())
+        .flatten()
+        .and_then(|uri| uri.host().map(str::to_owned));
+    let Some(host) = host else {
         return Err(ApiError::new("invalid_field", "an http or https URL").field("url"));
+    };
+    if !state.private_webhooks() && private_host(&host) {
+        return Err(ApiError::new(
+            "invalid_field",
+            "a public address: loopback, private and link-local addresses are refused",
+        )
+        .field("url"));
     }
     let user_id = user.id;
     let existing = state
@@ -90,6 +96,39 @@ pub async fn create(
             created_at: endpoint.created_at,
         }),
     ))
+}
+
+/// Whether `host` names this machine or a private network (an address literal, or localhost).
+/// Names that resolve to such addresses are not caught here.
+fn private_host(host: &str) -> bool {
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    if host == "localhost" || host.ends_with(".localhost") {
+        return true;
+    }
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => {
+            ip.is_loopback()
+                || ip.is_private()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+                || ip.is_multicast()
+        }
+        Ok(std::net::IpAddr::V6(ip)) => {
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || ip.is_multicast()
+                || ip.is_unique_local()
+                || ip.is_unicast_link_local()
+                || ip
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| v4.is_loopback() || v4.is_private())
+        }
+        Err(_) => false,
+    }
 }
 
 /// The caller's endpoints.
@@ -135,4 +174,30 @@ pub async fn deliveries(
         .await?
         .ok_or_else(|| ApiError::not_found("endpoint_not_found"))?;
     Ok(Json(Page::new(list, limit, |d: &Delivery| d.id)))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn private_and_loopback_hosts_are_recognised() {
+        for host in [
+            "localhost",
+            "api.localhost",
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.10",
+            "172.16.5.4",
+            "169.254.169.254",
+            "0.0.0.0",
+            "[::1]",
+            "[fd00::1]",
+            "[fe80::1]",
+            "[::ffff:127.0.0.1]",
+        ] {
+            assert!(super::private_host(host), "{host}");
+        }
+        for host in ["example.com", "8.8.8.8", "[2001:4860:4860::8888]"] {
+            assert!(!super::private_host(host), "{host}");
+        }
+    }
 }

@@ -96,6 +96,32 @@ impl Core {
         }
     }
 
+    /// People and the open objects as a store loads them back (sorted by id, spending by
+    /// currency), for checks that memory equals what the store rebuilds.
+    pub fn export_products(&self) -> ProductsLoaded {
+        let mut people: Vec<_> = self
+            .products
+            .people
+            .iter()
+            .map(|(id, person)| {
+                let mut person = person.clone();
+                person.spending.sort_unstable_by_key(|s| s.currency);
+                (*id, person)
+            })
+            .collect();
+        people.sort_unstable_by_key(|(id, _)| *id);
+        let mut open_trades: Vec<_> = self.products.trades.values().cloned().collect();
+        open_trades.sort_unstable_by_key(|t| t.id);
+        let mut open_movements: Vec<_> = self.products.movements.values().cloned().collect();
+        open_movements.sort_unstable_by_key(|m| m.id);
+        ProductsLoaded {
+            id_last: self.products.id_last,
+            people,
+            open_trades,
+            open_movements,
+        }
+    }
+
     /// The open trade with this id.
     pub fn open_trade(&self, id: Id) -> Option<&trade::Trade> {
         self.products.trades.get(&id)

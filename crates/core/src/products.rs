@@ -294,6 +294,13 @@ pub enum Refusal {
         /// What escrow holds.
         held: Money,
     },
+    /// The books refused a transfer a product built (a bug in the product, reported rather
+    /// than crashing the writer).
+    #[error("the books refused the transfer: {result}")]
+    BooksRefused {
+        /// The ledger's result code.
+        result: String,
+    },
     /// The currency differs from the one the object is in.
     #[error("wrong currency: expected {expected}")]
     CurrencyMismatch {
@@ -403,6 +410,9 @@ pub(crate) struct ProductBatch {
     levels: hashbrown::HashSet<Id>,
     trades: HashMap<Id, Trade>,
     movements: HashMap<Id, Movement>,
+    /// Numbers of trades that ended in this batch: still taken until the batch is written
+    /// (the store's unique index would fail the whole batch otherwise).
+    retired_numbers: hashbrown::HashSet<(Id, String)>,
     transfers: Vec<TransferReceipt>,
     outbox: Vec<OutboxRow>,
     idempotency: Vec<IdempotencyRow>,
@@ -473,9 +483,21 @@ impl Products {
         self.batch.people.insert(id, person);
     }
 
+    /// Whether the seller has an open trade with this number, or one that ended in this
+    /// batch. (Trades that ended in earlier batches are the edge's to check, in the store.)
+    pub(crate) fn number_taken(&self, seller: Id, out_trade_no: &str) -> bool {
+        let key = (seller, out_trade_no.to_owned());
+        self.out_trade_nos.contains_key(&key) || self.batch.retired_numbers.contains(&key)
+    }
+
     /// Records the trade as it now stands; a trade that is over leaves memory.
     pub(crate) fn put_trade(&mut self, trade: Trade) {
         let id = trade.id;
+        if trade.status.is_final() {
+            self.batch
+                .retired_numbers
+                .insert((trade.seller_id, trade.out_trade_no.clone()));
+        }
         self.batch.trades.insert(id, trade.clone());
         let keep = (!trade.status.is_final()).then_some(trade);
         let before = self.set_trade(id, keep);
@@ -676,6 +698,16 @@ pub(crate) fn refusal_for(result: CreateTransferResult) -> Refusal {
         | R::OverflowsCreditsPosted
         | R::OverflowsDebits
         | R::OverflowsCredits => Refusal::AmountTooLarge,
-        other => panic!("the products built a transfer the books refuse: {other}"),
+        // A product built a transfer the books refuse: a bug, but one refused command, not a
+        // writer that stops for everyone.
+        other => {
+            debug_assert!(
+                false,
+                "the products built a transfer the books refuse: {other}"
+            );
+            Refusal::BooksRefused {
+                result: other.as_str().to_owned(),
+            }
+        }
     }
 }

@@ -387,26 +387,18 @@ impl Core {
         {
             return Err(Refusal::PayeeNotFound);
         }
-        if self
-            .products
-            .out_trade_nos
-            .contains_key(&(seller, out_trade_no.to_owned()))
-        {
+        // The number as it is kept: two numbers that differ only past `TEXT_MAX` are one.
+        let out_trade_no = clip(out_trade_no);
+        if self.products.number_taken(seller, &out_trade_no) {
             return Err(Refusal::DuplicateOutTradeNo);
         }
         let currency = amount.currency;
-        self.books().ensure_account(
-            now,
-            wallet_account(seller, currency),
-            currency,
-            crate::products::account_kind::WALLET,
-            formica_ledger::AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS,
-        );
+        self.ensure_wallet(now, seller, currency);
         let trade = Trade {
             id: self.products.next_id(now),
             seller_id: seller,
             buyer_id: buyer,
-            out_trade_no: clip(out_trade_no),
+            out_trade_no,
             subject: clip(subject),
             amount,
             status: TradeStatus::WaitBuyerPay,

@@ -314,13 +314,7 @@ impl Core {
                 if payer.available() < i128::from(amount.amount_minor) {
                     return Err(Refusal::InsufficientFunds);
                 }
-                let created = self.books().ensure_account(
-                    now,
-                    wallet_account(*to_user_id, currency),
-                    currency,
-                    account_kind::WALLET,
-                    WALLET_FLAGS,
-                );
+                let created = self.ensure_wallet(now, *to_user_id, currency);
                 let sent = self.transfer(now, transfer);
                 assert!(
                     !(created && sent.is_err()),
@@ -381,6 +375,8 @@ impl Core {
                 let hold = movement.hold.expect("a withdrawal holds its money");
                 self.transfer(now, Transfer::void(transfer_id, hold))
                     .expect("a withdrawal's hold is open until the bank answers");
+                // Money that never left does not count against the day it was asked on.
+                self.unspend(movement.created_at, movement.user_id, movement.amount);
             }
         }
         let succeeded = failure.is_none();
@@ -412,6 +408,13 @@ impl Core {
         if !self.products.people.contains_key(&user) {
             self.products.put_person(user, Person::default());
         }
+        self.ensure_wallet(now, user, currency);
+    }
+
+    /// Creates the person's wallet in `currency` if it is missing, with the platform's bank
+    /// clearing account in that currency (so money can always come in and go out of a
+    /// wallet that exists). Whether the wallet was created.
+    pub(crate) fn ensure_wallet(&mut self, now: u64, user: Id, currency: Currency) -> bool {
         let mut books = self.books();
         books.ensure_account(
             now,
@@ -426,7 +429,7 @@ impl Core {
             currency,
             account_kind::WALLET,
             WALLET_FLAGS,
-        );
+        )
     }
 
     fn person_view(&self, user: Id) -> Outcome {
@@ -485,6 +488,25 @@ impl Core {
             day,
             spent_minor: spent.saturating_add(amount.amount_minor),
         });
+        self.products.put_person(user, person);
+    }
+
+    /// Gives back what a payment asked for on the day of `at` counted against the limit, if
+    /// that day's count still stands.
+    pub(crate) fn unspend(&mut self, at: u64, user: Id, amount: Money) {
+        let day = self.products.settings.day(at);
+        let Some(person) = self.products.people.get(&user) else {
+            return;
+        };
+        let mut person = person.clone();
+        let Some(spending) = person
+            .spending
+            .iter_mut()
+            .find(|s| s.currency == amount.currency && s.day == day)
+        else {
+            return;
+        };
+        spending.spent_minor = spending.spent_minor.saturating_sub(amount.amount_minor);
         self.products.put_person(user, person);
     }
 

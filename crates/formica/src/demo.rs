@@ -56,6 +56,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             unverified_daily_limit: 5_000,
             verified_daily_limit: 200_000,
             bank_delay_ms: 200,
+            webhooks_allow_private: true,
         },
     };
     serve(args, seed)

@@ -43,6 +43,9 @@ pub struct Rules {
     /// Milliseconds the simulated bank takes to answer a top-up or withdrawal.
     #[arg(long, env = "FORMICA_BANK_DELAY_MS", default_value_t = 1_000)]
     pub bank_delay_ms: u64,
+    /// Let webhook endpoints be loopback or private addresses (a closed network, tests).
+    #[arg(long, env = "FORMICA_WEBHOOKS_ALLOW_PRIVATE")]
+    pub webhooks_allow_private: bool,
 }
 
 impl Rules {
@@ -80,6 +83,7 @@ pub fn serve(args: Args, prepare: Prepare) -> anyhow::Result<()> {
         location: args.store.location(),
         engine: args.rules.engine_config(),
         bank_delay: Duration::from_millis(args.rules.bank_delay_ms),
+        private_webhooks: args.rules.webhooks_allow_private,
     }))?;
     let served = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen).await?;

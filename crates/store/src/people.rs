@@ -116,34 +116,66 @@ pub enum Secret {
     Pin,
 }
 
-/// Records the outcome of a password or PIN check: a success clears the failures; a failure
-/// counts, and `lock_until` (if given) locks the secret until then and starts counting again.
-pub fn record_check(
+fn secret_columns(secret: Secret) -> (&'static str, &'static str) {
+    match secret {
+        Secret::Password => ("signin_failures", "signin_locked_until"),
+        Secret::Pin => ("pin_failures", "pin_locked_until"),
+    }
+}
+
+/// Claims one attempt at a password or PIN before it is checked: counted at once, so that
+/// concurrent attempts cannot all see the same count. Refused (false) while the secret is
+/// locked or `attempts_max` attempts are already counted.
+pub fn claim_attempt(
+    sql: &mut dyn Sql,
+    id: Id,
+    secret: Secret,
+    now: u64,
+    attempts_max: i64,
+) -> Result<bool, StoreError> {
+    let (failures, locked) = secret_columns(secret);
+    let claimed = sql.execute(
+        &format!(
+            "UPDATE users SET {failures} = {failures} + 1 \
+             WHERE id = $1 AND {locked} <= $2 AND {failures} < $3"
+        ),
+        &[id.0.into(), now.into(), attempts_max.into()],
+    )?;
+    Ok(claimed == 1)
+}
+
+/// Records how a claimed attempt went: a success clears the count; a failure stays counted,
+/// and the count reaching `attempts_max` locks the secret until `lock_until` (and starts
+/// counting again). Answers the count and the lock as they now stand.
+pub fn finish_attempt(
     sql: &mut dyn Sql,
     id: Id,
     secret: Secret,
     ok: bool,
-    lock_until: Option<u64>,
-) -> Result<(), StoreError> {
-    let (failures, locked) = match secret {
-        Secret::Password => ("signin_failures", "signin_locked_until"),
-        Secret::Pin => ("pin_failures", "pin_locked_until"),
-    };
-    match (ok, lock_until) {
-        (true, _) => sql.execute(
-            &format!("UPDATE users SET {failures} = 0 WHERE id = $1"),
+    attempts_max: i64,
+    lock_until: u64,
+) -> Result<(i64, u64), StoreError> {
+    let (failures, locked) = secret_columns(secret);
+    let row = if ok {
+        sql.query_opt(
+            &format!(
+                "UPDATE users SET {failures} = 0 WHERE id = $1 RETURNING {failures}, {locked}"
+            ),
             &[id.0.into()],
-        )?,
-        (false, Some(until)) => sql.execute(
-            &format!("UPDATE users SET {failures} = 0, {locked} = $1 WHERE id = $2"),
-            &[until.into(), id.0.into()],
-        )?,
-        (false, None) => sql.execute(
-            &format!("UPDATE users SET {failures} = {failures} + 1 WHERE id = $1"),
-            &[id.0.into()],
-        )?,
+        )?
+    } else {
+        sql.query_opt(
+            &format!(
+                "UPDATE users SET \
+                 {locked} = CASE WHEN {failures} >= $1 THEN $2 ELSE {locked} END, \
+                 {failures} = CASE WHEN {failures} >= $1 THEN 0 ELSE {failures} END \
+                 WHERE id = $3 RETURNING {failures}, {locked}"
+            ),
+            &[attempts_max.into(), lock_until.into(), id.0.into()],
+        )?
     };
-    Ok(())
+    let row = row.ok_or_else(|| StoreError::Corrupt(format!("user {id} vanished")))?;
+    Ok((row.int(0)?, row.uint(1)?))
 }
 
 /// A person's identity level as the core last wrote it.

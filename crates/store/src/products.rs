@@ -147,7 +147,7 @@ pub(crate) fn load(sql: &mut dyn Sql) -> Result<ProductsLoaded, StoreError> {
         ));
     }
     let spending = sql.query(
-        "SELECT user_id, currency, day, spent_minor FROM spending ORDER BY user_id",
+        "SELECT user_id, currency, day, spent_minor FROM spending ORDER BY user_id, currency",
         &[],
     )?;
     for row in spending {

@@ -86,6 +86,7 @@ impl App {
                 ..Config::default()
             },
             bank_delay: Duration::ZERO,
+            private_webhooks: true,
         };
         let server = self
             .runtime

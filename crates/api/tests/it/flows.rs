@@ -443,3 +443,54 @@ pub fn verification_raises_the_daily_limit_and_survives_a_restart(backend: Backe
     assert_eq!(app.available(&bob), "6000.00");
     app.finish();
 }
+
+pub fn concurrent_wrong_pins_are_all_counted(backend: Backend) {
+    // Regression (issue 4 review): attempts read the failure count before checking, so guesses
+    // sent at once all saw zero failures and none locked the PIN.
+    let app = App::start(backend);
+    let alice = app.person("alice@example.com", "300.00");
+    let bob = app.person("bob@example.com", "0");
+    let codes: Vec<String> = std::thread::scope(|scope| {
+        let guesses: Vec<_> = (0..12)
+            .map(|n| {
+                let (app, alice, bob) = (&app, &alice, &bob);
+                scope.spawn(move || {
+                    app.post(
+                        "/v1/transfers",
+                        &alice.token,
+                        Some(&format!("guess-{n}")),
+                        json!({"to": {"user_id": bob.id},
+                               "amount": {"amount": "1.00", "currency": "CNY"},
+                               "pin": format!("{:06}", 100_000 + n)}),
+                    )
+                    .code()
+                    .to_owned()
+                })
+            })
+            .collect();
+        guesses
+            .into_iter()
+            .map(|g| g.join().expect("answers"))
+            .collect()
+    });
+    let checked = codes.iter().filter(|c| *c == "pin_incorrect").count();
+    assert!(
+        checked <= 4,
+        "at most four guesses are checked before the lock: {codes:?}"
+    );
+    assert!(
+        codes
+            .iter()
+            .all(|c| c == "pin_incorrect" || c == "pin_locked"),
+        "{codes:?}"
+    );
+    let after = app.post(
+        "/v1/transfers",
+        &alice.token,
+        Some("right"),
+        json!({"to": {"user_id": bob.id}, "amount": {"amount": "1.00", "currency": "CNY"},
+               "pin": PIN}),
+    );
+    assert_eq!(after.code(), "pin_locked", "{after:?}");
+    app.finish();
+}

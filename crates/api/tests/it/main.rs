@@ -43,6 +43,7 @@ api_suite!(
     webhook_to_a_failing_endpoint_is_retried_until_it_recovers,
     open_trades_and_their_timers_survive_a_restart,
     verification_raises_the_daily_limit_and_survives_a_restart,
+    concurrent_wrong_pins_are_all_counted,
 );
 
 #[test]

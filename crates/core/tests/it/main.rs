@@ -625,3 +625,147 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_failed_withdrawal_gives_back_its_part_of_the_daily_limit() {
+    let mut w = World::new();
+    let alice = w.person(1, 10_000_00);
+    let withdraw = |w: &mut World| {
+        w.wallet(WalletCommand::StartWithdrawal {
+            user_id: alice,
+            amount: cny(4_000_00),
+            card_id: Id(7),
+        })
+    };
+    let Ok(Outcome::Movement(first)) = withdraw(&mut w) else {
+        panic!("a withdrawal")
+    };
+    w.wallet(WalletCommand::SettleMovement {
+        movement_id: first.id,
+        succeeded: false,
+        failure: None,
+    })
+    .expect("settles");
+    assert!(
+        withdraw(&mut w).is_ok(),
+        "the failed 4,000 no longer counts"
+    );
+    assert!(matches!(
+        withdraw(&mut w),
+        Err(Refusal::DailyLimitExceeded { .. })
+    ));
+}
+
+#[test]
+fn a_wallet_made_in_a_new_currency_can_take_money_in_and_out() {
+    // Regression (issue 4 review): a seller's first USD trade made a USD wallet without the
+    // USD bank clearing account, and a USD withdrawal then panicked the writer.
+    let mut w = World::new();
+    let shop = w.person(1, 0);
+    let usd = Currency::from_code("USD").expect("known");
+    w.trade(TradeCommand::Create {
+        seller_id: shop,
+        buyer_id: None,
+        out_trade_no: "U-1".into(),
+        subject: "a hat".into(),
+        amount: formica_core::Money::new(1_00, usd),
+    })
+    .expect("created");
+    assert_eq!(
+        w.wallet(WalletCommand::StartWithdrawal {
+            user_id: shop,
+            amount: formica_core::Money::new(1_00, usd),
+            card_id: Id(7),
+        }),
+        Err(Refusal::InsufficientFunds)
+    );
+    let Ok(Outcome::Movement(top_up)) = w.wallet(WalletCommand::StartTopUp {
+        user_id: shop,
+        amount: formica_core::Money::new(5_00, usd),
+        card_id: Id(7),
+    }) else {
+        panic!("a movement")
+    };
+    w.wallet(WalletCommand::SettleMovement {
+        movement_id: top_up.id,
+        succeeded: true,
+        failure: None,
+    })
+    .expect("settles");
+    assert!(
+        w.wallet(WalletCommand::StartWithdrawal {
+            user_id: shop,
+            amount: formica_core::Money::new(1_00, usd),
+            card_id: Id(7),
+        })
+        .is_ok()
+    );
+    w.assert_balanced();
+}
+
+#[test]
+fn numbers_equal_once_kept_are_duplicates() {
+    // Regression (issue 4 review): numbers differing only past the kept length passed the
+    // duplicate check and failed the whole batch at the store's unique index.
+    let mut w = World::new();
+    let shop = w.person(1, 0);
+    let long = "x".repeat(formica_core::trade::TEXT_MAX);
+    let create = |w: &mut World, no: String| {
+        w.trade(TradeCommand::Create {
+            seller_id: shop,
+            buyer_id: None,
+            out_trade_no: no,
+            subject: "s".into(),
+            amount: cny(1),
+        })
+    };
+    assert!(create(&mut w, format!("{long}A")).is_ok());
+    assert_eq!(
+        create(&mut w, format!("{long}B")),
+        Err(Refusal::DuplicateOutTradeNo)
+    );
+}
+
+#[test]
+fn a_number_freed_in_a_batch_stays_taken_until_the_batch_is_written() {
+    let mut w = World::new();
+    let shop = w.person(1, 0);
+    let trade = w.create(shop, "N-1", 1_00);
+    w.now += SECOND;
+    w.core.begin_batch();
+    let apply = |w: &mut World, command: TradeCommand| {
+        w.core.apply(
+            w.now,
+            &Command::Product(ProductRequest {
+                command: ProductCommand::Trade(command),
+                idempotency: None,
+            }),
+        )
+    };
+    assert!(
+        apply(
+            &mut w,
+            TradeCommand::Close {
+                trade_id: trade,
+                seller_id: shop
+            }
+        )
+        .is_ok()
+    );
+    let again = apply(
+        &mut w,
+        TradeCommand::Create {
+            seller_id: shop,
+            buyer_id: None,
+            out_trade_no: "N-1".into(),
+            subject: "s".into(),
+            amount: cny(1),
+        },
+    );
+    assert_eq!(
+        again,
+        Err(CommandError::Refused(Refusal::DuplicateOutTradeNo))
+    );
+    let _ = w.core.effects();
+    w.core.commit_batch();
+}
