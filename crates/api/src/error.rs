@@ -172,6 +172,13 @@ impl From<EngineError> for ApiError {
         match error {
             EngineError::Busy => ApiError::new("busy", "the platform is busy; try again"),
             EngineError::Rejected(formica_core::CommandError::Refused(refusal)) => refusal.into(),
+            EngineError::Rejected(formica_core::CommandError::IdempotencyKeyReused) => {
+                ApiError::new(
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used for a different request",
+                )
+                .field("Idempotency-Key")
+            }
             other => ApiError::internal(&other),
         }
     }

@@ -60,6 +60,9 @@ pub enum CommandError {
     /// A product refused the command; nothing changed.
     #[error(transparent)]
     Refused(#[from] crate::Refusal),
+    /// The idempotency key was saved with a different request.
+    #[error("this idempotency key was used for a different request")]
+    IdempotencyKeyReused,
 }
 
 impl Command {

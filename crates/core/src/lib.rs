@@ -150,6 +150,39 @@ impl Core {
         ids
     }
 
+    /// The idempotency keys these commands carry, which the store must look up first (a key
+    /// saved by an earlier batch answers with its saved outcome, at any age).
+    pub fn idempotency_keys<'a>(
+        &self,
+        commands: impl IntoIterator<Item = &'a Command>,
+    ) -> Vec<(Id, String)> {
+        let mut keys: Vec<(Id, String)> = commands
+            .into_iter()
+            .filter_map(|command| match command {
+                Command::Product(ProductRequest {
+                    idempotency: Some(key),
+                    ..
+                }) => Some((key.owner, key.key.clone())),
+                _ => None,
+            })
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+
+    /// Gives the batch about to be applied a key the store had saved: its request's
+    /// fingerprint and its outcome as saved (`Result<Outcome, Refusal>` as JSON).
+    pub fn recall_idempotency(
+        &mut self,
+        owner: Id,
+        key: String,
+        fingerprint: String,
+        outcome: String,
+    ) {
+        self.products.recall(owner, key, fingerprint, outcome);
+    }
+
     /// Puts a transfer the store holds back in the cache.
     pub fn cache(&mut self, transfer: Transfer, status: Option<formica_ledger::PendingStatus>) {
         self.ledger.cache(transfer, status);
@@ -188,6 +221,12 @@ impl Core {
                 Reply::Transfers(results)
             }
             Command::Product(request) => {
+                if let Some(key) = &request.idempotency
+                    && let Some(saved) = self.products.saved_answer(key)
+                {
+                    // A retry: the saved answer, and nothing applied again.
+                    return saved.map(Reply::Product);
+                }
                 let outcome = match &request.command {
                     ProductCommand::Wallet(command) => self.apply_wallet(now, command),
                     ProductCommand::Trade(command) => self.apply_trade(now, command),

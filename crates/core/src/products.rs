@@ -410,6 +410,9 @@ pub(crate) struct ProductBatch {
     levels: hashbrown::HashSet<Id>,
     trades: HashMap<Id, Trade>,
     movements: HashMap<Id, Movement>,
+    /// Idempotency keys known to this batch (recalled from the store, or saved by its own
+    /// commands): the request's fingerprint and the answer.
+    saved: HashMap<(Id, String), (String, Result<Outcome, Refusal>)>,
     /// Numbers of trades that ended in this batch: still taken until the batch is written
     /// (the store's unique index would fail the whole batch otherwise).
     retired_numbers: hashbrown::HashSet<(Id, String)>,
@@ -534,12 +537,41 @@ impl Products {
         outcome: &Result<Outcome, Refusal>,
         at: u64,
     ) {
-        let outcome = serde_json::to_string(outcome).expect("outcomes serialize");
+        let json = serde_json::to_string(outcome).expect("outcomes serialize");
+        // A second command with this key in the same batch gets this answer too.
+        self.batch.saved.insert(
+            (key.owner, key.key.clone()),
+            (key.fingerprint.clone(), outcome.clone()),
+        );
         self.batch.idempotency.push(IdempotencyRow {
             key,
-            outcome,
+            outcome: json,
             timestamp: at,
         });
+    }
+
+    /// A key saved by an earlier batch, for the batch about to be applied.
+    pub(crate) fn recall(&mut self, owner: Id, key: String, fingerprint: String, outcome: String) {
+        let outcome: Result<Outcome, Refusal> =
+            serde_json::from_str(&outcome).unwrap_or(Err(Refusal::BooksRefused {
+                result: "unreadable saved outcome".to_owned(),
+            }));
+        self.batch
+            .saved
+            .insert((owner, key), (fingerprint, outcome));
+    }
+
+    /// The answer saved under this key, if there is one: the saved outcome for the same
+    /// request, a refusal for another request under the same key.
+    pub(crate) fn saved_answer(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Option<Result<Outcome, crate::CommandError>> {
+        let (fingerprint, outcome) = self.batch.saved.get(&(key.owner, key.key.clone()))?;
+        if *fingerprint != key.fingerprint {
+            return Some(Err(crate::CommandError::IdempotencyKeyReused));
+        }
+        Some(outcome.clone().map_err(crate::CommandError::Refused))
     }
 
     /// Takes the rows the batch must write.

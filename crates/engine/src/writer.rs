@@ -249,6 +249,23 @@ impl Writer {
                 }
             }
         }
+        let keys = self
+            .core
+            .idempotency_keys(batch.commands.iter().map(|(command, _)| command));
+        if !keys.is_empty() {
+            match self.store.saved_keys(&keys) {
+                Ok(saved) => {
+                    for (owner, key, fingerprint, outcome) in saved {
+                        self.core
+                            .recall_idempotency(owner, key, fingerprint, outcome);
+                    }
+                }
+                Err(error) => {
+                    self.fail(batch, error);
+                    return;
+                }
+            }
+        }
         self.core.begin_batch();
         self.core.expire(now);
         let answers: Vec<_> = batch

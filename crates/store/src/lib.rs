@@ -211,6 +211,15 @@ impl Store {
         dispatch!(self, store => store.read(|reader| reader.transfers_by_id(ids)))
     }
 
+    /// The idempotency keys among `keys` that earlier batches saved, with their requests'
+    /// fingerprints and outcomes.
+    pub fn saved_keys(
+        &mut self,
+        keys: &[(formica_core::Id, String)],
+    ) -> Result<Vec<wallet::SavedKey>, StoreError> {
+        self.read_sql(|sql| wallet::saved_keys(sql, keys))
+    }
+
     /// Writes one batch's effects in one transaction; durable when this returns `Ok`.
     pub fn commit(&mut self, effects: &Effects) -> Result<(), StoreError> {
         dispatch!(self, store => store.commit(effects))

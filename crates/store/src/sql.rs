@@ -138,6 +138,9 @@ pub trait Sql {
         rows: &[Vec<Value>],
     ) -> Result<(), StoreError>;
 
+    /// Whether this is PostgreSQL (for the few queries written per database).
+    fn is_postgres(&self) -> bool;
+
     /// Runs a statement; the number of rows it changed.
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError>;
     /// Runs a query; its rows.
@@ -169,6 +172,10 @@ impl rusqlite::ToSql for Value {
 }
 
 impl Sql for SqliteSql<'_> {
+    fn is_postgres(&self) -> bool {
+        false
+    }
+
     fn execute_many(
         &mut self,
         sql: &str,
@@ -258,6 +265,10 @@ impl ToSql for Value {
 }
 
 impl<C: postgres::GenericClient> Sql for PostgresSql<'_, C> {
+    fn is_postgres(&self) -> bool {
+        true
+    }
+
     fn execute_many(
         &mut self,
         sql: &str,

@@ -103,3 +103,50 @@ pub fn idempotency(
     .map(|row| Ok((row.text(0)?, row.text(1)?)))
     .transpose()
 }
+
+/// A saved idempotency key: (owner, key, fingerprint of the request, the outcome JSON).
+pub type SavedKey = (Id, String, String, String);
+
+/// The saved keys among `keys`: one statement on PostgreSQL (the keys as arrays), one
+/// prepared look-up per key on SQLite (in process, no round trips).
+pub fn saved_keys(sql: &mut dyn Sql, keys: &[(Id, String)]) -> Result<Vec<SavedKey>, StoreError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let row_of = |row: &crate::sql::Row| -> Result<SavedKey, StoreError> {
+        Ok((Id(row.uint(0)?), row.text(1)?, row.text(2)?, row.text(3)?))
+    };
+    if sql.is_postgres() {
+        let owners: Vec<String> = keys
+            .iter()
+            .map(|(owner, _)| (owner.0 as i64).to_string())
+            .collect();
+        // Arrays travel as text literals parsed by the server: the generic layer binds
+        // scalars only.
+        let owners = format!("{{{}}}", owners.join(","));
+        let names = serde_json::to_string(&keys.iter().map(|(_, k)| k).collect::<Vec<_>>())
+            .expect("strings serialize");
+        return sql
+            .query(
+                "SELECT i.owner, i.key, i.fingerprint, i.outcome FROM idempotency_keys i \
+                 JOIN UNNEST(CAST(CAST($1 AS text) AS bigint[]), \
+                             ARRAY(SELECT jsonb_array_elements_text(CAST(CAST($2 AS text) AS jsonb)))) \
+                      AS k(owner, key) ON i.owner = k.owner AND i.key = k.key",
+                &[owners.into(), names.into()],
+            )?
+            .iter()
+            .map(row_of)
+            .collect();
+    }
+    let mut saved = Vec::new();
+    for (owner, key) in keys {
+        if let Some(row) = sql.query_opt(
+            "SELECT owner, key, fingerprint, outcome FROM idempotency_keys \
+             WHERE owner = $1 AND key = $2",
+            &[owner.0.into(), key.as_str().into()],
+        )? {
+            saved.push(row_of(&row)?);
+        }
+    }
+    Ok(saved)
+}

@@ -51,6 +51,7 @@ engine_suite!(
     changes_not_yet_checkpointed_survive_a_restart_and_the_next_checkpoint,
     a_second_writer_is_refused_while_the_first_runs,
     queued_events_are_bounded_whatever_the_commands,
+    an_idempotency_key_moves_money_once_whenever_and_however_it_is_retried,
 );
 
 /// Another connection that takes the books' write lock until dropped or released, so the
@@ -639,4 +640,102 @@ fn queued_events_are_bounded_whatever_the_commands(backend: Backend) {
         vec![T::Ok]
     );
     engine.shutdown();
+}
+
+/// The writer itself honours idempotency keys, whatever the edge does: a retry in a later
+/// batch, after a restart, or in the same batch gets the first answer and moves nothing; the
+/// same key with another request is refused.
+fn an_idempotency_key_moves_money_once_whenever_and_however_it_is_retried(backend: Backend) {
+    use formica_core::wallet::{WalletCommand, wallet_account};
+    use formica_core::{
+        CommandError, Currency, Id, IdempotencyKey, Money, Outcome, ProductCommand, ProductRequest,
+    };
+    let db = backend.fresh();
+    let wallet = |command, key: Option<(&str, &str)>| {
+        Command::Product(ProductRequest {
+            command: ProductCommand::Wallet(command),
+            idempotency: key.map(|(key, fingerprint)| IdempotencyKey {
+                owner: Id(1),
+                key: key.to_owned(),
+                fingerprint: fingerprint.to_owned(),
+            }),
+        })
+    };
+    let transfer = |minor| WalletCommand::Transfer {
+        from_user_id: Id(1),
+        to_user_id: Id(2),
+        amount: Money::new(minor, Currency::CNY),
+        note: String::new(),
+    };
+    let engine = start(&db.location, Config::default());
+    for user in [1, 2] {
+        engine
+            .submit_blocking(wallet(
+                WalletCommand::OpenWallet {
+                    user_id: Id(user),
+                    currency: Currency::CNY,
+                },
+                None,
+            ))
+            .expect("opens");
+    }
+    let Ok(Reply::Product(Outcome::Movement(top_up))) = engine.submit_blocking(wallet(
+        WalletCommand::StartTopUp {
+            user_id: Id(1),
+            amount: Money::new(1_000, Currency::CNY),
+            card_id: Id(3),
+        },
+        None,
+    )) else {
+        panic!("a top-up")
+    };
+    engine
+        .submit_blocking(wallet(
+            WalletCommand::SettleMovement {
+                movement_id: top_up.id,
+                succeeded: true,
+                failure: None,
+            },
+            None,
+        ))
+        .expect("settles");
+    let first = engine
+        .submit_blocking(wallet(transfer(100), Some(("k", "a"))))
+        .expect("applied");
+    let again = engine
+        .submit_blocking(wallet(transfer(100), Some(("k", "a"))))
+        .expect("answered");
+    assert_eq!(first, again, "a later batch gets the saved answer");
+    assert!(matches!(
+        engine.submit_blocking(wallet(transfer(200), Some(("k", "b")))),
+        Err(EngineError::Rejected(CommandError::IdempotencyKeyReused))
+    ));
+    engine.shutdown();
+    let engine = start(&db.location, Config::default());
+    let after_restart = engine
+        .submit_blocking(wallet(transfer(100), Some(("k", "a"))))
+        .expect("answered");
+    assert_eq!(first, after_restart, "and so does one after a restart");
+    // Two at once with a new key: one batch or two, the money moves once.
+    let pending: Vec<_> = (0..2)
+        .map(|_| {
+            let engine = engine.clone();
+            std::thread::spawn(move || {
+                engine.submit_blocking(wallet(transfer(50), Some(("k2", "c"))))
+            })
+        })
+        .collect();
+    let answers: Vec<_> = pending
+        .into_iter()
+        .map(|p| p.join().expect("answers").expect("applied"))
+        .collect();
+    assert_eq!(answers[0], answers[1]);
+    engine.shutdown();
+    let mut store = Store::open(&db.location).expect("opens");
+    let payee = store
+        .account(wallet_account(Id(2), Currency::CNY))
+        .expect("reads")
+        .expect("exists");
+    assert_eq!(payee.credits_posted, 150, "100 once and 50 once");
+    assert!(store.trial_balance().expect("runs").holds());
 }
