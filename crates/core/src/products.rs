@@ -522,13 +522,21 @@ impl Products {
 
     /// Queues a message for `user`'s webhooks.
     pub(crate) fn announce(&mut self, user: Id, topic: &str, payload: &impl Serialize, at: u64) {
+        self.announce_to(&[(user, topic)], payload, at);
+    }
+
+    /// Queues one message per (person, topic), serializing the object once: the writer
+    /// thread does this for every payment.
+    pub(crate) fn announce_to(&mut self, to: &[(Id, &str)], payload: &impl Serialize, at: u64) {
         let payload = serde_json::to_string(payload).expect("product objects serialize");
-        self.batch.outbox.push(OutboxRow {
-            user_id: user,
-            topic: topic.to_owned(),
-            payload,
-            timestamp: at,
-        });
+        for (user, topic) in to {
+            self.batch.outbox.push(OutboxRow {
+                user_id: *user,
+                topic: (*topic).to_owned(),
+                payload: payload.clone(),
+                timestamp: at,
+            });
+        }
     }
 
     pub(crate) fn save_idempotency(

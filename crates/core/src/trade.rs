@@ -544,11 +544,9 @@ impl Core {
         let Outcome::Trade(trade) = &outcome else {
             unreachable!("just built")
         };
-        self.products
-            .announce(trade.seller_id, topic, &outcome, now);
-        if let Some(buyer) = trade.buyer_id {
-            self.products.announce(buyer, topic, &outcome, now);
-        }
+        let mut to = vec![(trade.seller_id, topic)];
+        to.extend(trade.buyer_id.map(|buyer| (buyer, topic)));
+        self.products.announce_to(&to, &outcome, now);
         outcome
     }
 }

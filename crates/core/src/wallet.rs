@@ -332,10 +332,14 @@ impl Core {
                 };
                 self.products.record_transfer(receipt.clone());
                 let outcome = Outcome::Transfer(receipt);
-                self.products
-                    .announce(*from_user_id, "transfer.sent", &outcome, now);
-                self.products
-                    .announce(*to_user_id, "transfer.received", &outcome, now);
+                self.products.announce_to(
+                    &[
+                        (*from_user_id, "transfer.sent"),
+                        (*to_user_id, "transfer.received"),
+                    ],
+                    &outcome,
+                    now,
+                );
                 Ok(outcome)
             }
         }
