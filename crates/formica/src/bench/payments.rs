@@ -98,16 +98,34 @@ impl Args {
             StoreKind::Memory => bail!("payments run through the engine: sqlite or postgres"),
         })
     }
+}
 
-    /// The payee of a payment: the shop for `--hot` percent, anyone else otherwise.
-    fn payee(&self, rng: &mut SmallRng, payer: u64) -> u64 {
+/// Who pays whom: a random payer, and the shop (person 1) for `hot` percent of payments or
+/// anyone else otherwise.
+#[derive(Clone, Copy, Debug)]
+struct Draw {
+    people: u64,
+    hot: u8,
+}
+
+impl Draw {
+    fn of(args: &Args) -> Self {
+        Draw {
+            people: args.people,
+            hot: args.hot,
+        }
+    }
+
+    /// (payer, payee), never the same person.
+    fn pair(self, rng: &mut SmallRng) -> (u64, u64) {
+        let payer = rng.random_range(1..=self.people);
         if rng.random_range(0..100) < self.hot && payer != 1 {
-            return 1;
+            return (payer, 1);
         }
         loop {
             let payee = rng.random_range(1..=self.people);
             if payee != payer {
-                return payee;
+                return (payer, payee);
             }
         }
     }
@@ -273,27 +291,14 @@ async fn products(args: &Args) -> anyhow::Result<Timed> {
             ))
             .await?;
     }
-    let people = args.people;
-    let hot = args.hot;
-    let shape = Args {
-        store: args.store,
-        people,
-        hot,
-        payments: 0,
-        concurrency: 0,
-        database_url: None,
-        baseline: None,
-        seed: 0,
-        json: false,
-    };
+    let draw = Draw::of(args);
     let timed = rush(
         &engine,
         args.payments,
         args.concurrency,
         args.seed,
         move |rng, n| {
-            let payer = rng.random_range(1..=people);
-            let payee = shape.payee(rng, payer);
+            let (payer, payee) = draw.pair(rng);
             product(
                 WalletCommand::Transfer {
                     from_user_id: person(payer),
@@ -351,26 +356,14 @@ async fn ledger(args: &Args) -> anyhow::Result<Timed> {
             .submit(Command::CreateTransfers(chunk.to_vec()))
             .await?;
     }
-    let people = args.people;
-    let shape = Args {
-        store: args.store,
-        people,
-        hot: args.hot,
-        payments: 0,
-        concurrency: 0,
-        database_url: None,
-        baseline: None,
-        seed: 0,
-        json: false,
-    };
+    let draw = Draw::of(args);
     let timed = rush(
         &engine,
         args.payments,
         args.concurrency,
         args.seed,
         move |rng, n| {
-            let payer = rng.random_range(1..=people);
-            let payee = shape.payee(rng, payer);
+            let (payer, payee) = draw.pair(rng);
             Command::CreateTransfers(vec![Transfer::new(
                 (1u128 << 64) + u128::from(n),
                 account(payer),
