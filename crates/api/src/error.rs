@@ -44,7 +44,6 @@ pub const CODES: &[(&str, u16)] = &[
     ("wallet_not_found", 404),
     ("login_taken", 409),
     ("idempotency_key_reused", 409),
-    ("idempotency_key_in_use", 409),
     ("duplicate_out_trade_no", 409),
     ("trade_status_invalid", 409),
     ("buyer_is_seller", 409),

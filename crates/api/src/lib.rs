@@ -42,7 +42,6 @@ struct Inner {
     engine: Engine,
     pool: Pool,
     bank: Arc<dyn BankChannel>,
-    in_flight: Arc<idempotency::InFlight>,
     http: metrics::HttpMetrics,
     /// Whether webhook endpoints may be private or loopback addresses (tests, closed
     /// networks); refused by default, so that the platform is not a way into its own network.
@@ -63,7 +62,6 @@ impl AppState {
                 engine,
                 pool: Pool::new(location),
                 bank,
-                in_flight: Arc::default(),
                 http: metrics::HttpMetrics::default(),
                 private_webhooks,
             }),
@@ -92,10 +90,6 @@ impl AppState {
 
     fn private_webhooks(&self) -> bool {
         self.inner.private_webhooks
-    }
-
-    fn in_flight(&self) -> &Arc<idempotency::InFlight> {
-        &self.inner.in_flight
     }
 }
 
