@@ -8,6 +8,7 @@
 
 mod command;
 mod effects;
+pub mod merchant;
 mod money;
 pub mod products;
 pub mod trade;
@@ -114,11 +115,14 @@ impl Core {
         open_trades.sort_unstable_by_key(|t| t.id);
         let mut open_movements: Vec<_> = self.products.movements.values().cloned().collect();
         open_movements.sort_unstable_by_key(|m| m.id);
+        let mut merchants: Vec<_> = self.products.merchants.values().cloned().collect();
+        merchants.sort_unstable_by_key(|m| m.id);
         ProductsLoaded {
             id_last: self.products.id_last,
             people,
             open_trades,
             open_movements,
+            merchants,
         }
     }
 
@@ -230,6 +234,7 @@ impl Core {
                 let outcome = match &request.command {
                     ProductCommand::Wallet(command) => self.apply_wallet(now, command),
                     ProductCommand::Trade(command) => self.apply_trade(now, command),
+                    ProductCommand::Merchant(command) => self.apply_merchant(now, command),
                 };
                 if let Some(key) = &request.idempotency {
                     self.products.save_idempotency(key.clone(), &outcome, now);
@@ -246,6 +251,7 @@ impl Core {
         for due in self.products.due(now) {
             match due {
                 Due::Trade(id) => self.trade_due(now, id),
+                Due::Settlement(id) => self.settle_merchant(now, id),
                 Due::Movement(id) => {
                     let movement = self.products.movements[&id].clone();
                     let failure = Some("the bank did not answer in time".to_owned());

@@ -11,6 +11,7 @@ use formica_ledger::{Account, AccountFlags, CreateTransferResult, Ledger, Transf
 use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 
+use crate::merchant::{Merchant, MerchantCommand, RefundReceipt, Settlement};
 use crate::money::{Currency, Money};
 use crate::trade::{Trade, TradeCommand};
 use crate::wallet::{Level, Movement, Person, WalletCommand};
@@ -80,6 +81,10 @@ pub mod account_kind {
     /// Money held at the bank on the platform's behalf: debited when money comes in from a
     /// card, credited when it goes out to one.
     pub const BANK_CLEARING: u16 = 2;
+    /// A merchant's balance: takings not yet settled to its bank card.
+    pub const MERCHANT: u16 = 3;
+    /// The platform's fee revenue.
+    pub const REVENUE: u16 = 4;
 }
 
 /// Why money moved (the ledger's transfer `code`).
@@ -92,6 +97,16 @@ pub mod transfer_kind {
     pub const TRANSFER: u16 = 3;
     /// A buyer's payment into escrow.
     pub const TRADE_PAYMENT: u16 = 4;
+    /// A merchant's fee to the platform.
+    pub const FEE: u16 = 5;
+    /// A fee's share returned with a refund.
+    pub const FEE_REFUND: u16 = 6;
+    /// A merchant's refund to a buyer.
+    pub const REFUND: u16 = 7;
+    /// A merchant's takings paid out to its bank card.
+    pub const SETTLEMENT: u16 = 8;
+    /// A merchant's payment to a person (the gateway's transfer).
+    pub const MERCHANT_PAYOUT: u16 = 9;
 }
 
 /// The account id of `owner`'s account of `kind` in `currency` (owner zero is the platform):
@@ -121,7 +136,14 @@ pub struct Settings {
     pub unverified_daily_major: u64,
     /// Daily outgoing limit of a verified person, in major units of each currency.
     pub verified_daily_major: u64,
+    /// Business days after which a merchant's takings are paid out (1 = T+1).
+    pub settle_delay_days: u32,
+    /// How long a paid merchant trade can be refunded before it is finished.
+    pub refund_window_ns: u64,
 }
+
+/// Nanoseconds per second.
+pub(crate) const NANOS_PER_SECOND: u64 = SECOND_NS;
 
 /// Nanoseconds per second, minute and day.
 const SECOND_NS: u64 = 1_000_000_000;
@@ -138,6 +160,8 @@ impl Default for Settings {
             day_offset_seconds: 8 * 3600,
             unverified_daily_major: 5_000,
             verified_daily_major: 200_000,
+            settle_delay_days: 1,
+            refund_window_ns: 90 * DAY_NS,
         }
     }
 }
@@ -188,6 +212,8 @@ pub enum ProductCommand {
     Wallet(WalletCommand),
     /// Escrow trades.
     Trade(TradeCommand),
+    /// Merchants and their trades.
+    Merchant(MerchantCommand),
 }
 
 /// What a product command did.
@@ -206,6 +232,10 @@ pub enum Outcome {
     Transfer(TransferReceipt),
     /// A trade, as it stands after the command.
     Trade(Trade),
+    /// A merchant.
+    Merchant(Merchant),
+    /// A refund of a merchant's trade.
+    Refund(RefundReceipt),
 }
 
 /// A person's level and wallets, as the core knows them.
@@ -301,6 +331,24 @@ pub enum Refusal {
         /// The ledger's result code.
         result: String,
     },
+    /// No such merchant.
+    #[error("merchant not found")]
+    MerchantNotFound,
+    /// A fee rate above the maximum.
+    #[error("the fee rate is above the maximum of 10%")]
+    FeeRateTooHigh,
+    /// The refund's out_request_no was used for another amount.
+    #[error("this out_request_no was already used for another amount")]
+    DiscordantRepeat,
+    /// A partly refunded trade cannot be cancelled.
+    #[error("the trade was partly refunded; refund the rest instead")]
+    RefundedAlready,
+    /// A paid trade can only be cancelled within a day of payment.
+    #[error("too late to cancel; refund instead")]
+    CancelTooLate,
+    /// The merchant's balance does not cover the refund.
+    #[error("the merchant's balance does not cover this")]
+    MerchantBalanceTooLow,
     /// The currency differs from the one the object is in.
     #[error("wrong currency: expected {expected}")]
     CurrencyMismatch {
@@ -352,6 +400,10 @@ pub struct ProductEffects {
     pub outbox: Vec<OutboxRow>,
     /// Idempotency keys with their outcomes.
     pub idempotency: Vec<IdempotencyRow>,
+    /// Merchants created or changed, as they stand.
+    pub merchants: Vec<Merchant>,
+    /// Settlements made.
+    pub settlements: Vec<Settlement>,
 }
 
 impl ProductEffects {
@@ -364,6 +416,8 @@ impl ProductEffects {
             && self.transfers.is_empty()
             && self.outbox.is_empty()
             && self.idempotency.is_empty()
+            && self.merchants.is_empty()
+            && self.settlements.is_empty()
     }
 }
 
@@ -378,6 +432,8 @@ pub struct ProductsLoaded {
     pub open_trades: Vec<Trade>,
     /// Bank movements still waiting for the bank.
     pub open_movements: Vec<Movement>,
+    /// Every merchant, with its unsettled days.
+    pub merchants: Vec<Merchant>,
 }
 
 /// Something to do at a time: an open trade's or movement's deadline.
@@ -385,6 +441,7 @@ pub struct ProductsLoaded {
 pub(crate) enum Due {
     Trade(Id),
     Movement(Id),
+    Settlement(Id),
 }
 
 /// The products' state in memory.
@@ -397,6 +454,7 @@ pub(crate) struct Products {
     /// Open trades by (seller, out_trade_no).
     pub(crate) out_trade_nos: HashMap<(Id, String), Id>,
     pub(crate) movements: HashMap<Id, Movement>,
+    pub(crate) merchants: HashMap<Id, Merchant>,
     pub(crate) timers: BTreeSet<(u64, Due)>,
     pub(crate) batch: ProductBatch,
 }
@@ -410,6 +468,8 @@ pub(crate) struct ProductBatch {
     levels: hashbrown::HashSet<Id>,
     trades: HashMap<Id, Trade>,
     movements: HashMap<Id, Movement>,
+    merchants: HashMap<Id, Merchant>,
+    settlements: Vec<Settlement>,
     /// Idempotency keys known to this batch (recalled from the store, or saved by its own
     /// commands): the request's fingerprint and the answer.
     saved: HashMap<(Id, String), (String, Result<Outcome, Refusal>)>,
@@ -431,6 +491,7 @@ enum Undo {
     Person(Id, Option<Person>),
     Trade(Id, Option<Trade>),
     Movement(Id, Option<Movement>),
+    Merchant(Id, Option<Merchant>),
 }
 
 impl Products {
@@ -445,6 +506,9 @@ impl Products {
         }
         for movement in loaded.open_movements {
             products.set_movement(movement.id, Some(movement));
+        }
+        for merchant in loaded.merchants {
+            products.set_merchant(merchant.id, Some(merchant));
         }
         products
     }
@@ -514,6 +578,18 @@ impl Products {
         let keep = movement.is_open().then_some(movement);
         let before = self.set_movement(id, keep);
         self.batch.undo.push(Undo::Movement(id, before));
+    }
+
+    /// Records the merchant as it now stands.
+    pub(crate) fn put_merchant(&mut self, merchant: Merchant) {
+        let id = merchant.id;
+        self.batch.merchants.insert(id, merchant.clone());
+        let before = self.set_merchant(id, Some(merchant));
+        self.batch.undo.push(Undo::Merchant(id, before));
+    }
+
+    pub(crate) fn record_settlement(&mut self, settlement: Settlement) {
+        self.batch.settlements.push(settlement);
     }
 
     pub(crate) fn record_transfer(&mut self, receipt: TransferReceipt) {
@@ -599,7 +675,11 @@ impl Products {
         trades.sort_unstable_by_key(|t| t.id);
         let mut movements: Vec<_> = batch.movements.drain().map(|(_, m)| m).collect();
         movements.sort_unstable_by_key(|m| m.id);
+        let mut merchants: Vec<_> = batch.merchants.drain().map(|(_, m)| m).collect();
+        merchants.sort_unstable_by_key(|m| m.id);
         ProductEffects {
+            merchants,
+            settlements: std::mem::take(&mut batch.settlements),
             id_last: self.id_last,
             people,
             spenders,
@@ -632,6 +712,9 @@ impl Products {
                 Undo::Movement(id, before) => {
                     self.set_movement(id, before);
                 }
+                Undo::Merchant(id, before) => {
+                    self.set_merchant(id, before);
+                }
             }
         }
         self.batch = ProductBatch::default();
@@ -656,6 +739,31 @@ impl Products {
             self.trades.insert(id, trade);
         }
         before
+    }
+
+    /// Replaces a merchant (or removes it), keeping its settlement timer in step: due when
+    /// its oldest unsettled day is old enough.
+    fn set_merchant(&mut self, id: Id, merchant: Option<Merchant>) -> Option<Merchant> {
+        let before = self.merchants.remove(&id);
+        if let Some(at) = before.as_ref().and_then(|m| self.settle_at(m)) {
+            self.timers.remove(&(at, Due::Settlement(id)));
+        }
+        if let Some(merchant) = merchant {
+            if let Some(at) = self.settle_at(&merchant) {
+                self.timers.insert((at, Due::Settlement(id)));
+            }
+            self.merchants.insert(id, merchant);
+        }
+        before
+    }
+
+    fn settle_at(&self, merchant: &Merchant) -> Option<u64> {
+        let first = merchant.days.first()?;
+        let day = first.day + i64::from(self.settings.settle_delay_days);
+        Some(crate::merchant::day_start(
+            day,
+            self.settings.day_offset_seconds,
+        ))
     }
 
     fn set_movement(&mut self, id: Id, movement: Option<Movement>) -> Option<Movement> {

@@ -23,6 +23,9 @@ use crate::money::Money;
 use crate::products::{Id, Outcome, Refusal, transfer_kind};
 use crate::wallet::{positive, wallet_account};
 
+/// The outbox topic of the gateway's notifications to a merchant's notify_url.
+pub const NOTIFY_TOPIC: &str = "gateway.notify";
+
 /// Longest out_trade_no, subject, note or reason the core keeps (in bytes).
 pub const TEXT_MAX: usize = 256;
 
@@ -32,6 +35,8 @@ pub const TEXT_MAX: usize = 256;
 pub enum TradeStatus {
     /// Created, waiting for the buyer to pay.
     WaitBuyerPay,
+    /// Paid straight to a merchant (no escrow); refundable until the refund window ends.
+    TradeSuccess,
     /// Paid into escrow, waiting for the seller to ship.
     WaitSellerSend,
     /// Shipped, waiting for the buyer to confirm receipt.
@@ -48,8 +53,9 @@ pub enum TradeStatus {
 
 impl TradeStatus {
     /// Every status, for tables and tests.
-    pub const ALL: [TradeStatus; 7] = [
+    pub const ALL: [TradeStatus; 8] = [
         TradeStatus::WaitBuyerPay,
+        TradeStatus::TradeSuccess,
         TradeStatus::WaitSellerSend,
         TradeStatus::WaitBuyerConfirm,
         TradeStatus::RefundRequested,
@@ -62,6 +68,7 @@ impl TradeStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             TradeStatus::WaitBuyerPay => "WAIT_BUYER_PAY",
+            TradeStatus::TradeSuccess => "TRADE_SUCCESS",
             TradeStatus::WaitSellerSend => "WAIT_SELLER_SEND",
             TradeStatus::WaitBuyerConfirm => "WAIT_BUYER_CONFIRM",
             TradeStatus::RefundRequested => "REFUND_REQUESTED",
@@ -153,6 +160,100 @@ pub struct Trade {
     /// The pending transfer holding the buyer's money.
     #[serde(skip)]
     pub hold: Option<u128>,
+    /// Whether the money waits in escrow for the buyer's confirmation (every trade between
+    /// people; a merchant's when its app asks for it). Otherwise it goes to the merchant at
+    /// payment.
+    #[serde(default = "escrow_default")]
+    pub escrow: bool,
+    /// The gateway app the trade came through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
+    /// The platform's fee on a merchant's trade, once paid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee: Option<Money>,
+    /// Refunds of a merchant's trade, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refunds: Vec<TradeRefund>,
+    /// Where the gateway notifies the merchant of status changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_url: Option<String>,
+    /// Where a hosted checkout sends the buyer back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_url: Option<String>,
+    /// The merchant's own data, echoed in notifications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passback_params: Option<String>,
+}
+
+fn escrow_default() -> bool {
+    true
+}
+
+/// One refund of a merchant's trade.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TradeRefund {
+    /// The merchant's id for the refund (its idempotency key).
+    pub out_request_no: String,
+    /// How much went back to the buyer.
+    pub amount: Money,
+    /// How much of the fee went back to the merchant.
+    pub fee_back: Money,
+    /// Why.
+    pub reason: String,
+    /// When.
+    pub at: u64,
+}
+
+/// A trade to create: a person's (through REST) or a merchant's (through the gateway).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewTrade {
+    /// The seller: a person, or a merchant.
+    pub seller_id: Id,
+    /// The buyer, if named.
+    pub buyer_id: Option<Id>,
+    /// The seller's reference.
+    pub out_trade_no: String,
+    /// What is sold.
+    pub subject: String,
+    /// The price.
+    pub amount: Money,
+    /// Escrow or straight payment.
+    pub escrow: bool,
+    /// The gateway app.
+    pub app_id: Option<String>,
+    /// Notification URL.
+    pub notify_url: Option<String>,
+    /// Hosted checkout return URL.
+    pub return_url: Option<String>,
+    /// Echoed to the merchant.
+    pub passback_params: Option<String>,
+    /// When it closes unpaid (default: the pay timeout).
+    pub pay_by: Option<u64>,
+}
+
+impl NewTrade {
+    /// A person's escrow trade with the default timeout.
+    pub fn escrow(
+        seller_id: Id,
+        buyer_id: Option<Id>,
+        out_trade_no: &str,
+        subject: &str,
+        amount: Money,
+    ) -> Self {
+        NewTrade {
+            seller_id,
+            buyer_id,
+            out_trade_no: out_trade_no.to_owned(),
+            subject: subject.to_owned(),
+            amount,
+            escrow: true,
+            app_id: None,
+            notify_url: None,
+            return_url: None,
+            passback_params: None,
+            pay_by: None,
+        }
+    }
 }
 
 impl Trade {
@@ -266,7 +367,10 @@ impl Core {
                 out_trade_no,
                 subject,
                 amount,
-            } => self.create_trade(now, *seller_id, *buyer_id, out_trade_no, subject, *amount),
+            } => self.create_trade(
+                now,
+                NewTrade::escrow(*seller_id, *buyer_id, out_trade_no, subject, *amount),
+            ),
             TradeCommand::Pay { trade_id, buyer_id } => self.pay_trade(now, *trade_id, *buyer_id),
             TradeCommand::Ship {
                 trade_id,
@@ -362,23 +466,31 @@ impl Core {
             TradeStatus::WaitBuyerPay => Ok(self.close_unpaid(now, trade, "not paid in time")),
             TradeStatus::WaitBuyerConfirm => self.release(now, trade, "trade.finished"),
             TradeStatus::RefundRequested => self.agree_refund(now, trade),
+            TradeStatus::TradeSuccess => {
+                // The refund window is over: the trade is final.
+                let mut trade = trade;
+                trade.status = TradeStatus::TradeFinished;
+                trade.deadline = None;
+                Ok(self.save_trade(now, trade, "trade.finished"))
+            }
             status => panic!("a {status} trade has no timer"),
         };
         // Releasing posts a hold the books keep open for the trade: it cannot be refused.
         moved.expect("a trade's timer moves it on");
     }
 
-    fn create_trade(
-        &mut self,
-        now: u64,
-        seller: Id,
-        buyer: Option<Id>,
-        out_trade_no: &str,
-        subject: &str,
-        amount: Money,
-    ) -> Result<Outcome, Refusal> {
+    pub(crate) fn create_trade(&mut self, now: u64, new: NewTrade) -> Result<Outcome, Refusal> {
+        let NewTrade {
+            seller_id: seller,
+            buyer_id: buyer,
+            amount,
+            ..
+        } = new;
         positive(amount)?;
-        self.person(seller, None)?;
+        let merchant = self.products.merchants.contains_key(&seller);
+        if !merchant {
+            self.person(seller, None)?;
+        }
         if buyer == Some(seller) {
             return Err(Refusal::BuyerIsSeller);
         }
@@ -388,34 +500,46 @@ impl Core {
             return Err(Refusal::PayeeNotFound);
         }
         // The number as it is kept: two numbers that differ only past `TEXT_MAX` are one.
-        let out_trade_no = clip(out_trade_no);
+        let out_trade_no = clip(&new.out_trade_no);
         if self.products.number_taken(seller, &out_trade_no) {
             return Err(Refusal::DuplicateOutTradeNo);
         }
         let currency = amount.currency;
-        self.ensure_wallet(now, seller, currency);
+        if !merchant {
+            self.ensure_wallet(now, seller, currency);
+        }
+        let pay_by = new
+            .pay_by
+            .unwrap_or_else(|| now.saturating_add(self.products.settings.pay_timeout_ns));
         let trade = Trade {
             id: self.products.next_id(now),
             seller_id: seller,
             buyer_id: buyer,
             out_trade_no,
-            subject: clip(subject),
+            subject: clip(&new.subject),
             amount,
             status: TradeStatus::WaitBuyerPay,
             refunded: Money::new(0, currency),
             tracking: None,
             refund_request: None,
             close_reason: None,
-            deadline: Some(now.saturating_add(self.products.settings.pay_timeout_ns)),
+            deadline: Some(pay_by.max(now)),
             created_at: now,
             paid_at: None,
             updated_at: now,
             hold: None,
+            escrow: new.escrow || !merchant,
+            app_id: new.app_id.as_deref().map(clip),
+            fee: None,
+            refunds: Vec::new(),
+            notify_url: new.notify_url.as_deref().map(clip),
+            return_url: new.return_url.as_deref().map(clip),
+            passback_params: new.passback_params.as_deref().map(clip),
         };
         Ok(self.save_trade(now, trade, "trade.created"))
     }
 
-    fn pay_trade(&mut self, now: u64, id: Id, buyer: Id) -> Result<Outcome, Refusal> {
+    pub(crate) fn pay_trade(&mut self, now: u64, id: Id, buyer: Id) -> Result<Outcome, Refusal> {
         let mut trade = self
             .products
             .trades
@@ -430,12 +554,31 @@ impl Core {
             return Err(Refusal::BuyerIsSeller);
         }
         self.check_limit(now, buyer, trade.amount)?;
-        let hold = self.products.next_transfer_id(now);
         let currency = trade.amount.currency;
+        if !trade.escrow {
+            // Straight to the merchant, with the fee.
+            let payment = Transfer::new(
+                self.products.next_transfer_id(now),
+                wallet_account(buyer, currency),
+                crate::merchant::merchant_account(trade.seller_id, currency),
+                u128::from(trade.amount.amount_minor),
+                currency.ledger(),
+                transfer_kind::TRADE_PAYMENT,
+            );
+            let amount = trade.amount.amount_minor;
+            self.take_payment(now, &mut trade, payment, amount)?;
+            self.spend(now, buyer, trade.amount);
+            trade.buyer_id = Some(buyer);
+            trade.status = TradeStatus::TradeSuccess;
+            trade.paid_at = Some(now);
+            trade.deadline = Some(now.saturating_add(self.products.settings.refund_window_ns));
+            return Ok(self.save_trade(now, trade, "trade.succeeded"));
+        }
+        let hold = self.products.next_transfer_id(now);
         let pending = Transfer::new(
             hold,
             wallet_account(buyer, currency),
-            wallet_account(trade.seller_id, currency),
+            self.seller_account(trade.seller_id, currency),
             u128::from(trade.amount.amount_minor),
             currency.ledger(),
             transfer_kind::TRADE_PAYMENT,
@@ -459,6 +602,9 @@ impl Core {
         // Posting less than the hold returns the rest to the buyer in the same step.
         if to_seller == 0 {
             self.transfer(now, Transfer::void(id, hold))?;
+        } else if self.products.merchants.contains_key(&trade.seller_id) {
+            let post = Transfer::post(id, hold, u128::from(to_seller));
+            self.take_payment(now, &mut trade, post, to_seller)?;
         } else {
             self.transfer(now, Transfer::post(id, hold, u128::from(to_seller)))?;
         }
@@ -478,25 +624,51 @@ impl Core {
         if request.amount == held {
             return self.refund_all(now, trade, held);
         }
-        let hold = trade.hold.expect("a paid trade holds its money");
-        let void = Transfer::void(self.products.next_transfer_id(now), hold);
-        let new_hold = self.products.next_transfer_id(now);
-        let currency = trade.amount.currency;
-        let rest = Transfer::new(
-            new_hold,
-            wallet_account(trade.buyer_id.expect("a paid trade has a buyer"), currency),
-            wallet_account(trade.seller_id, currency),
-            u128::from(held.amount_minor - request.amount.amount_minor),
-            currency.ledger(),
-            transfer_kind::TRADE_PAYMENT,
-        )
-        .with_flags(TransferFlags::PENDING);
-        self.transfer_all(now, vec![void, rest])?;
-        trade.hold = Some(new_hold);
-        trade.refunded.amount_minor += request.amount.amount_minor;
+        self.refund_held(now, &mut trade, request.amount)?;
         trade.status = request.resume;
         trade.deadline = request.paused_ns.map(|left| now.saturating_add(left));
         Ok(self.save_trade(now, trade, "trade.refunded"))
+    }
+
+    /// Gives `amount` of what escrow holds back to the buyer: the hold is voided and the rest,
+    /// if any, held again in the same linked step.
+    pub(crate) fn refund_held(
+        &mut self,
+        now: u64,
+        trade: &mut Trade,
+        amount: Money,
+    ) -> Result<(), Refusal> {
+        let held = trade.held();
+        let hold = trade.hold.expect("a paid trade holds its money");
+        let void = Transfer::void(self.products.next_transfer_id(now), hold);
+        if amount == held {
+            self.transfer(now, void)?;
+        } else {
+            let new_hold = self.products.next_transfer_id(now);
+            let currency = trade.amount.currency;
+            let rest = Transfer::new(
+                new_hold,
+                wallet_account(trade.buyer_id.expect("a paid trade has a buyer"), currency),
+                self.seller_account(trade.seller_id, currency),
+                u128::from(held.amount_minor - amount.amount_minor),
+                currency.ledger(),
+                transfer_kind::TRADE_PAYMENT,
+            )
+            .with_flags(TransferFlags::PENDING);
+            self.transfer_all(now, vec![void, rest])?;
+            trade.hold = Some(new_hold);
+        }
+        trade.refunded.amount_minor += amount.amount_minor;
+        Ok(())
+    }
+
+    /// Where a seller is paid: a merchant's balance, or a person's wallet.
+    pub(crate) fn seller_account(&self, seller: Id, currency: crate::Currency) -> u128 {
+        if self.products.merchants.contains_key(&seller) {
+            crate::merchant::merchant_account(seller, currency)
+        } else {
+            wallet_account(seller, currency)
+        }
     }
 
     /// Voids the hold: everything held goes back to the buyer and the trade closes.
@@ -527,7 +699,7 @@ impl Core {
             .get(&id)
             .ok_or(Refusal::TradeNotFound)?;
         let allowed = match party {
-            Party::Seller(who) => trade.seller_id == who,
+            Party::Seller(who) => self.sells(trade, who),
             Party::Buyer(who) => trade.buyer_id == Some(who),
             Party::Operator => true,
         };
@@ -537,16 +709,28 @@ impl Core {
         Ok(trade.clone())
     }
 
-    fn save_trade(&mut self, now: u64, mut trade: Trade, topic: &str) -> Outcome {
+    pub(crate) fn save_trade(&mut self, now: u64, mut trade: Trade, topic: &str) -> Outcome {
         trade.updated_at = now;
         self.products.put_trade(trade.clone());
         let outcome = Outcome::Trade(trade);
         let Outcome::Trade(trade) = &outcome else {
             unreachable!("just built")
         };
-        let mut to = vec![(trade.seller_id, topic)];
+        // A merchant's webhooks go to the person who runs it.
+        let seller = self
+            .products
+            .merchants
+            .get(&trade.seller_id)
+            .map_or(trade.seller_id, |m| m.owner_id);
+        let mut to = vec![(seller, topic)];
         to.extend(trade.buyer_id.map(|buyer| (buyer, topic)));
         self.products.announce_to(&to, &outcome, now);
+        // The gateway's asynchronous notification, for every status change a merchant hears
+        // of (Alipay does not notify creation).
+        if trade.notify_url.is_some() && topic != "trade.created" && topic != "trade.shipped" {
+            self.products
+                .announce(trade.seller_id, NOTIFY_TOPIC, &outcome, now);
+        }
         outcome
     }
 }
@@ -579,7 +763,7 @@ fn check_refund(trade: &Trade, amount: Money, split: bool) -> Result<(), Refusal
 
 /// Text kept to `TEXT_MAX` bytes, cut at a character boundary (the edge refuses longer text;
 /// this keeps the core's rows bounded whatever calls it).
-fn clip(text: &str) -> String {
+pub(crate) fn clip(text: &str) -> String {
     let mut end = text.len().min(TEXT_MAX);
     while !text.is_char_boundary(end) {
         end -= 1;

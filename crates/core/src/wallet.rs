@@ -381,6 +381,7 @@ impl Core {
                     .expect("a withdrawal's hold is open until the bank answers");
                 // Money that never left does not count against the day it was asked on.
                 self.unspend(movement.created_at, movement.user_id, movement.amount);
+                self.settlement_returned(now, movement.user_id, movement.amount.amount_minor);
             }
         }
         let succeeded = failure.is_none();
@@ -546,7 +547,13 @@ impl Core {
         }
     }
 
-    fn new_movement(&mut self, now: u64, user: Id, kind: MovementKind, amount: Money) -> Movement {
+    pub(crate) fn new_movement(
+        &mut self,
+        now: u64,
+        user: Id,
+        kind: MovementKind,
+        amount: Money,
+    ) -> Movement {
         Movement {
             id: self.products.next_id(now),
             user_id: user,

@@ -23,6 +23,7 @@ use crate::{StoreError, TRANSFER_SUMS_SQL, TransferSums};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_books.sql")),
     (2, include_str!("../migrations/postgres/0002_products.sql")),
+    (3, include_str!("../migrations/postgres/0003_merchants.sql")),
 ];
 
 /// The advisory lock migrations hold, so that two processes opening a fresh database at once

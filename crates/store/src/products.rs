@@ -1,8 +1,9 @@
 //! The products' rows as a batch writes them and as `load()` reads the open ones back. Written
 //! once for both databases through `sql::Sql`.
 
+use formica_core::merchant::{DayTotals, Merchant};
 use formica_core::products::{IdempotencyRow, OutboxRow, ProductEffects, TransferReceipt};
-use formica_core::trade::{RefundRequest, Trade, TradeStatus};
+use formica_core::trade::{RefundRequest, Trade, TradeRefund, TradeStatus};
 use formica_core::wallet::{Level, Movement, MovementKind, MovementStatus, Person, Spending};
 use formica_core::{Currency, Id, Money, ProductsLoaded};
 
@@ -53,6 +54,33 @@ pub(crate) fn write(sql: &mut dyn Sql, effects: &ProductEffects) -> Result<(), S
     )?;
     let trades: Vec<Vec<Value>> = effects.trades.iter().map(trade_params).collect();
     sql.execute_many(UPSERT_TRADE, &TRADE_TYPES, &trades)?;
+    let merchants: Vec<Vec<Value>> = effects.merchants.iter().map(merchant_params).collect();
+    sql.execute_many(UPSERT_MERCHANT, &MERCHANT_TYPES, &merchants)?;
+    let settlements: Vec<Vec<Value>> = effects
+        .settlements
+        .iter()
+        .map(|s| {
+            vec![
+                s.id.0.into(),
+                s.merchant_id.0.into(),
+                s.from_day.into(),
+                s.to_day.into(),
+                s.payments.amount_minor.into(),
+                s.refunds.amount_minor.into(),
+                s.fees.amount_minor.into(),
+                s.transfers.amount_minor.into(),
+                s.amount.amount_minor.into(),
+                s.amount.currency.code().into(),
+                s.movement_id.0.into(),
+                s.created_at.into(),
+            ]
+        })
+        .collect();
+    sql.execute_many(
+        &format!("INSERT INTO settlements ({SETTLEMENT_COLUMNS}) {{rows}}"),
+        &[Int, Int, Int, Int, Int, Int, Int, Int, Int, Text, Int, Int],
+        &settlements,
+    )?;
     let movements: Vec<Vec<Value>> = effects.movements.iter().map(movement_params).collect();
     sql.execute_many(UPSERT_MOVEMENT, &MOVEMENT_TYPES, &movements)?;
     let receipts: Vec<Vec<Value>> = effects
@@ -182,11 +210,25 @@ pub(crate) fn load(sql: &mut dyn Sql) -> Result<ProductsLoaded, StoreError> {
         .iter()
         .map(movement_from)
         .collect::<Result<_, _>>()?;
+    let merchants = sql
+        .query(
+            &format!("SELECT {MERCHANT_COLUMNS}, days FROM merchants ORDER BY id"),
+            &[],
+        )?
+        .iter()
+        .map(|row| {
+            let mut merchant = merchant_from(row)?;
+            merchant.days = serde_json::from_str::<Vec<DayTotals>>(&row.text(10)?)
+                .map_err(|e| StoreError::Corrupt(format!("merchant days: {e}")))?;
+            Ok(merchant)
+        })
+        .collect::<Result<_, StoreError>>()?;
     Ok(ProductsLoaded {
         id_last,
         people,
         open_trades,
         open_movements,
+        merchants,
     })
 }
 
@@ -194,28 +236,30 @@ pub(crate) fn load(sql: &mut dyn Sql) -> Result<ProductsLoaded, StoreError> {
 pub(crate) const TRADE_COLUMNS: &str = "id, seller_id, buyer_id, out_trade_no, subject, \
     amount_minor, currency, status, refunded_minor, tracking, refund_amount_minor, \
     refund_reason, refund_requested_at, refund_resume, refund_paused_ns, close_reason, \
-    deadline, created_at, paid_at, updated_at, hold";
+    deadline, created_at, paid_at, updated_at, hold, escrow, app_id, fee_minor, refunds, \
+    notify_url, return_url, passback_params";
 
 /// The type of each of `TRADE_COLUMNS`.
-const TRADE_TYPES: [Column; 21] = {
+const TRADE_TYPES: [Column; 28] = {
     use Column::{Int, Text, Uuid};
     [
         Int, Int, Int, Text, Text, Int, Text, Text, Int, Text, Int, Text, Int, Text, Int, Text,
-        Int, Int, Int, Int, Uuid,
+        Int, Int, Int, Int, Uuid, Int, Text, Int, Text, Text, Text, Text,
     ]
 };
 
 const UPSERT_TRADE: &str = "INSERT INTO trades (id, seller_id, buyer_id, out_trade_no, \
     subject, amount_minor, currency, status, refunded_minor, tracking, refund_amount_minor, \
     refund_reason, refund_requested_at, refund_resume, refund_paused_ns, close_reason, \
-    deadline, created_at, paid_at, updated_at, hold) {rows} \
+    deadline, created_at, paid_at, updated_at, hold, escrow, app_id, fee_minor, refunds, \
+    notify_url, return_url, passback_params) {rows} \
     ON CONFLICT (id) DO UPDATE SET buyer_id = excluded.buyer_id, status = excluded.status, \
     refunded_minor = excluded.refunded_minor, tracking = excluded.tracking, \
     refund_amount_minor = excluded.refund_amount_minor, refund_reason = excluded.refund_reason, \
     refund_requested_at = excluded.refund_requested_at, refund_resume = excluded.refund_resume, \
     refund_paused_ns = excluded.refund_paused_ns, close_reason = excluded.close_reason, \
     deadline = excluded.deadline, paid_at = excluded.paid_at, updated_at = excluded.updated_at, \
-    hold = excluded.hold";
+    hold = excluded.hold, fee_minor = excluded.fee_minor, refunds = excluded.refunds";
 
 fn trade_params(trade: &Trade) -> Vec<Value> {
     let request = trade.refund_request.as_ref();
@@ -241,6 +285,15 @@ fn trade_params(trade: &Trade) -> Vec<Value> {
         trade.paid_at.into(),
         trade.updated_at.into(),
         hold(trade.hold),
+        i64::from(trade.escrow).into(),
+        trade.app_id.clone().into(),
+        trade.fee.map(|f| f.amount_minor).into(),
+        (!trade.refunds.is_empty())
+            .then(|| serde_json::to_string(&trade.refunds).expect("refunds serialize"))
+            .into(),
+        trade.notify_url.clone().into(),
+        trade.return_url.clone().into(),
+        trade.passback_params.clone().into(),
     ]
 }
 
@@ -274,8 +327,72 @@ pub(crate) fn trade_from(row: &Row) -> Result<Trade, StoreError> {
         paid_at: row.opt_uint(18)?,
         updated_at: row.uint(19)?,
         hold: hold_back(row.opt_bytes(20)?)?,
+        escrow: row.int(21)? != 0,
+        app_id: row.opt_text(22)?,
+        fee: row.opt_uint(23)?.map(|fee| Money::new(fee, currency)),
+        refunds: match row.opt_text(24)? {
+            None => Vec::new(),
+            Some(json) => serde_json::from_str::<Vec<TradeRefund>>(&json)
+                .map_err(|e| StoreError::Corrupt(format!("trade refunds: {e}")))?,
+        },
+        notify_url: row.opt_text(25)?,
+        return_url: row.opt_text(26)?,
+        passback_params: row.opt_text(27)?,
     })
 }
+
+/// The merchant columns, in the order `merchant_from` reads them (`days` is written too).
+pub(crate) const MERCHANT_COLUMNS: &str = "id, owner_id, name, contact, category, country, \
+    currency, card_id, fee_ppm, created_at";
+
+const MERCHANT_TYPES: [Column; 11] = {
+    use Column::{Int, Text};
+    [Int, Int, Text, Text, Text, Text, Text, Int, Int, Int, Text]
+};
+
+const UPSERT_MERCHANT: &str = "INSERT INTO merchants (id, owner_id, name, contact, category, \
+    country, currency, card_id, fee_ppm, created_at, days) {rows} \
+    ON CONFLICT (id) DO UPDATE SET fee_ppm = excluded.fee_ppm, card_id = excluded.card_id, \
+    days = excluded.days";
+
+fn merchant_params(merchant: &Merchant) -> Vec<Value> {
+    vec![
+        merchant.id.0.into(),
+        merchant.owner_id.0.into(),
+        merchant.name.as_str().into(),
+        merchant.contact.as_str().into(),
+        merchant.category.as_str().into(),
+        merchant.country.as_str().into(),
+        merchant.currency.code().into(),
+        merchant.card_id.0.into(),
+        i64::from(merchant.fee_ppm).into(),
+        merchant.created_at.into(),
+        serde_json::to_string(&merchant.days)
+            .expect("days serialize")
+            .into(),
+    ]
+}
+
+/// A merchant read back from `MERCHANT_COLUMNS` (without its days).
+pub(crate) fn merchant_from(row: &Row) -> Result<Merchant, StoreError> {
+    Ok(Merchant {
+        id: Id(row.uint(0)?),
+        owner_id: Id(row.uint(1)?),
+        name: row.text(2)?,
+        contact: row.text(3)?,
+        category: row.text(4)?,
+        country: row.text(5)?,
+        currency: currency(&row.text(6)?)?,
+        card_id: Id(row.uint(7)?),
+        fee_ppm: u32::try_from(row.uint(8)?).unwrap_or(u32::MAX),
+        created_at: row.uint(9)?,
+        days: Vec::new(),
+    })
+}
+
+/// The settlement columns.
+pub(crate) const SETTLEMENT_COLUMNS: &str = "id, merchant_id, from_day, to_day, payments_minor, \
+    refunds_minor, fees_minor, transfers_minor, amount_minor, currency, movement_id, created_at";
 
 /// The movement columns, in the order `movement_params` writes and `movement_from` reads them.
 pub(crate) const MOVEMENT_COLUMNS: &str = "id, user_id, kind, amount_minor, currency, card_id, \

@@ -16,6 +16,7 @@ use crate::{Location, StoreError, TRANSFER_SUMS_SQL, TransferSums};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_books.sql")),
     (2, include_str!("../migrations/sqlite/0002_products.sql")),
+    (3, include_str!("../migrations/sqlite/0003_merchants.sql")),
 ];
 
 /// SQLite page cache per connection, in KiB.

@@ -149,11 +149,31 @@ pub fn deliveries(
 /// person without endpoints gets none), marking the messages handed on. The number handled.
 pub fn fan_out(sql: &mut dyn Sql, now: u64, limit: u32) -> Result<usize, StoreError> {
     let messages = sql.query(
-        "SELECT id FROM outbox WHERE delivered_at IS NULL ORDER BY id LIMIT $1",
+        "SELECT id, topic, payload, user_id, timestamp FROM outbox \
+         WHERE delivered_at IS NULL ORDER BY id LIMIT $1",
         &[i64::from(limit).into()],
     )?;
     for message in &messages {
         let id = message.int(0)?;
+        if message.text(1)? == formica_core::trade::NOTIFY_TOPIC {
+            // A gateway notification goes to the trade's notify_url, not to webhooks.
+            let payload = message.text(2)?;
+            let url = serde_json::from_str::<serde_json::Value>(&payload)
+                .ok()
+                .and_then(|v| v.get("notify_url")?.as_str().map(str::to_owned));
+            if let Some(url) = url {
+                let merchant = Id(message.opt_uint(3)?.unwrap_or(0));
+                let created_at = message.uint(4)?;
+                crate::merchant::queue_notification(
+                    sql, id, merchant, &url, &payload, created_at, now,
+                )?;
+            }
+            sql.execute(
+                "UPDATE outbox SET delivered_at = $1 WHERE id = $2",
+                &[now.into(), id.into()],
+            )?;
+            continue;
+        }
         sql.execute(
             "INSERT INTO webhook_deliveries (endpoint_id, outbox_id, user_id, topic, payload, \
              status, attempts, next_attempt_at, created_at) \
@@ -229,19 +249,35 @@ pub fn record_attempt(
     now: u64,
     attempt: &Attempt,
 ) -> Result<(), StoreError> {
+    record_in(sql, "webhook_deliveries", id.0 as i64, now, attempt)
+}
+
+/// Records an attempt of a delivery in `table` (webhook or notify deliveries, which keep
+/// their attempts alike).
+pub(crate) fn record_in(
+    sql: &mut dyn Sql,
+    table: &str,
+    id: i64,
+    now: u64,
+    attempt: &Attempt,
+) -> Result<(), StoreError> {
     match attempt {
         Attempt::Delivered { status } => sql.execute(
-            "UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1, \
-             last_status = $1, last_error = NULL, delivered_at = $2 WHERE id = $3",
-            &[i64::from(*status).into(), now.into(), id.0.into()],
+            &format!(
+                "UPDATE {table} SET status = 'delivered', attempts = attempts + 1, \
+                 last_status = $1, last_error = NULL, delivered_at = $2 WHERE id = $3"
+            ),
+            &[i64::from(*status).into(), now.into(), id.into()],
         )?,
         Attempt::Failed {
             status,
             error,
             retry_at,
         } => sql.execute(
-            "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, \
-             last_status = $2, last_error = $3, next_attempt_at = $4 WHERE id = $5",
+            &format!(
+                "UPDATE {table} SET status = $1, attempts = attempts + 1, \
+                 last_status = $2, last_error = $3, next_attempt_at = $4 WHERE id = $5"
+            ),
             &[
                 if retry_at.is_some() {
                     "pending"
@@ -252,7 +288,7 @@ pub fn record_attempt(
                 status.map(i64::from).into(),
                 error.as_str().into(),
                 retry_at.unwrap_or(now).into(),
-                id.0.into(),
+                id.into(),
             ],
         )?,
     };

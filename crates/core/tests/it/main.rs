@@ -17,6 +17,8 @@ use formica_core::{
 };
 use proptest::prelude::*;
 
+mod merchant;
+
 const SECOND: u64 = 1_000_000_000;
 const START: u64 = 1_800_000_000 * SECOND;
 

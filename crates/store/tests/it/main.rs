@@ -132,7 +132,7 @@ mod postgres_only {
                 .expect("an opener thread does not panic")
                 .expect("every concurrent open succeeds: the migration lock serializes them");
         }
-        assert_eq!(db.query_i64("SELECT COUNT(*) FROM schema_migrations"), 2);
+        assert_eq!(db.query_i64("SELECT COUNT(*) FROM schema_migrations"), 3);
     }
 
     /// Kills the server process behind `store` and waits until it is gone. Returns its pid.
@@ -171,10 +171,10 @@ fn schema_migration_is_idempotent(backend: Backend) {
     );
     drop(again);
     drop(db.open());
-    assert_eq!(db.query_i64("SELECT COUNT(*) FROM schema_migrations"), 2);
+    assert_eq!(db.query_i64("SELECT COUNT(*) FROM schema_migrations"), 3);
     assert_eq!(
         db.query_i64("SELECT MAX(version) FROM schema_migrations"),
-        2
+        3
     );
 }
 
@@ -185,7 +185,7 @@ fn schema_newer_than_known_is_refused(backend: Backend) {
     match Store::open(&db.location) {
         Err(StoreError::SchemaTooNew {
             found: 99,
-            known: 2,
+            known: 3,
         }) => {}
         other => panic!("a schema from the future is refused, got {other:?}"),
     }
@@ -1087,7 +1087,8 @@ impl ProductBooks {
 use formica_core::Outcome;
 
 fn products_load_back_as_memory_holds_them(backend: Backend) {
-    use formica_core::trade::TradeCommand;
+    use formica_core::merchant::{MerchantCommand, MerchantProfile};
+    use formica_core::trade::{NewTrade, TradeCommand};
     use formica_core::wallet::{Level, WalletCommand};
     use formica_core::{Currency, Id, Money, ProductCommand};
     let db = backend.fresh();
@@ -1233,6 +1234,62 @@ fn products_load_back_as_memory_holds_them(backend: Backend) {
             seller_id: shop,
         }),
     );
+    // A merchant: an unpaid trade, a till payment partly refunded, a payout; its takings are
+    // settled by the long timer below.
+    let merchant = |command| ProductCommand::Merchant(command);
+    let Some(Outcome::Merchant(m)) = books.run(
+        SECOND,
+        merchant(MerchantCommand::Open(Box::new(MerchantProfile {
+            owner_id: shop,
+            name: "Tea House".into(),
+            contact: "tea@example.com".into(),
+            category: "food".into(),
+            country: "CN".into(),
+            currency: Currency::CNY,
+            card_id: Id(9),
+        }))),
+    ) else {
+        panic!("a merchant")
+    };
+    let gateway_trade = |n: &str, amount| {
+        let mut new = NewTrade::escrow(m.id, None, n, "tea", cny(amount));
+        new.escrow = false;
+        new.app_id = Some("2021000000000001".into());
+        new.notify_url = Some("http://127.0.0.1:9/notify".into());
+        Box::new(new)
+    };
+    books.run(
+        SECOND,
+        merchant(MerchantCommand::CreateTrade(gateway_trade("G-1", 880))),
+    );
+    let Some(Outcome::Trade(paid)) = books.run(
+        SECOND,
+        merchant(MerchantCommand::Charge {
+            trade: gateway_trade("G-2", 10_000),
+            buyer_id: alice,
+        }),
+    ) else {
+        panic!("a paid trade")
+    };
+    books.run(
+        SECOND,
+        merchant(MerchantCommand::Refund {
+            merchant_id: m.id,
+            trade_id: paid.id,
+            out_request_no: "R-1".into(),
+            amount: cny(2_500),
+            reason: "one cup".into(),
+        }),
+    );
+    books.run(
+        SECOND,
+        merchant(MerchantCommand::Payout {
+            merchant_id: m.id,
+            to_user_id: bob,
+            amount: cny(100),
+            note: "prize".into(),
+        }),
+    );
     // Refused commands change nothing, in memory or in the store.
     books.run(
         SECOND,
@@ -1274,7 +1331,13 @@ fn products_load_back_as_memory_holds_them(backend: Backend) {
             (ids[1], TradeStatus::WaitSellerSend),
             (ids[3], TradeStatus::WaitBuyerConfirm),
             (ids[4], TradeStatus::Dispute),
+            (paid.id, TradeStatus::TradeSuccess),
         ]
     );
-    assert!(books.core.export_products().open_movements.is_empty());
+    // The merchant's takings were settled: one payout waits for the bank.
+    let movements = books.core.export_products().open_movements;
+    assert_eq!(movements.len(), 1);
+    assert_eq!(movements[0].user_id, m.id);
+    // Paid 100.00, refunded 25.00, fees 0.60 - 0.15, paid out 1.00.
+    assert_eq!(movements[0].amount, cny(10_000 - 2_500 - 45 - 100));
 }
