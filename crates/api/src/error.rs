@@ -42,6 +42,8 @@ pub const CODES: &[(&str, u16)] = &[
     ("endpoint_not_found", 404),
     ("payee_not_found", 404),
     ("wallet_not_found", 404),
+    ("merchant_not_found", 404),
+    ("app_not_found", 404),
     ("login_taken", 409),
     ("idempotency_key_reused", 409),
     ("duplicate_out_trade_no", 409),
@@ -49,6 +51,12 @@ pub const CODES: &[(&str, u16)] = &[
     ("buyer_is_seller", 409),
     ("same_person", 409),
     ("refund_too_large", 409),
+    ("discordant_repeat", 409),
+    ("refunded_already", 409),
+    ("cancel_too_late", 409),
+    ("invalid_key", 400),
+    ("fee_rate_too_high", 400),
+    ("merchant_balance_too_low", 422),
     ("body_too_large", 413),
     ("unsupported_media_type", 415),
     ("insufficient_funds", 422),
@@ -106,6 +114,11 @@ impl ApiError {
         }
     }
 
+    /// What went wrong, for people.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     /// The same error, blaming `field`.
     pub fn field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());
@@ -155,6 +168,12 @@ impl From<Refusal> for ApiError {
             Refusal::BuyerIsSeller => "buyer_is_seller",
             Refusal::RefundTooLarge { .. } => "refund_too_large",
             Refusal::CurrencyMismatch { .. } => "currency_mismatch",
+            Refusal::MerchantNotFound => "merchant_not_found",
+            Refusal::FeeRateTooHigh => "fee_rate_too_high",
+            Refusal::DiscordantRepeat => "discordant_repeat",
+            Refusal::RefundedAlready => "refunded_already",
+            Refusal::CancelTooLate => "cancel_too_late",
+            Refusal::MerchantBalanceTooLow => "merchant_balance_too_low",
             Refusal::BooksRefused { .. } => return ApiError::internal(&refusal),
         };
         let error = ApiError::new(code, message);
@@ -231,6 +250,7 @@ mod tests {
             include_str!("idempotency.rs"),
             include_str!("page.rs"),
             include_str!("lib.rs"),
+            include_str!("merchant.rs"),
         ];
         for (code, _) in CODES {
             let quoted = format!("\"{code}\"");

@@ -6,7 +6,9 @@
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod gateway;
 mod idempotency;
+pub mod merchant;
 mod metrics;
 mod openapi;
 mod page;
@@ -46,6 +48,10 @@ struct Inner {
     /// Whether webhook endpoints may be private or loopback addresses (tests, closed
     /// networks); refused by default, so that the platform is not a way into its own network.
     private_webhooks: bool,
+    /// The open gateway's key cache and link secret.
+    gateway: gateway::Gateway,
+    /// Bank movements already sent to the bank by this process.
+    sent: std::sync::Mutex<std::collections::HashSet<formica_core::Id>>,
 }
 
 impl AppState {
@@ -64,6 +70,8 @@ impl AppState {
                 bank,
                 http: metrics::HttpMetrics::default(),
                 private_webhooks,
+                gateway: gateway::Gateway::default(),
+                sent: std::sync::Mutex::default(),
             }),
         }
     }
@@ -86,6 +94,34 @@ impl AppState {
     /// The engine's time (a manual clock in tests), in nanoseconds.
     pub fn now(&self) -> u64 {
         self.inner.engine.clock().now()
+    }
+
+    /// The open gateway's shared state.
+    pub fn gateway(&self) -> &gateway::Gateway {
+        &self.inner.gateway
+    }
+
+    /// Sends a movement to the bank unless this process already did (requests are
+    /// idempotent by movement id, but need not be repeated).
+    pub fn send_to_bank(&self, request: formica_engine::bank::BankRequest) {
+        let fresh = self
+            .inner
+            .sent
+            .lock()
+            .expect("sent set")
+            .insert(request.movement_id);
+        if fresh {
+            self.bank().send(request);
+        }
+    }
+
+    /// Forgets movements that are no longer open.
+    pub(crate) fn keep_sent(&self, open: &std::collections::HashSet<formica_core::Id>) {
+        self.inner
+            .sent
+            .lock()
+            .expect("sent set")
+            .retain(|id| open.contains(id));
     }
 
     fn private_webhooks(&self) -> bool {
@@ -147,11 +183,37 @@ pub fn router(state: AppState) -> Router {
             "/webhook-endpoints/{id}/deliveries",
             get(webhook::deliveries),
         )
+        .route("/wallet/payment-code", post(merchant::payment_code))
+        .route("/merchants", post(merchant::create).get(merchant::list))
+        .route("/merchants/{id}", get(merchant::get_one))
+        .route(
+            "/merchants/{id}/apps",
+            post(merchant::create_app).get(merchant::apps),
+        )
+        .route("/merchants/{id}/settlements", get(merchant::settlements))
+        .route(
+            "/merchants/{id}/notifications",
+            get(merchant::notifications),
+        )
+        .route("/merchants/{id}/statement", get(merchant::statement))
+        .route("/merchants/{id}/fee-rate", put(merchant::set_fee_rate))
+        .route("/apps/{app_id}/public-key", put(merchant::set_public_key))
+        .route("/apps/{app_id}/platform-key", get(merchant::platform_key))
         .route("/openapi.json", get(openapi::document))
         .fallback(not_found);
     Router::new()
         .nest("/v1", v1)
         .route("/docs", get(openapi::docs_page))
+        .route("/gateway.do", get(gateway::handle).post(gateway::handle))
+        .route("/qr/{id}", get(gateway::checkout::show))
+        .route(
+            "/checkout/{id}",
+            get(gateway::checkout::show).post(gateway::checkout::pay),
+        )
+        .route(
+            "/bills/{merchant}/{from}/{to}",
+            get(gateway::bill::download),
+        )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::render))
         .layer(DefaultBodyLimit::max(body::BODY_MAX_BYTES))

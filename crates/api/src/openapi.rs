@@ -9,14 +9,14 @@ use utoipa::Modify;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::{people, trade, wallet, webhook};
+use crate::{merchant, people, trade, wallet, webhook};
 
 /// The REST API's description.
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Formica REST API",
-        description = "Wallets, transfers, escrow trades and webhooks. Amounts are exact \
+        description = "Wallets, transfers, escrow trades, merchants and webhooks. Amounts are exact \
             decimal strings with an ISO 4217 currency; ids are decimal strings; times are \
             nanoseconds since the Unix epoch. Every error has the shape \
             {\"error\": {\"code\", \"message\", \"field\"}} with a stable code (listed under \
@@ -32,6 +32,10 @@ use crate::{people, trade, wallet, webhook};
         trade::close, trade::request_refund, trade::agree_refund, trade::refuse_refund,
         trade::decide, trade::disputes,
         webhook::create, webhook::list, webhook::deliveries,
+        merchant::payment_code, merchant::create, merchant::list, merchant::get_one,
+        merchant::create_app, merchant::apps, merchant::set_public_key, merchant::platform_key,
+        merchant::settlements, merchant::notifications, merchant::statement,
+        merchant::set_fee_rate,
     ),
     modifiers(&Security, &ErrorCodes),
     tags(
@@ -39,6 +43,9 @@ use crate::{people, trade, wallet, webhook};
         (name = "wallet", description = "Balances, bill list, cards, top-ups, withdrawals, transfers."),
         (name = "trades", description = "Escrow trades: the buyer's money is held until they confirm receipt."),
         (name = "webhooks", description = "Signed event deliveries, at least once."),
+        (name = "merchants", description = "Shops, their gateway apps and keys, settlements \
+            and statements, and the wallet's payment code. Shops take payments through the \
+            Alipay-compatible open gateway at /gateway.do."),
         (name = "operator", description = "For the platform's operators."),
     )
 )]

@@ -32,7 +32,12 @@ pub struct Server {
     /// What the handlers share.
     pub state: AppState,
     webhooks: WebhookWorker,
+    notify: crate::gateway::notify::NotifyWorker,
+    bank_loop: tokio::task::JoinHandle<()>,
 }
+
+/// How often open bank movements made by timers (settlements) are looked for.
+const BANK_POLL: Duration = Duration::from_secs(1);
 
 impl Server {
     /// Starts the engine and the workers. Call inside a tokio runtime (the simulated bank
@@ -42,11 +47,13 @@ impl Server {
         let location = config.location.clone();
         // The stores' clients block (PostgreSQL's runs a runtime of its own): off the async
         // threads.
-        let (engine, webhooks) = tokio::task::spawn_blocking(move || {
+        let offset = config.engine.settings.day_offset_seconds;
+        let (engine, webhooks, notify) = tokio::task::spawn_blocking(move || {
             let store = Store::open(&location)?;
             let engine = Engine::start(store, config.engine)?;
-            let webhooks = WebhookWorker::start(location, clock)?;
-            Ok::<_, StoreError>((engine, webhooks))
+            let webhooks = WebhookWorker::start(location.clone(), clock.clone())?;
+            let notify = crate::gateway::notify::NotifyWorker::start(location, clock, offset)?;
+            Ok::<_, StoreError>((engine, webhooks, notify))
         })
         .await
         .expect("starting the engine does not panic")?;
@@ -56,9 +63,22 @@ impl Server {
             tokio::runtime::Handle::current(),
         ));
         let state = AppState::new(engine, config.location, bank, config.private_webhooks);
-        let server = Server { state, webhooks };
-        server.resend_open_movements().await;
-        Ok(server)
+        send_open_movements(&state).await;
+        // Settlements are made by the core's timers, not by a request: this loop sends them
+        // (and anything else open) to the bank.
+        let looping = state.clone();
+        let bank_loop = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(BANK_POLL).await;
+                send_open_movements(&looping).await;
+            }
+        });
+        Ok(Server {
+            state,
+            webhooks,
+            notify,
+            bank_loop,
+        })
     }
 
     /// The routes.
@@ -74,40 +94,49 @@ impl Server {
     /// Stops the workers and the engine: the batch in flight and the queue are finished and
     /// the last checkpoint written.
     pub fn shutdown(self) {
-        let Server { state, webhooks } = self;
+        let Server {
+            state,
+            webhooks,
+            notify,
+            bank_loop,
+        } = self;
+        bank_loop.abort();
         drop(webhooks);
+        drop(notify);
         let engine = state.engine().clone();
         drop(state);
         engine.shutdown();
     }
+}
 
-    async fn resend_open_movements(&self) {
-        let open = self
-            .state
-            .pool()
-            .read(|sql| {
-                let movements = formica_store::wallet::open_movements(sql)?;
-                let mut requests = Vec::with_capacity(movements.len());
-                for movement in movements {
-                    let card =
-                        formica_store::people::card(sql, movement.user_id, movement.card_id)?;
-                    requests.push(BankRequest {
-                        movement_id: movement.id,
-                        kind: movement.kind,
-                        amount: movement.amount,
-                        card_last4: card.map(|c| c.last4).unwrap_or_default(),
-                    });
-                }
-                Ok(requests)
-            })
-            .await;
-        match open {
-            Ok(requests) => {
-                for request in requests {
-                    self.state.bank().send(request);
-                }
+/// Sends every open bank movement this process has not sent yet.
+async fn send_open_movements(state: &AppState) {
+    let open = state
+        .pool()
+        .read(|sql| {
+            let movements = formica_store::wallet::open_movements(sql)?;
+            let mut requests = Vec::with_capacity(movements.len());
+            for movement in movements {
+                // A merchant's settlement card belongs to the person who runs it.
+                let last4 = formica_store::merchant::card_last4(sql, movement.card_id)?;
+                requests.push(BankRequest {
+                    movement_id: movement.id,
+                    kind: movement.kind,
+                    amount: movement.amount,
+                    card_last4: last4.unwrap_or_default(),
+                });
             }
-            Err(error) => tracing::warn!(?error, "open bank movements not sent again"),
+            Ok(requests)
+        })
+        .await;
+    match open {
+        Ok(requests) => {
+            let ids = requests.iter().map(|r| r.movement_id).collect();
+            state.keep_sent(&ids);
+            for request in requests {
+                state.send_to_bank(request);
+            }
         }
+        Err(error) => tracing::warn!(?error, "open bank movements not sent"),
     }
 }

@@ -374,7 +374,7 @@ async fn bank_move(
     };
     if movement.is_open() {
         // Bank requests are idempotent by movement id: a retried request asks again.
-        state.bank().send(BankRequest {
+        state.send_to_bank(BankRequest {
             movement_id: movement.id,
             kind: movement.kind,
             amount: movement.amount,

@@ -135,6 +135,7 @@ pub struct Engine {
     queue_events_max: u64,
     stats: Arc<Stats>,
     writer: Arc<WriterHandle>,
+    settings: Arc<formica_core::Settings>,
 }
 
 /// Joins the writer thread when the last handle goes away.
@@ -150,6 +151,7 @@ impl Engine {
         let mut core = Core::from_loaded(loaded)?;
         core.configure(config.settings.clone());
         let clock = config.clock.clone();
+        let settings = Arc::new(config.settings.clone());
         let (queue, requests) = mpsc::sync_channel(config.queue_commands_max);
         let config_events_max = config.queue_events_max as u64;
         let stats = Arc::new(Stats::default());
@@ -165,6 +167,7 @@ impl Engine {
             queue_events_max: config_events_max,
             stats,
             writer: Arc::new(WriterHandle(std::sync::Mutex::new(Some(thread)))),
+            settings,
         })
     }
 
@@ -178,6 +181,11 @@ impl Engine {
     pub fn submit_blocking(&self, command: Command) -> Answer {
         let receiver = self.enqueue(command)?;
         receiver.blocking_recv().map_err(|_| EngineError::Stopped)?
+    }
+
+    /// The rules the products run by.
+    pub fn settings(&self) -> &formica_core::Settings {
+        &self.settings
     }
 
     /// The clock batches are stamped with.

@@ -50,44 +50,72 @@ pub fn signature(secret: &str, unix_seconds: u64, body: &str) -> String {
 /// The running worker; stops when dropped.
 #[derive(Debug)]
 pub struct WebhookWorker {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _thread: Poller,
 }
 
 impl WebhookWorker {
     /// Starts delivering from the store at `location`, with `clock` for due times.
     pub fn start(location: Location, clock: Clock) -> Result<Self, StoreError> {
         let mut store = Store::open(&location)?;
+        let agent = agent(REQUEST_TIMEOUT);
+        Ok(WebhookWorker {
+            _thread: Poller::start("formica-webhooks", move || {
+                round(&mut store, &agent, &clock)
+            }),
+        })
+    }
+}
+
+/// An HTTP client for deliveries: each request bounded by `timeout`, and any status an answer
+/// to record rather than an error.
+pub fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// A thread that runs a round of work until dropped: again at once while rounds find work,
+/// after a short poll when one found none, after a longer wait when one failed.
+#[derive(Debug)]
+pub struct Poller {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Poller {
+    /// Starts the thread `name` running `round`, which answers how much work it did.
+    pub fn start(
+        name: &str,
+        mut round: impl FnMut() -> Result<usize, StoreError> + Send + 'static,
+    ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = Arc::clone(&stop);
+        let what = name.to_owned();
         let thread = std::thread::Builder::new()
-            .name("formica-webhooks".into())
+            .name(name.into())
             .spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .timeout_global(Some(REQUEST_TIMEOUT))
-                    .http_status_as_error(false)
-                    .build()
-                    .into();
                 while !stopping.load(Ordering::Relaxed) {
-                    match round(&mut store, &agent, &clock) {
+                    match round() {
                         Ok(0) => std::thread::sleep(POLL),
                         Ok(_) => {}
                         Err(error) => {
-                            tracing::warn!(%error, "webhook round failed; will retry");
+                            tracing::warn!(%error, worker = %what, "round failed; will retry");
                             std::thread::sleep(POLL * 10);
                         }
                     }
                 }
             })
-            .expect("the webhook thread can be spawned");
-        Ok(WebhookWorker {
+            .expect("a worker thread can be spawned");
+        Poller {
             stop,
             thread: Some(thread),
-        })
+        }
     }
 }
 
-impl Drop for WebhookWorker {
+impl Drop for Poller {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {

@@ -186,6 +186,48 @@ impl App {
         }
     }
 
+    /// POSTs a form body and returns the status, the Location header and the raw text.
+    pub fn post_form(&self, path: &str, form: &str) -> (u16, Option<String>, String) {
+        let request = axum::http::Request::builder()
+            .method("POST")
+            .uri(format!("{}{path}", self.url))
+            .header(
+                "Content-Type",
+                "application/x-www-form-urlencoded;charset=utf-8",
+            )
+            .body(form.to_owned())
+            .expect("a request");
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .build()
+            .into();
+        let response = agent.run(request).expect("the server answers");
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let text = response.into_body().read_to_string().expect("a body");
+        (status, location, text)
+    }
+
+    /// GETs a path without a session and returns the status and raw text.
+    pub fn get_text(&self, path_or_url: &str) -> (u16, String) {
+        let url = if path_or_url.starts_with("http") {
+            path_or_url.to_owned()
+        } else {
+            format!("{}{path_or_url}", self.url)
+        };
+        let response = self.agent.get(&url).call().expect("the server answers");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.into_body().read_to_string().expect("a body"),
+        )
+    }
+
     pub fn get(&self, path: &str, token: &str) -> Answer {
         self.send("GET", path, Some(token), None, None)
     }
@@ -340,4 +382,22 @@ impl Drop for App {
     fn drop(&mut self) {
         self.stop_server();
     }
+}
+
+/// Serves `router` on a port of its own, on a thread of its own; its address.
+pub fn serve_local(router: axum::Router) -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    listener.set_nonblocking(true).expect("non-blocking");
+    let address = listener.local_addr().expect("an address");
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+            axum::serve(listener, router).await.expect("serves");
+        });
+    });
+    address
 }

@@ -4,6 +4,7 @@
 mod app;
 mod bad_input;
 mod flows;
+mod gateway;
 mod webhooks;
 
 use formica_testkit::Backend;
@@ -26,6 +27,7 @@ macro_rules! api_suite {
 
 use bad_input::*;
 use flows::*;
+use gateway::*;
 use webhooks::*;
 
 api_suite!(
@@ -44,6 +46,11 @@ api_suite!(
     open_trades_and_their_timers_survive_a_restart,
     verification_raises_the_daily_limit_and_survives_a_restart,
     concurrent_wrong_pins_are_all_counted,
+    gateway_till_payments_refunds_and_queries,
+    gateway_errors_answer_their_codes_and_change_nothing,
+    a_day_of_trading_settles_payments_less_refunds_and_fees,
+    notifications_reach_notify_url_signed_until_it_answers_success,
+    hosted_checkout_pays_and_returns_to_the_merchant_signed,
 );
 
 #[test]

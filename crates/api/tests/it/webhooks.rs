@@ -48,20 +48,8 @@ fn receiver(
             StatusCode::OK
         }
     });
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
-    listener.set_nonblocking(true).expect("non-blocking");
-    let url = format!("http://{}/hook", listener.local_addr().expect("an address"));
     let router = axum::Router::new().route("/hook", route);
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-            axum::serve(listener, router).await.expect("serves");
-        });
-    });
+    let url = format!("http://{}/hook", crate::app::serve_local(router));
     let _ = app;
     (url, taken)
 }

@@ -1,0 +1,461 @@
+//! Merchants over REST: open a shop, create its gateway apps and exchange keys, read its
+//! settlements, statements and notification log; the operator sets fee rates. And the
+//! wallet's one-time payment code, which a till scans for `alipay.trade.pay`.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use formica_core::merchant::{Merchant, MerchantCommand, MerchantProfile};
+use formica_core::{Currency, Id, Outcome, ProductCommand};
+use formica_store::merchant::{App, Notification, SettlementView};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::body::Body;
+use crate::error::{ApiError, ErrorBody, money_error};
+use crate::gateway::sign;
+use crate::idempotency;
+
+/// How long a payment code works.
+pub const PAYMENT_CODE_TTL_NS: u64 = 60 * 1_000_000_000;
+
+/// Whether `code` has the shape of a payment code: 16 to 24 digits starting 25 to 30, as
+/// Alipay's do (so tills that check the prefix accept ours).
+pub fn looks_like_payment_code(code: &str) -> bool {
+    (16..=24).contains(&code.len())
+        && code.bytes().all(|b| b.is_ascii_digit())
+        && matches!(&code[..2], "25" | "26" | "27" | "28" | "29" | "30")
+}
+
+/// A new payment code: `28` and 16 random digits.
+pub fn new_payment_code() -> String {
+    let mut bytes = [0u8; 8];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
+    format!(
+        "28{:016}",
+        u64::from_le_bytes(bytes) % 10_000_000_000_000_000
+    )
+}
+
+/// A fresh one-time payment code.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PaymentCode {
+    /// The digits a till scans.
+    pub code: String,
+    /// When it stops working (nanoseconds since the epoch).
+    pub expires_at: u64,
+}
+
+/// Issues the caller a one-time payment code, valid for a minute; it replaces the last one.
+#[utoipa::path(post, path = "/v1/wallet/payment-code", tag = "merchants",
+    responses((status = 201, body = PaymentCode)), security(("bearer" = [])))]
+pub async fn payment_code(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+) -> Result<(StatusCode, Json<PaymentCode>), ApiError> {
+    let code = issue_payment_code(&state, user.id).await?;
+    Ok((StatusCode::CREATED, Json(code)))
+}
+
+/// Issues a payment code for `user` (the wallet, `formica admin payment-code`).
+pub async fn issue_payment_code(state: &AppState, user: Id) -> Result<PaymentCode, ApiError> {
+    let code = new_payment_code();
+    let expires_at = state.now() + PAYMENT_CODE_TTL_NS;
+    let stored = code.clone();
+    state
+        .pool()
+        .write(move |sql| {
+            formica_store::merchant::issue_payment_code(sql, user, &stored, expires_at)
+        })
+        .await?;
+    Ok(PaymentCode { code, expires_at })
+}
+
+/// A shop to open.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewMerchant {
+    /// The business name buyers see.
+    pub name: String,
+    /// Phone or email of the business.
+    pub contact: String,
+    /// What it sells.
+    pub category: String,
+    /// ISO 3166 alpha-2 country.
+    pub country: String,
+    /// The currency it is paid and settled in.
+    pub currency: String,
+    /// One of the caller's bank cards, for settlements.
+    pub card_id: Id,
+}
+
+fn text(value: &str, field: &str, max: usize) -> Result<String, ApiError> {
+    let value = value.trim();
+    if value.is_empty() || value.len() > max {
+        return Err(
+            ApiError::new("invalid_field", format!("{field} must be 1 to {max} bytes"))
+                .field(field),
+        );
+    }
+    Ok(value.to_owned())
+}
+
+/// Opens a merchant run by the caller.
+#[utoipa::path(post, path = "/v1/merchants", tag = "merchants", request_body = NewMerchant,
+    responses((status = 201, body = Merchant), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    body: Body<NewMerchant>,
+) -> Result<(StatusCode, Json<Merchant>), ApiError> {
+    let input = &body.value;
+    let name = text(&input.name, "name", 128)?;
+    let contact = text(&input.contact, "contact", 128)?;
+    let category = text(&input.category, "category", 64)?;
+    let country = text(&input.country, "country", 2)?.to_ascii_uppercase();
+    if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(ApiError::new("invalid_field", "country must be two letters").field("country"));
+    }
+    let currency: Currency = input
+        .currency
+        .parse()
+        .map_err(|error| money_error(error, "currency"))?;
+    let (owner, card) = (user.id, input.card_id);
+    state
+        .pool()
+        .read(move |sql| formica_store::people::card(sql, owner, card))
+        .await?
+        .ok_or_else(|| ApiError::not_found("card_not_found").field("card_id"))?;
+    let command = MerchantCommand::Open(Box::new(MerchantProfile {
+        owner_id: user.id,
+        name,
+        contact,
+        category,
+        country,
+        currency,
+        card_id: card,
+    }));
+    match idempotency::submit(
+        &state,
+        user.id,
+        None,
+        String::new(),
+        ProductCommand::Merchant(command),
+    )
+    .await?
+    {
+        Outcome::Merchant(merchant) => Ok((StatusCode::CREATED, Json(merchant))),
+        other => Err(ApiError::internal(&format!("unexpected outcome {other:?}"))),
+    }
+}
+
+/// The caller's merchants.
+#[utoipa::path(get, path = "/v1/merchants", tag = "merchants",
+    responses((status = 200, body = Vec<Merchant>)), security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+) -> Result<Json<Vec<Merchant>>, ApiError> {
+    let owner = user.id;
+    let merchants = state
+        .pool()
+        .read(move |sql| formica_store::merchant::merchants_of(sql, owner))
+        .await?;
+    Ok(Json(merchants))
+}
+
+/// The merchant, if the caller runs it (or is an operator); not found otherwise.
+async fn owned(state: &AppState, caller: &Caller, id: &str) -> Result<Merchant, ApiError> {
+    let id: Id = id
+        .parse()
+        .map_err(|_| ApiError::not_found("merchant_not_found"))?;
+    let merchant = state
+        .pool()
+        .read(move |sql| formica_store::merchant::merchant(sql, id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("merchant_not_found"))?;
+    if merchant.owner_id != caller.0.id && caller.operator().is_err() {
+        return Err(ApiError::not_found("merchant_not_found"));
+    }
+    Ok(merchant)
+}
+
+/// One of the caller's merchants.
+#[utoipa::path(get, path = "/v1/merchants/{id}", tag = "merchants",
+    params(("id" = String, Path, description = "The merchant")),
+    responses((status = 200, body = Merchant), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Merchant>, ApiError> {
+    Ok(Json(owned(&state, &caller, &id).await?))
+}
+
+/// A gateway app to create.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApp {
+    /// A name for the merchant's own use.
+    pub name: String,
+    /// Whether the app's trades wait in escrow for the buyer's confirmation.
+    #[serde(default)]
+    pub escrow: bool,
+    /// The merchant's RSA public key (SPKI or PKCS#1, PEM or bare base64); can come later.
+    pub public_key: Option<String>,
+}
+
+fn merchant_key(text: &str) -> Result<String, ApiError> {
+    let key = sign::parse_public_key(text)
+        .map_err(|e| ApiError::new("invalid_key", e.to_string()).field("public_key"))?;
+    Ok(sign::public_key_base64(&key))
+}
+
+/// Creates a gateway app with a new platform key pair.
+#[utoipa::path(post, path = "/v1/merchants/{id}/apps", tag = "merchants", request_body = NewApp,
+    params(("id" = String, Path, description = "The merchant")),
+    responses((status = 201, body = App), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create_app(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Body<NewApp>,
+) -> Result<(StatusCode, Json<App>), ApiError> {
+    let merchant = owned(&state, &caller, &id).await?;
+    let name = text(&body.value.name, "name", 64)?;
+    let public_key = body
+        .value
+        .public_key
+        .as_deref()
+        .map(merchant_key)
+        .transpose()?;
+    // Key generation takes a while: off the async threads.
+    let platform = tokio::task::spawn_blocking(sign::generate_key)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    let mut digits = [0u8; 8];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut digits);
+    let app = App {
+        app_id: format!("2021{:012}", u64::from_le_bytes(digits) % 1_000_000_000_000),
+        merchant_id: merchant.id,
+        name,
+        public_key,
+        platform_private_key: sign::private_key_pkcs8_pem(&platform),
+        platform_public_key: sign::public_key_base64(&platform.to_public_key()),
+        escrow: body.value.escrow,
+        created_at: state.now(),
+    };
+    let stored = app.clone();
+    state
+        .pool()
+        .write(move |sql| formica_store::merchant::create_app(sql, &stored))
+        .await?;
+    Ok((StatusCode::CREATED, Json(app)))
+}
+
+/// A merchant's apps.
+#[utoipa::path(get, path = "/v1/merchants/{id}/apps", tag = "merchants",
+    params(("id" = String, Path, description = "The merchant")),
+    responses((status = 200, body = Vec<App>), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn apps(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<App>>, ApiError> {
+    let merchant = owned(&state, &caller, &id).await?.id;
+    let apps = state
+        .pool()
+        .read(move |sql| formica_store::merchant::apps(sql, merchant))
+        .await?;
+    Ok(Json(apps))
+}
+
+/// The app, if the caller runs its merchant.
+async fn owned_app(state: &AppState, caller: &Caller, app_id: &str) -> Result<App, ApiError> {
+    let id = app_id.to_owned();
+    let app = state
+        .pool()
+        .read(move |sql| formica_store::merchant::app(sql, &id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("app_not_found"))?;
+    owned(state, caller, &app.merchant_id.to_string())
+        .await
+        .map_err(|_| ApiError::not_found("app_not_found"))?;
+    Ok(app)
+}
+
+/// The merchant's public key for an app.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublicKeyInput {
+    /// SPKI or PKCS#1, PEM or bare base64; at least 2048 bits.
+    pub public_key: String,
+}
+
+/// Uploads (or replaces) the merchant's public key of an app.
+#[utoipa::path(put, path = "/v1/apps/{app_id}/public-key", tag = "merchants",
+    request_body = PublicKeyInput,
+    params(("app_id" = String, Path, description = "The app")),
+    responses((status = 200, body = App), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn set_public_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(app_id): Path<String>,
+    body: Body<PublicKeyInput>,
+) -> Result<Json<App>, ApiError> {
+    let mut app = owned_app(&state, &caller, &app_id).await?;
+    let key = merchant_key(&body.value.public_key)?;
+    let (id, stored) = (app.app_id.clone(), key.clone());
+    state
+        .pool()
+        .write(move |sql| formica_store::merchant::set_app_key(sql, &id, &stored))
+        .await?;
+    state.gateway().forget(&app.app_id);
+    app.public_key = Some(key);
+    Ok(Json(app))
+}
+
+/// The platform's public key of an app, for the merchant's SDK.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PlatformKey {
+    /// Bare base64 SPKI (what Alipay's console shows; every SDK takes it).
+    pub base64: String,
+    /// The same as a PEM `PUBLIC KEY`.
+    pub pem: String,
+}
+
+/// Downloads the platform's public key of an app.
+#[utoipa::path(get, path = "/v1/apps/{app_id}/platform-key", tag = "merchants",
+    params(("app_id" = String, Path, description = "The app")),
+    responses((status = 200, body = PlatformKey), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn platform_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(app_id): Path<String>,
+) -> Result<Json<PlatformKey>, ApiError> {
+    let app = owned_app(&state, &caller, &app_id).await?;
+    let key =
+        sign::parse_public_key(&app.platform_public_key).map_err(|e| ApiError::internal(&e))?;
+    Ok(Json(PlatformKey {
+        base64: app.platform_public_key,
+        pem: sign::public_key_pem(&key),
+    }))
+}
+
+/// A merchant's settlements, newest first.
+#[utoipa::path(get, path = "/v1/merchants/{id}/settlements", tag = "merchants",
+    params(("id" = String, Path, description = "The merchant")),
+    responses((status = 200, body = Vec<SettlementView>), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn settlements(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<SettlementView>>, ApiError> {
+    let merchant = owned(&state, &caller, &id).await?.id;
+    let list = state
+        .pool()
+        .read(move |sql| formica_store::merchant::settlements(sql, merchant, 100))
+        .await?;
+    Ok(Json(list))
+}
+
+/// A merchant's notifications to its notify_url, newest first.
+#[utoipa::path(get, path = "/v1/merchants/{id}/notifications", tag = "merchants",
+    params(("id" = String, Path, description = "The merchant")),
+    responses((status = 200, body = Vec<Notification>), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn notifications(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Notification>>, ApiError> {
+    let merchant = owned(&state, &caller, &id).await?.id;
+    let list = state
+        .pool()
+        .read(move |sql| formica_store::merchant::notifications(sql, merchant, 100))
+        .await?;
+    Ok(Json(list))
+}
+
+/// Which day's statement.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct StatementQuery {
+    /// `yyyy-MM-dd` (a day) or `yyyy-MM` (a month).
+    pub date: String,
+}
+
+/// A day's or month's statement as CSV: payments, refunds, fees and the net.
+#[utoipa::path(get, path = "/v1/merchants/{id}/statement", tag = "merchants",
+    params(("id" = String, Path, description = "The merchant"), StatementQuery),
+    responses((status = 200, content_type = "text/csv", body = String),
+        (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn statement(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<StatementQuery>,
+) -> Result<Response, ApiError> {
+    let merchant = owned(&state, &caller, &id).await?.id;
+    let (from, to) = match crate::gateway::time::parse_day(&query.date) {
+        Some(day) => (day, day + 1),
+        None => crate::gateway::time::parse_month(&query.date).ok_or_else(|| {
+            ApiError::new("invalid_field", "date must be yyyy-MM-dd or yyyy-MM").field("date")
+        })?,
+    };
+    let csv = crate::gateway::bill::statement(&state, merchant, from, to).await?;
+    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv).into_response())
+}
+
+/// A merchant's fee rate.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FeeRate {
+    /// Millionths of each payment (6000 = 0.6%); at most 100000.
+    pub fee_ppm: u32,
+}
+
+/// Sets a merchant's fee rate (operators).
+#[utoipa::path(put, path = "/v1/merchants/{id}/fee-rate", tag = "merchants",
+    request_body = FeeRate,
+    params(("id" = String, Path, description = "The merchant")),
+    responses((status = 200, body = Merchant), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn set_fee_rate(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Body<FeeRate>,
+) -> Result<Json<Merchant>, ApiError> {
+    caller.operator()?;
+    let merchant = owned(&state, &caller, &id).await?;
+    let command = MerchantCommand::SetFeeRate {
+        merchant_id: merchant.id,
+        fee_ppm: body.value.fee_ppm,
+    };
+    match idempotency::submit(
+        &state,
+        caller.0.id,
+        None,
+        String::new(),
+        ProductCommand::Merchant(command),
+    )
+    .await?
+    {
+        Outcome::Merchant(merchant) => Ok(Json(merchant)),
+        other => Err(ApiError::internal(&format!("unexpected outcome {other:?}"))),
+    }
+}

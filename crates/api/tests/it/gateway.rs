@@ -1,0 +1,791 @@
+//! The open gateway over real HTTP: signed requests as the SDKs make them, every answer's
+//! signature checked with the app's platform key, and every error path answering its
+//! documented code with nothing changed. (The unmodified Python SDK drives the same server in
+//! `tests/sdk/`.)
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use formica_api::gateway::sign::{self, RsaPrivateKey, RsaPublicKey, SignType};
+use formica_api::gateway::time;
+use formica_testkit::Backend;
+use serde_json::{Map, Value, json};
+
+use crate::app::{App, PIN, Person, SECOND};
+
+const DAY: u64 = 24 * 3600 * SECOND;
+
+/// The forms a test notify_url received.
+type Forms = Arc<Mutex<Vec<Vec<(String, String)>>>>;
+
+/// A merchant with a gateway app: its owner, its key pair, and the platform's public key.
+pub struct Shop {
+    pub owner: Person,
+    pub merchant_id: String,
+    pub app_id: String,
+    pub key: RsaPrivateKey,
+    pub platform: RsaPublicKey,
+}
+
+fn test_key() -> RsaPrivateKey {
+    static KEY: std::sync::OnceLock<RsaPrivateKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(sign::generate_key).clone()
+}
+
+fn other_key() -> RsaPrivateKey {
+    static KEY: std::sync::OnceLock<RsaPrivateKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(sign::generate_key).clone()
+}
+
+pub fn open_shop(app: &App, login: &str, escrow: bool) -> Shop {
+    let owner = app.person(login, "0");
+    let merchant = app.post(
+        "/v1/merchants",
+        &owner.token,
+        None,
+        json!({"name": "Tea House", "contact": login, "category": "food", "country": "CN",
+               "currency": "CNY", "card_id": owner.card_id}),
+    );
+    assert_eq!(merchant.status, 201, "{merchant:?}");
+    let merchant_id = merchant.body["id"].as_str().expect("an id").to_owned();
+    let key = test_key();
+    let created = app.post(
+        &format!("/v1/merchants/{merchant_id}/apps"),
+        &owner.token,
+        None,
+        json!({"name": "till", "escrow": escrow,
+               "public_key": sign::public_key_pem(&key.to_public_key())}),
+    );
+    assert_eq!(created.status, 201, "{created:?}");
+    let app_id = created.body["app_id"]
+        .as_str()
+        .expect("an app_id")
+        .to_owned();
+    let platform = app.get(&format!("/v1/apps/{app_id}/platform-key"), &owner.token);
+    assert_eq!(platform.status, 200, "{platform:?}");
+    let platform = sign::parse_public_key(platform.body["base64"].as_str().expect("base64"))
+        .expect("the platform key parses");
+    Shop {
+        owner,
+        merchant_id,
+        app_id,
+        key,
+        platform,
+    }
+}
+
+/// Common parameters as python-alipay-sdk sends them, timestamped by the server's clock.
+fn common(app: &App, shop: &Shop, method: &str, biz: &Value) -> Vec<(String, String)> {
+    vec![
+        ("app_id".into(), shop.app_id.clone()),
+        ("method".into(), method.into()),
+        ("charset".into(), "utf-8".into()),
+        ("sign_type".into(), "RSA2".into()),
+        ("timestamp".into(), time::format(app.clock.now(), 0)),
+        ("version".into(), "1.0".into()),
+        ("biz_content".into(), biz.to_string()),
+    ]
+}
+
+fn signed(params: &mut Vec<(String, String)>, key: &RsaPrivateKey) -> String {
+    let content = sign::content_to_sign(
+        params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        &["sign"],
+    );
+    params.push((
+        "sign".into(),
+        sign::sign(key, SignType::Rsa2, content.as_bytes()),
+    ));
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .finish()
+}
+
+/// Sends `params` and returns the response object, after checking the envelope's shape and
+/// its signature with the platform key exactly as the SDKs cut it (§4.2).
+fn exchange(app: &App, shop: &Shop, method: &str, form: &str) -> Map<String, Value> {
+    let (status, _, body) = app.post_form("/gateway.do", form);
+    assert_eq!(status, 200, "{body}");
+    let key = format!("\"{}_response\":", method.replace('.', "_"));
+    assert!(body.starts_with(&format!("{{{key}")), "{body}");
+    let start = key.len() + 1;
+    let end = body.rfind(",\"sign\":\"").expect("a sign");
+    let signed_text = &body[start..end];
+    let signature = &body[end + 9..body.len() - 2];
+    assert!(
+        sign::verify(
+            &shop.platform,
+            SignType::Rsa2,
+            signed_text.as_bytes(),
+            signature
+        ),
+        "the response verifies: {body}"
+    );
+    match serde_json::from_str(signed_text).expect("JSON") {
+        Value::Object(map) => map,
+        other => panic!("an object: {other}"),
+    }
+}
+
+/// A query of P1 whose parameters `edit` changes before they are signed.
+fn query_edited(
+    app: &App,
+    shop: &Shop,
+    edit: impl FnOnce(&mut Vec<(String, String)>),
+) -> Map<String, Value> {
+    let mut params = common(
+        app,
+        shop,
+        "alipay.trade.query",
+        &json!({"out_trade_no": "P1"}),
+    );
+    edit(&mut params);
+    let form = signed(&mut params, &shop.key);
+    exchange(app, shop, "alipay.trade.query", &form)
+}
+
+pub fn call(app: &App, shop: &Shop, method: &str, biz: Value) -> Map<String, Value> {
+    let mut params = common(app, shop, method, &biz);
+    let form = signed(&mut params, &shop.key);
+    exchange(app, shop, method, &form)
+}
+
+fn sub_code(answer: &Map<String, Value>) -> (&str, &str) {
+    (
+        answer["code"].as_str().unwrap_or(""),
+        answer.get("sub_code").and_then(Value::as_str).unwrap_or(""),
+    )
+}
+
+fn payment_code(app: &App, buyer: &Person) -> String {
+    let code = app.post("/v1/wallet/payment-code", &buyer.token, None, json!({}));
+    assert_eq!(code.status, 201, "{code:?}");
+    code.body["code"].as_str().expect("a code").to_owned()
+}
+
+fn pay(app: &App, shop: &Shop, buyer: &Person, no: &str, amount: &str) -> Map<String, Value> {
+    let code = payment_code(app, buyer);
+    call(
+        app,
+        shop,
+        "alipay.trade.pay",
+        json!({"out_trade_no": no, "scene": "bar_code", "auth_code": code,
+               "subject": "tea", "total_amount": amount}),
+    )
+}
+
+fn wait_for<T>(mut found: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..1000 {
+        if let Some(value) = found() {
+            return value;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("never happened");
+}
+
+pub fn gateway_till_payments_refunds_and_queries(backend: Backend) {
+    let app = App::start(backend);
+    let shop = open_shop(&app, "shop@example.com", false);
+    let buyer = app.person("buyer@example.com", "500.00");
+
+    // A QR code for the counter: the trade exists, unpaid, until the buyer pays it.
+    let qr = call(
+        &app,
+        &shop,
+        "alipay.trade.precreate",
+        json!({"out_trade_no": "Q1", "total_amount": 12.5, "subject": "tea {for two"}),
+    );
+    assert_eq!(sub_code(&qr), ("10000", ""));
+    let qr_code = qr["qr_code"].as_str().expect("a qr_code");
+    assert!(qr_code.contains("/qr/"), "{qr_code}");
+    let again = call(
+        &app,
+        &shop,
+        "alipay.trade.precreate",
+        json!({"out_trade_no": "Q1", "total_amount": "12.50", "subject": "tea {for two"}),
+    );
+    assert_eq!(
+        again["qr_code"], qr["qr_code"],
+        "the same request, the same QR"
+    );
+    let queried = call(
+        &app,
+        &shop,
+        "alipay.trade.query",
+        json!({"out_trade_no": "Q1"}),
+    );
+    assert_eq!(queried["trade_status"], "WAIT_BUYER_PAY");
+    assert_eq!(queried["total_amount"], "12.50");
+    let (status, page) = app.get_text(qr_code);
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("¥12.50") && page.contains("Tea House"),
+        "{page}"
+    );
+
+    // The till scans the buyer's payment code.
+    let paid = pay(&app, &shop, &buyer, "P1", "88.88");
+    assert_eq!(sub_code(&paid), ("10000", ""), "{paid:?}");
+    assert_eq!(paid["total_amount"], "88.88");
+    assert_eq!(paid["buyer_logon_id"], "b***@example.com");
+    assert_eq!(paid["fund_bill_list"][0]["fund_channel"], "ALIPAYACCOUNT");
+    assert_eq!(app.available(&buyer), "411.12");
+    let trade_no = paid["trade_no"].as_str().expect("a trade_no").to_owned();
+    let queried = call(
+        &app,
+        &shop,
+        "alipay.trade.query",
+        json!({"trade_no": trade_no}),
+    );
+    assert_eq!(queried["trade_status"], "TRADE_SUCCESS");
+    assert_eq!(queried["out_trade_no"], "P1");
+
+    // Partial refunds, each once per out_request_no.
+    let refund = |no: &str, amount: &str| {
+        call(
+            &app,
+            &shop,
+            "alipay.trade.refund",
+            json!({"out_trade_no": "P1", "refund_amount": amount, "out_request_no": no}),
+        )
+    };
+    let first = refund("R1", "10.00");
+    assert_eq!(
+        (first["fund_change"].as_str(), first["refund_fee"].as_str()),
+        (Some("Y"), Some("10.00"))
+    );
+    let repeat = refund("R1", "10.00");
+    assert_eq!(
+        (
+            repeat["fund_change"].as_str(),
+            repeat["refund_fee"].as_str()
+        ),
+        (Some("N"), Some("10.00"))
+    );
+    let second = refund("R2", "8.88");
+    assert_eq!(second["refund_fee"], "18.88");
+    assert_eq!(app.available(&buyer), "430.00");
+    let found = call(
+        &app,
+        &shop,
+        "alipay.trade.fastpay.refund.query",
+        json!({"out_trade_no": "P1", "out_request_no": "R2"}),
+    );
+    assert_eq!(found["refund_amount"], "8.88");
+    assert_eq!(found["total_amount"], "88.88");
+    let none = call(
+        &app,
+        &shop,
+        "alipay.trade.fastpay.refund.query",
+        json!({"out_trade_no": "P1", "out_request_no": "R9"}),
+    );
+    assert_eq!(sub_code(&none), ("10000", ""));
+    assert!(none.get("refund_amount").is_none());
+
+    // Close an unpaid trade; cancel a paid one (a full refund within the day).
+    let closed = call(
+        &app,
+        &shop,
+        "alipay.trade.close",
+        json!({"out_trade_no": "Q1"}),
+    );
+    assert_eq!(sub_code(&closed), ("10000", ""));
+    let queried = call(
+        &app,
+        &shop,
+        "alipay.trade.query",
+        json!({"out_trade_no": "Q1"}),
+    );
+    assert_eq!(queried["trade_status"], "TRADE_CLOSED");
+    pay(&app, &shop, &buyer, "P2", "20.00");
+    let cancelled = call(
+        &app,
+        &shop,
+        "alipay.trade.cancel",
+        json!({"out_trade_no": "P2"}),
+    );
+    assert_eq!(
+        (
+            cancelled["action"].as_str(),
+            cancelled["retry_flag"].as_str()
+        ),
+        (Some("refund"), Some("N"))
+    );
+    let twice = call(
+        &app,
+        &shop,
+        "alipay.trade.cancel",
+        json!({"out_trade_no": "P2"}),
+    );
+    assert_eq!(twice["action"], "refund");
+    assert_eq!(app.available(&buyer), "430.00");
+
+    // Pay a person from the merchant's balance: once per out_biz_no.
+    let friend = app.person("friend@example.com", "0");
+    let transfer = |amount: &str| {
+        call(
+            &app,
+            &shop,
+            "alipay.fund.trans.uni.transfer",
+            json!({"out_biz_no": "B1", "trans_amount": amount, "product_code": "TRANS_ACCOUNT_NO_PWD",
+                   "payee_info": {"identity": "friend@example.com", "identity_type": "ALIPAY_LOGON_ID"}}),
+        )
+    };
+    let sent = transfer("5.00");
+    assert_eq!(sent["status"], "SUCCESS");
+    let resent = transfer("5.00");
+    assert_eq!(resent["order_id"], sent["order_id"]);
+    assert_eq!(app.available(&friend), "5.00");
+    assert_eq!(sub_code(&transfer("6.00")), ("40004", "INVALID_PARAMETER"));
+    let too_much = call(
+        &app,
+        &shop,
+        "alipay.fund.trans.uni.transfer",
+        json!({"out_biz_no": "B2", "trans_amount": "1000.00", "product_code": "TRANS_ACCOUNT_NO_PWD",
+               "payee_info": {"identity": friend.id, "identity_type": "ALIPAY_USER_ID"}}),
+    );
+    assert_eq!(sub_code(&too_much), ("40004", "PAYER_BALANCE_NOT_ENOUGH"));
+
+    // Yesterday's statement: two payments, three refunds, the fees less what went back.
+    app.advance(DAY);
+    let today = (app.clock.now() / SECOND) as i64 + 8 * 3600;
+    let yesterday = time::format_day(today / 86_400 - 1);
+    let bill = call(
+        &app,
+        &shop,
+        "alipay.data.dataservice.bill.downloadurl.query",
+        json!({"bill_type": "trade", "bill_date": yesterday}),
+    );
+    let url = bill["bill_download_url"].as_str().expect("a url");
+    let (status, csv) = app.get_text(url);
+    assert_eq!(status, 200, "{csv}");
+    assert!(csv.contains("payment,") && csv.contains(",R2,"), "{csv}");
+    // 88.88 + 20.00 paid; 10.00 + 8.88 + 20.00 refunded; fees 0.53 + 0.12 less 0.06 + 0.05 + 0.12.
+    assert!(csv.contains("# payments,108.88\n"), "{csv}");
+    assert!(csv.contains("# refunds,38.88\n"), "{csv}");
+    assert!(csv.contains("# fees,0.42\n"), "{csv}");
+    let (forged, _) = app.get_text(&url.replace("sig=", "sig=0"));
+    assert_eq!(forged, 403);
+    app.finish();
+}
+
+pub fn gateway_errors_answer_their_codes_and_change_nothing(backend: Backend) {
+    let app = App::start(backend);
+    let shop = open_shop(&app, "shop@example.com", false);
+    let buyer = app.person("buyer@example.com", "100.00");
+    let paid = pay(&app, &shop, &buyer, "P1", "30.00");
+    assert_eq!(sub_code(&paid), ("10000", ""));
+    let trades_before = app.get("/v1/trades", &buyer.token).body["data"].clone();
+    let balance_before = app.available(&buyer);
+
+    // Signed with another key.
+    let mut params = common(
+        &app,
+        &shop,
+        "alipay.trade.query",
+        &json!({"out_trade_no": "P1"}),
+    );
+    let form = signed(&mut params, &other_key());
+    let answer = exchange(&app, &shop, "alipay.trade.query", &form);
+    assert_eq!(sub_code(&answer), ("40002", "isv.invalid-signature"));
+    assert!(answer["sub_msg"].as_str().unwrap_or("").contains("app_id="));
+
+    // A parameter changed after signing.
+    let mut params = common(
+        &app,
+        &shop,
+        "alipay.trade.refund",
+        &json!({"out_trade_no": "P1", "refund_amount": "1.00", "out_request_no": "X"}),
+    );
+    let form = signed(&mut params, &shop.key).replace("1.00", "9.00");
+    let answer = exchange(&app, &shop, "alipay.trade.refund", &form);
+    assert_eq!(sub_code(&answer), ("40002", "isv.invalid-signature"));
+
+    // Unknown app: nothing to sign with, so the answer is unsigned.
+    let mut params = common(
+        &app,
+        &shop,
+        "alipay.trade.query",
+        &json!({"out_trade_no": "P1"}),
+    );
+    params[0].1 = "2021999999999999".into();
+    let form = signed(&mut params, &shop.key);
+    let (status, _, body) = app.post_form("/gateway.do", &form);
+    assert_eq!(status, 200);
+    let body: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(
+        body["alipay_trade_query_response"]["sub_code"],
+        "isv.invalid-app-id"
+    );
+
+    // A timestamp two days old, a malformed one, and a missing one.
+    let old = time::format(app.clock.now() - 2 * DAY, 0);
+    let answer = query_edited(&app, &shop, |p| p[4].1 = old);
+    assert_eq!(sub_code(&answer), ("40002", "isv.invalid-timestamp"));
+    let answer = query_edited(&app, &shop, |p| p[4].1 = "2026/01/01 00:00:00".into());
+    assert_eq!(sub_code(&answer), ("40002", "isv.invalid-timestamp"));
+    let answer = query_edited(&app, &shop, |p| {
+        p.remove(4);
+    });
+    assert_eq!(sub_code(&answer), ("40001", "isv.missing-timestamp"));
+
+    // Unknown method: the answer is still keyed and signed by it.
+    let answer = call(&app, &shop, "alipay.trade.nonsense", json!({}));
+    assert_eq!(sub_code(&answer), ("40002", "isv.invalid-method"));
+
+    // A missing biz_content field.
+    let answer = call(
+        &app,
+        &shop,
+        "alipay.trade.precreate",
+        json!({"out_trade_no": "Q1", "subject": "x"}),
+    );
+    assert_eq!(sub_code(&answer), ("40002", "isv.invalid-parameter"));
+    assert!(
+        answer["sub_msg"]
+            .as_str()
+            .unwrap_or("")
+            .contains("total_amount")
+    );
+    // Three decimals, and a float that is not a price.
+    for amount in [json!("1.005"), json!(0.001), json!("-1"), json!("1e3")] {
+        let answer = call(
+            &app,
+            &shop,
+            "alipay.trade.precreate",
+            json!({"out_trade_no": "Q1", "subject": "x", "total_amount": amount}),
+        );
+        assert_eq!(
+            sub_code(&answer),
+            ("40002", "isv.invalid-parameter"),
+            "{amount}"
+        );
+    }
+
+    // Refund above what was paid, with and without out_request_no.
+    let answer = call(
+        &app,
+        &shop,
+        "alipay.trade.refund",
+        json!({"out_trade_no": "P1", "refund_amount": "30.01", "out_request_no": "R1"}),
+    );
+    assert_eq!(
+        sub_code(&answer),
+        ("40004", "ACQ.REASON_TRADE_REFUND_FEE_ERR")
+    );
+    assert_eq!(answer["refund_fee"], "0.00");
+    let answer = call(
+        &app,
+        &shop,
+        "alipay.trade.refund",
+        json!({"out_trade_no": "P1", "refund_amount": "10.00"}),
+    );
+    assert_eq!(
+        sub_code(&answer),
+        ("40004", "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL")
+    );
+
+    // The same out_trade_no with another amount.
+    let answer = pay(&app, &shop, &buyer, "P1", "31.00");
+    assert_eq!(sub_code(&answer), ("40004", "ACQ.CONTEXT_INCONSISTENT"));
+    // The same request again: the first answer, nothing paid twice.
+    let retry = pay(&app, &shop, &buyer, "P1", "30.00");
+    assert_eq!(retry["trade_no"], paid["trade_no"]);
+
+    // A payment code used twice, and one that was never issued.
+    let code = payment_code(&app, &buyer);
+    let pay_with = |no: &str, code: &str| {
+        call(
+            &app,
+            &shop,
+            "alipay.trade.pay",
+            json!({"out_trade_no": no, "scene": "bar_code", "auth_code": code,
+                   "subject": "tea", "total_amount": "1.00"}),
+        )
+    };
+    assert_eq!(sub_code(&pay_with("P2", &code)), ("10000", ""));
+    assert_eq!(
+        sub_code(&pay_with("P3", &code)),
+        ("40004", "ACQ.PAYMENT_AUTH_CODE_INVALID")
+    );
+    assert_eq!(
+        sub_code(&pay_with("P4", "281234567890123456")),
+        ("40004", "ACQ.PAYMENT_AUTH_CODE_INVALID")
+    );
+    // A code older than a minute.
+    let stale = payment_code(&app, &buyer);
+    app.clock.advance(61 * SECOND);
+    assert_eq!(
+        sub_code(&pay_with("P5", &stale)),
+        ("40004", "ACQ.PAYMENT_AUTH_CODE_INVALID")
+    );
+    // More than the buyer has: nothing charged, and the trade does not exist.
+    let poor = pay(&app, &shop, &buyer, "P6", "500.00");
+    assert_eq!(sub_code(&poor), ("40004", "ACQ.BUYER_BALANCE_NOT_ENOUGH"));
+    assert_eq!(poor["buyer_pay_amount"], "0.00");
+    let missing = call(
+        &app,
+        &shop,
+        "alipay.trade.query",
+        json!({"out_trade_no": "P6"}),
+    );
+    assert_eq!(sub_code(&missing), ("40004", "ACQ.TRADE_NOT_EXIST"));
+    // Someone else's trade is not found.
+    let other = open_shop(&app, "other@example.com", false);
+    let theirs = call(
+        &app,
+        &other,
+        "alipay.trade.query",
+        json!({"trade_no": paid["trade_no"]}),
+    );
+    assert_eq!(sub_code(&theirs), ("40004", "ACQ.TRADE_NOT_EXIST"));
+
+    // Only P1 (30.00) and P2 (1.00) were ever paid.
+    assert_eq!(balance_before, "70.00");
+    assert_eq!(app.available(&buyer), "69.00");
+    let trades_after = app.get("/v1/trades", &buyer.token).body["data"].clone();
+    assert_eq!(
+        trades_after.as_array().map(Vec::len),
+        trades_before.as_array().map(|t| t.len() + 1)
+    );
+    app.finish();
+}
+
+pub fn a_day_of_trading_settles_payments_less_refunds_and_fees(backend: Backend) {
+    let app = App::start(backend);
+    let shop = open_shop(&app, "shop@example.com", false);
+    let buyers: Vec<Person> = (0..3)
+        .map(|n| app.person(&format!("buyer{n}@example.com"), "1000.00"))
+        .collect();
+    let mut paid = 0u64;
+    for n in 0..9u64 {
+        let amount = 10_00 + n * 3_33;
+        let answer = pay(
+            &app,
+            &shop,
+            &buyers[(n % 3) as usize],
+            &format!("T{n}"),
+            &format!("{}.{:02}", amount / 100, amount % 100),
+        );
+        assert_eq!(sub_code(&answer), ("10000", ""));
+        paid += amount;
+        app.clock.advance(60 * SECOND);
+    }
+    let mut refunded = 0u64;
+    for (n, amount) in [(1u64, "3.33"), (4, "5.00"), (4, "1.00")] {
+        let answer = call(
+            &app,
+            &shop,
+            "alipay.trade.refund",
+            json!({"out_trade_no": format!("T{n}"), "refund_amount": amount,
+                   "out_request_no": format!("R{n}-{}", amount.replace('.', ""))}),
+        );
+        assert_eq!(answer["fund_change"], "Y", "{answer:?}");
+        refunded += (amount.replace('.', "").parse::<u64>()).expect("minor");
+    }
+    // Fees: 0.6% of each payment, rounded; returned in proportion on refunds.
+    let statement = |date: &str| {
+        app.send(
+            "GET",
+            &format!("/v1/merchants/{}/statement?date={date}", shop.merchant_id),
+            Some(&shop.owner.token),
+            None,
+            None,
+        )
+    };
+    app.advance(DAY);
+    let today = (app.clock.now() / SECOND) as i64 + 8 * 3600;
+    let yesterday = time::format_day(today / 86_400 - 1);
+    let csv = statement(&yesterday).body;
+    let csv = csv.as_str().expect("CSV text");
+    let line = |name: &str| {
+        csv.lines()
+            .find_map(|l| l.strip_prefix(&format!("# {name},")))
+            .expect("a total")
+            .replace('.', "")
+            .parse::<i64>()
+            .expect("minor")
+    };
+    assert_eq!(line("payments"), paid as i64);
+    assert_eq!(line("refunds"), refunded as i64);
+    let net = line("net");
+    assert_eq!(net, paid as i64 - refunded as i64 - line("fees"));
+    // The settlement job paid the day's net out through the bank.
+    let settlement = wait_for(|| {
+        let list = app.get(
+            &format!("/v1/merchants/{}/settlements", shop.merchant_id),
+            &shop.owner.token,
+        );
+        let first = list.body[0].clone();
+        (first["status"] == "succeeded").then_some(first)
+    });
+    let amount = settlement["amount"]["amount"]
+        .as_str()
+        .expect("an amount")
+        .replace('.', "");
+    assert_eq!(amount.parse::<i64>().expect("minor"), net);
+    assert_eq!(
+        settlement["fees"]["amount"]
+            .as_str()
+            .map(|f| f.replace('.', "").parse::<i64>().ok()),
+        Some(Some(line("fees")))
+    );
+    app.finish();
+}
+
+pub fn notifications_reach_notify_url_signed_until_it_answers_success(backend: Backend) {
+    let app = App::start(backend);
+    let shop = open_shop(&app, "shop@example.com", false);
+    let buyer = app.person("buyer@example.com", "100.00");
+    let taken: Forms = Arc::default();
+    let url = notify_receiver(1, Arc::clone(&taken));
+    let mut params = common(
+        &app,
+        &shop,
+        "alipay.trade.pay",
+        &json!({"out_trade_no": "N1", "scene": "bar_code", "auth_code": payment_code(&app, &buyer),
+                "subject": "tea", "total_amount": "20.00", "passback_params": "a=b&c"}),
+    );
+    params.push(("notify_url".into(), url));
+    let form = signed(&mut params, &shop.key);
+    let paid = exchange(&app, &shop, "alipay.trade.pay", &form);
+    assert_eq!(sub_code(&paid), ("10000", ""));
+    // The first delivery is answered `fail`; the retry comes four minutes later.
+    let log = || {
+        app.get(
+            &format!("/v1/merchants/{}/notifications", shop.merchant_id),
+            &shop.owner.token,
+        )
+        .body
+    };
+    let first = wait_for(|| {
+        let l = log();
+        (l[0]["attempts"] == 1).then_some(l[0].clone())
+    });
+    assert_eq!(first["status"], "pending");
+    app.clock.advance(4 * 60 * SECOND);
+    let delivered = wait_for(|| {
+        let l = log();
+        (l[0]["status"] == "delivered").then_some(l[0].clone())
+    });
+    assert_eq!(delivered["attempts"], 2);
+    let calls = taken.lock().expect("lock").clone();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(
+        calls[0], calls[1],
+        "a retry is the same notification, notify_id included"
+    );
+    let params: std::collections::BTreeMap<_, _> = calls[1].iter().cloned().collect();
+    assert_eq!(params["trade_status"], "TRADE_SUCCESS");
+    assert_eq!(params["out_trade_no"], "N1");
+    assert_eq!(params["total_amount"], "20.00");
+    assert_eq!(params["passback_params"], "a=b&c");
+    assert!(params.values().all(|v| !v.is_empty()));
+    let content = sign::content_to_sign(
+        params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        &["sign", "sign_type"],
+    );
+    assert!(sign::verify(
+        &shop.platform,
+        SignType::Rsa2,
+        content.as_bytes(),
+        &params["sign"]
+    ));
+    app.finish();
+}
+
+/// A notify_url that answers `fail` to its first `failures` calls and `success` after,
+/// keeping each call's form.
+fn notify_receiver(failures: usize, taken: Forms) -> String {
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let route = axum::routing::post(move |body: String| {
+        let calls = Arc::clone(&calls);
+        let taken = Arc::clone(&taken);
+        async move {
+            let form: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            taken.lock().expect("lock").push(form);
+            if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < failures {
+                "fail"
+            } else {
+                "success\n"
+            }
+        }
+    });
+    let router = axum::Router::new().route("/notify", route);
+    format!("http://{}/notify", crate::app::serve_local(router))
+}
+
+pub fn hosted_checkout_pays_and_returns_to_the_merchant_signed(backend: Backend) {
+    let app = App::start(backend);
+    let shop = open_shop(&app, "shop@example.com", false);
+    let buyer = app.person("+8613800000009", "100.00");
+    let biz = json!({"out_trade_no": "W1", "total_amount": "15.00", "subject": "<b>cake</b>",
+                     "product_code": "FAST_INSTANT_TRADE_PAY"});
+    let mut params = common(&app, &shop, "alipay.trade.page.pay", &biz);
+    params.push(("return_url".into(), "https://shop.example/done?x=1".into()));
+    let query = signed(&mut params, &shop.key);
+    let (status, page) = app.get_text(&format!("/gateway.do?{query}"));
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("&lt;b&gt;cake&lt;/b&gt;") && page.contains("¥15.00"),
+        "{page}"
+    );
+    let action = page
+        .split("action=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a form");
+    // A wrong PIN shows the page again with the reason; nothing is paid.
+    let (status, _, again) = app.post_form(
+        action,
+        "login=%2B8613800000009&password=correct+horse&pin=000000",
+    );
+    assert_eq!(status, 200);
+    assert!(again.contains("role=\"alert\""), "{again}");
+    assert_eq!(app.available(&buyer), "100.00");
+    let (status, location, _) = app.post_form(
+        action,
+        &format!("login=%2B8613800000009&password=correct+horse&pin={PIN}"),
+    );
+    assert_eq!(status, 303);
+    let location = location.expect("a redirect");
+    assert!(
+        location.starts_with("https://shop.example/done?x=1&"),
+        "{location}"
+    );
+    let query = location.split_once('?').expect("a query").1;
+    let params: std::collections::BTreeMap<String, String> =
+        form_urlencoded::parse(query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+    assert_eq!(params["out_trade_no"], "W1");
+    assert_eq!(params["total_amount"], "15.00");
+    let content = sign::content_to_sign(
+        params
+            .iter()
+            .filter(|(k, _)| k.as_str() != "x")
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+        &["sign", "sign_type"],
+    );
+    assert!(sign::verify(
+        &shop.platform,
+        SignType::Rsa2,
+        content.as_bytes(),
+        &params["sign"]
+    ));
+    assert_eq!(app.available(&buyer), "85.00");
+    // A page flow refused shows an error page, not JSON.
+    let mut params = common(
+        &app,
+        &shop,
+        "alipay.trade.page.pay",
+        &json!({"out_trade_no": "W1", "total_amount": "16.00", "subject": "cake"}),
+    );
+    let (status, page) = app.get_text(&format!("/gateway.do?{}", signed(&mut params, &shop.key)));
+    assert_eq!(status, 400);
+    assert!(page.contains("ACQ.CONTEXT_INCONSISTENT"), "{page}");
+    app.finish();
+}
