@@ -30,6 +30,7 @@ use formica_store::Location;
 
 pub use crate::error::{ApiError, CODES};
 pub use crate::openapi::ApiDoc;
+pub use crate::people::normalize_login;
 use crate::pool::Pool;
 pub use crate::server::{Server, ServerConfig};
 

@@ -2,10 +2,12 @@
 //! trades in several states, an operator. The world is made through the REST API itself the
 //! first time the data directory is used; later runs keep what is there.
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use formica_api::Server;
+use formica_api::gateway::sign;
 use serde_json::{Value, json};
 
 use crate::location::StoreArgs;
@@ -44,6 +46,7 @@ const OPERATOR: (&str, &str) = ("ops@formica.demo", "operator-password");
 
 /// Serves the demo.
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let sandbox = args.data_dir.join("sandbox");
     let args = Args {
         listen: args.listen,
         store: StoreArgs {
@@ -59,11 +62,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             webhooks_allow_private: true,
         },
     };
-    serve(args, seed)
+    serve(args, move |server, url| seed(server, url, &sandbox))
 }
 
 /// Makes the demo world unless it exists, then prints how to use it.
-fn seed(server: &Server, url: &str) -> anyhow::Result<()> {
+fn seed(server: &Server, url: &str, sandbox: &Path) -> anyhow::Result<()> {
     let client = Client::new(url);
     let exists = client
         .send(
@@ -76,8 +79,9 @@ fn seed(server: &Server, url: &str) -> anyhow::Result<()> {
         .0
         == 201;
     if !exists {
-        make_world(server, &client).context("seeding the demo world")?;
+        make_world(server, &client, sandbox).context("seeding the demo world")?;
     }
+    write_sandbox(sandbox, url)?;
     say(&format!("Formica demo at {url}"));
     say(&format!(
         "  API docs:      {url}/docs  (OpenAPI: {url}/v1/openapi.json)"
@@ -91,6 +95,10 @@ fn seed(server: &Server, url: &str) -> anyhow::Result<()> {
     }
     say(&format!("  operator:      {}  {}", OPERATOR.0, OPERATOR.1));
     say(&format!(
+        "  gateway:       {url}/gateway.do  (app, keys and buyers: {})",
+        sandbox.join("sandbox.json").display()
+    ));
+    say(&format!(
         "  try: curl -s -X POST {url}/v1/sessions -H 'Content-Type: application/json' \
          -d '{{\"login\": \"{}\", \"password\": \"{}\"}}'",
         PEOPLE[0].0, PEOPLE[0].1
@@ -98,7 +106,7 @@ fn seed(server: &Server, url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn make_world(server: &Server, client: &Client) -> anyhow::Result<()> {
+fn make_world(server: &Server, client: &Client, sandbox: &Path) -> anyhow::Result<()> {
     tokio::runtime::Handle::current()
         .block_on(formica_api::create_operator(
             &server.state,
@@ -146,9 +154,10 @@ fn make_world(server: &Server, client: &Client) -> anyhow::Result<()> {
                 json!({"card_id": card["id"], "amount": {"amount": yuan, "currency": "CNY"}, "pin": PIN}))?;
             client.wait_settled(&token, movement["id"].as_str().context("an id")?)?;
         }
-        tokens.push(token);
+        tokens.push((token, card["id"].clone()));
     }
-    let (alice, bob, shop) = (&tokens[0], &tokens[1], &tokens[2]);
+    let (alice, bob, shop) = (&tokens[0].0, &tokens[1].0, &tokens[2].0);
+    open_sandbox_merchant(client, shop, &tokens[2].1, sandbox)?;
     client.expect(
         201,
         "POST",
@@ -223,6 +232,104 @@ fn make_world(server: &Server, client: &Client) -> anyhow::Result<()> {
         Some(shop),
         None,
         json!({}),
+    )?;
+    Ok(())
+}
+
+/// The demo shop's merchant and gateway app, with an app key pair written to `sandbox` in
+/// the PEM forms the SDKs load.
+fn open_sandbox_merchant(
+    client: &Client,
+    owner: &str,
+    card: &Value,
+    sandbox: &Path,
+) -> anyhow::Result<()> {
+    let merchant = client.expect(
+        201,
+        "POST",
+        "/v1/merchants",
+        Some(owner),
+        None,
+        json!({"name": "Teahouse", "contact": PEOPLE[2].0, "category": "tea", "country": "CN",
+               "currency": "CNY", "card_id": card}),
+    )?;
+    let merchant_id = merchant["id"].as_str().context("a merchant id")?;
+    let key = sign::generate_key();
+    let app = client.expect(
+        201,
+        "POST",
+        &format!("/v1/merchants/{merchant_id}/apps"),
+        Some(owner),
+        None,
+        json!({"name": "sandbox", "public_key": sign::public_key_pem(&key.to_public_key())}),
+    )?;
+    let app_id = app["app_id"].as_str().context("an app_id")?;
+    let platform = client.expect(
+        200,
+        "GET",
+        &format!("/v1/apps/{app_id}/platform-key"),
+        Some(owner),
+        None,
+        Value::Null,
+    )?;
+    std::fs::create_dir_all(sandbox)?;
+    std::fs::write(sandbox.join(APP_KEY), sign::private_key_pkcs1_pem(&key))?;
+    std::fs::write(
+        sandbox.join(APP_KEY_PKCS8),
+        sign::private_key_pkcs8_pem(&key),
+    )?;
+    std::fs::write(
+        sandbox.join(PLATFORM_KEY),
+        platform["pem"].as_str().context("a PEM")?,
+    )?;
+    std::fs::write(
+        sandbox.join("app.json"),
+        json!({"app_id": app_id, "merchant_id": merchant_id}).to_string(),
+    )?;
+    Ok(())
+}
+
+/// The app's private key, PKCS#1 PEM (python-alipay-sdk, alipay-sdk-python, Node).
+const APP_KEY: &str = "app_private_key.pem";
+/// The same key as PKCS#8 PEM (Java takes its base64 body).
+const APP_KEY_PKCS8: &str = "app_private_key_pkcs8.pem";
+/// The platform's public key, SPKI PEM ("alipay public key" in the SDKs).
+const PLATFORM_KEY: &str = "platform_public_key.pem";
+
+/// Writes `sandbox.json` for a server at `url`: everything an SDK needs to talk to it.
+fn write_sandbox(sandbox: &Path, url: &str) -> anyhow::Result<()> {
+    let app: Value = match std::fs::read_to_string(sandbox.join("app.json")) {
+        Ok(text) => serde_json::from_str(&text)?,
+        // A world made before sandboxes existed has no app.
+        Err(_) => return Ok(()),
+    };
+    let path = |name: &str| -> anyhow::Result<String> {
+        Ok(std::fs::canonicalize(sandbox.join(name))?
+            .to_string_lossy()
+            .into_owned())
+    };
+    let buyers: Vec<Value> = PEOPLE[..2]
+        .iter()
+        .map(|(login, password, name, yuan)| {
+            json!({"login": login, "password": password, "pin": PIN, "name": name,
+                   "funded": {"amount": yuan, "currency": "CNY"}})
+        })
+        .collect();
+    let sandbox_json = json!({
+        "gateway_url": format!("{url}/gateway.do"),
+        "app_id": app["app_id"],
+        "merchant_id": app["merchant_id"],
+        "sign_type": "RSA2",
+        "app_private_key_path": path(APP_KEY)?,
+        "app_private_key_pkcs8_path": path(APP_KEY_PKCS8)?,
+        "alipay_public_key_path": path(PLATFORM_KEY)?,
+        "merchant_login": {"login": PEOPLE[2].0, "password": PEOPLE[2].1},
+        "buyers": buyers,
+        "payment_code": "formica admin payment-code --data-dir DIR --user LOGIN",
+    });
+    std::fs::write(
+        sandbox.join("sandbox.json"),
+        serde_json::to_string_pretty(&sandbox_json)?,
     )?;
     Ok(())
 }

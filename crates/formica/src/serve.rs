@@ -72,10 +72,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// Something to do once the server answers and before it is announced (the demo seeds its
 /// world here, through the API at the URL given). Runs on a blocking thread.
-pub type Prepare = fn(&Server, &str) -> anyhow::Result<()>;
+pub trait Prepare: FnOnce(&Server, &str) -> anyhow::Result<()> {}
+
+impl<F: FnOnce(&Server, &str) -> anyhow::Result<()>> Prepare for F {}
 
 /// Starts the server, runs `prepare`, prints the address, serves until a signal.
-pub fn serve(args: Args, prepare: Prepare) -> anyhow::Result<()> {
+pub fn serve(args: Args, prepare: impl Prepare) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -1,4 +1,5 @@
 //! The `formica` binary's integration tests, in one test binary to save link time.
 
 mod crash;
+mod sdk;
 mod serve;

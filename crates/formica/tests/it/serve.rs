@@ -23,7 +23,7 @@ fn serve(data_dir: &std::path::Path) -> (Child, BufReader<std::process::ChildStd
     (child, stdout, url)
 }
 
-fn terminate(child: &Child) {
+pub(crate) fn terminate(child: &Child) {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -89,7 +89,7 @@ fn serve_answers_health_and_metrics_and_stops_cleanly_on_sigterm() {
     clippy::zombie_processes,
     reason = "the child is returned to the test, which waits for it; one that dies early is reaped here"
 )]
-fn demo(data_dir: &std::path::Path) -> (Child, String, String) {
+pub(crate) fn demo(data_dir: &std::path::Path) -> (Child, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_formica"))
         .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
