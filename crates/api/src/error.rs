@@ -57,6 +57,7 @@ pub const CODES: &[(&str, u16)] = &[
     ("invalid_key", 400),
     ("fee_rate_too_high", 400),
     ("merchant_balance_too_low", 422),
+    ("payment_code_invalid", 422),
     ("body_too_large", 413),
     ("unsupported_media_type", 415),
     ("insufficient_funds", 422),
@@ -174,6 +175,7 @@ impl From<Refusal> for ApiError {
             Refusal::RefundedAlready => "refunded_already",
             Refusal::CancelTooLate => "cancel_too_late",
             Refusal::MerchantBalanceTooLow => "merchant_balance_too_low",
+            Refusal::PaymentCodeUsed => "payment_code_invalid",
             Refusal::BooksRefused { .. } => return ApiError::internal(&refusal),
         };
         let error = ApiError::new(code, message);

@@ -123,7 +123,26 @@ pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
         let nanos = load(counter);
         format!("{}.{:09}", nanos / 1_000_000_000, nanos % 1_000_000_000)
     };
-    let series: [(&str, &str, &str, String); 8] = [
+    let gateway = &state.gateway().stats;
+    let series: [(&str, &str, &str, String); 11] = [
+        (
+            "formica_gateway_requests_total",
+            "counter",
+            "Open gateway requests answered.",
+            count(&gateway.requests),
+        ),
+        (
+            "formica_gateway_seconds_total",
+            "counter",
+            "Time spent answering open gateway requests.",
+            seconds(&gateway.nanos),
+        ),
+        (
+            "formica_gateway_rsa_seconds_total",
+            "counter",
+            "Of that, time spent verifying and making RSA signatures.",
+            seconds(&gateway.rsa_nanos),
+        ),
         (
             "formica_engine_batches_total",
             "counter",

@@ -248,6 +248,7 @@ impl Core {
     /// runs as part of a batch).
     pub fn expire(&mut self, now: u64) -> Vec<u128> {
         assert!(self.batch.open, "timers run inside a batch");
+        self.products.forget_codes(now);
         for due in self.products.due(now) {
             match due {
                 Due::Trade(id) => self.trade_due(now, id),

@@ -135,6 +135,19 @@ pub enum MerchantCommand {
         trade: Box<NewTrade>,
         /// The buyer whose payment code was scanned.
         buyer_id: Id,
+        /// The code, used up by this payment.
+        code: Option<CodeUse>,
+    },
+    /// Pays an open unpaid trade of the merchant with the buyer's payment code.
+    PayWithCode {
+        /// The merchant.
+        merchant_id: Id,
+        /// The trade.
+        trade_id: Id,
+        /// The buyer whose payment code was scanned.
+        buyer_id: Id,
+        /// The code.
+        code: CodeUse,
     },
     /// Refunds part or all of a paid trade, once per `out_request_no`.
     Refund {
@@ -167,6 +180,16 @@ pub enum MerchantCommand {
         /// A note the person sees.
         note: String,
     },
+}
+
+/// A one-time payment code a payment uses up. The edge found it issued and unexpired; the
+/// writer makes sure it pays once, and the batch that pays deletes it from the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CodeUse {
+    /// The digits.
+    pub code: String,
+    /// When it stops working.
+    pub expires_at: u64,
 }
 
 /// What a merchant is opened with.
@@ -287,8 +310,15 @@ impl Core {
                 self.check_new_trade(new)?;
                 self.create_trade(now, (**new).clone())
             }
-            MerchantCommand::Charge { trade, buyer_id } => {
+            MerchantCommand::Charge {
+                trade,
+                buyer_id,
+                code,
+            } => {
                 self.check_new_trade(trade)?;
+                if let Some(code) = code {
+                    self.check_code(now, code)?;
+                }
                 // Every check of the payment comes before the trade exists, so a refused
                 // payment leaves no trade behind.
                 if *buyer_id == trade.seller_id {
@@ -306,7 +336,23 @@ impl Core {
                 let Outcome::Trade(created) = self.create_trade(now, (**trade).clone())? else {
                     unreachable!("creating a trade gives the trade")
                 };
-                self.pay_trade(now, created.id, *buyer_id)
+                let paid = self.pay_trade(now, created.id, *buyer_id)?;
+                if let Some(code) = code {
+                    self.products.use_code(code);
+                }
+                Ok(paid)
+            }
+            MerchantCommand::PayWithCode {
+                merchant_id,
+                trade_id,
+                buyer_id,
+                code,
+            } => {
+                self.check_code(now, code)?;
+                self.merchant_trade(*merchant_id, *trade_id)?;
+                let paid = self.pay_trade(now, *trade_id, *buyer_id)?;
+                self.products.use_code(code);
+                Ok(paid)
             }
             MerchantCommand::Refund {
                 merchant_id,
@@ -370,6 +416,14 @@ impl Core {
                 Ok(outcome)
             }
         }
+    }
+
+    /// Refuses a code that expired or already paid.
+    fn check_code(&self, now: u64, code: &CodeUse) -> Result<(), Refusal> {
+        if code.expires_at <= now || self.products.code_used(&code.code) {
+            return Err(Refusal::PaymentCodeUsed);
+        }
+        Ok(())
     }
 
     /// The merchant with this id.

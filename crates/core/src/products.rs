@@ -346,6 +346,9 @@ pub enum Refusal {
     /// A paid trade can only be cancelled within a day of payment.
     #[error("too late to cancel; refund instead")]
     CancelTooLate,
+    /// The payment code expired or was used.
+    #[error("the payment code is expired or used")]
+    PaymentCodeUsed,
     /// The merchant's balance does not cover the refund.
     #[error("the merchant's balance does not cover this")]
     MerchantBalanceTooLow,
@@ -404,6 +407,8 @@ pub struct ProductEffects {
     pub merchants: Vec<Merchant>,
     /// Settlements made.
     pub settlements: Vec<Settlement>,
+    /// Payment codes used up.
+    pub codes_used: Vec<String>,
 }
 
 impl ProductEffects {
@@ -418,6 +423,7 @@ impl ProductEffects {
             && self.idempotency.is_empty()
             && self.merchants.is_empty()
             && self.settlements.is_empty()
+            && self.codes_used.is_empty()
     }
 }
 
@@ -455,6 +461,9 @@ pub(crate) struct Products {
     pub(crate) out_trade_nos: HashMap<(Id, String), Id>,
     pub(crate) movements: HashMap<Id, Movement>,
     pub(crate) merchants: HashMap<Id, Merchant>,
+    /// Payment codes that paid, until they expire (by code, and in the order used).
+    codes_used: HashMap<String, u64>,
+    codes_by_age: std::collections::VecDeque<(u64, String)>,
     pub(crate) timers: BTreeSet<(u64, Due)>,
     pub(crate) batch: ProductBatch,
 }
@@ -470,6 +479,7 @@ pub(crate) struct ProductBatch {
     movements: HashMap<Id, Movement>,
     merchants: HashMap<Id, Merchant>,
     settlements: Vec<Settlement>,
+    codes_used: Vec<String>,
     /// Idempotency keys known to this batch (recalled from the store, or saved by its own
     /// commands): the request's fingerprint and the answer.
     saved: HashMap<(Id, String), (String, Result<Outcome, Refusal>)>,
@@ -492,6 +502,7 @@ enum Undo {
     Trade(Id, Option<Trade>),
     Movement(Id, Option<Movement>),
     Merchant(Id, Option<Merchant>),
+    CodeUsed(String),
 }
 
 impl Products {
@@ -588,6 +599,31 @@ impl Products {
         self.batch.undo.push(Undo::Merchant(id, before));
     }
 
+    /// Whether a payment code already paid.
+    pub(crate) fn code_used(&self, code: &str) -> bool {
+        self.codes_used.contains_key(code)
+    }
+
+    /// Marks a payment code used.
+    pub(crate) fn use_code(&mut self, code: &crate::merchant::CodeUse) {
+        self.codes_used.insert(code.code.clone(), code.expires_at);
+        self.codes_by_age
+            .push_back((code.expires_at, code.code.clone()));
+        self.batch.codes_used.push(code.code.clone());
+        self.batch.undo.push(Undo::CodeUsed(code.code.clone()));
+    }
+
+    /// Forgets used codes that have expired (an expired code is refused for its age).
+    pub(crate) fn forget_codes(&mut self, now: u64) {
+        while let Some((expires_at, _)) = self.codes_by_age.front()
+            && *expires_at <= now
+        {
+            if let Some((_, code)) = self.codes_by_age.pop_front() {
+                self.codes_used.remove(&code);
+            }
+        }
+    }
+
     pub(crate) fn record_settlement(&mut self, settlement: Settlement) {
         self.batch.settlements.push(settlement);
     }
@@ -680,6 +716,7 @@ impl Products {
         ProductEffects {
             merchants,
             settlements: std::mem::take(&mut batch.settlements),
+            codes_used: std::mem::take(&mut batch.codes_used),
             id_last: self.id_last,
             people,
             spenders,
@@ -714,6 +751,9 @@ impl Products {
                 }
                 Undo::Merchant(id, before) => {
                     self.set_merchant(id, before);
+                }
+                Undo::CodeUsed(code) => {
+                    self.codes_used.remove(&code);
                 }
             }
         }

@@ -216,19 +216,36 @@ pub fn issue_payment_code(
     Ok(())
 }
 
-/// Uses up a payment code: whose it is, if it is valid at `now`. A code works once, even if
-/// two tills present it at the same instant (the delete is the claim).
-pub fn take_payment_code(
+/// Adds many payment codes at once, leaving each person's earlier codes valid (for tools that
+/// issue codes in bulk, such as `formica bench gateway`; a wallet uses `issue_payment_code`).
+pub fn add_payment_codes(sql: &mut dyn Sql, codes: &[(String, Id, u64)]) -> Result<(), StoreError> {
+    use crate::sql::{Column, Value};
+    let rows: Vec<Vec<Value>> = codes
+        .iter()
+        .map(|(code, user, expires_at)| {
+            vec![code.as_str().into(), user.0.into(), (*expires_at).into()]
+        })
+        .collect();
+    sql.execute_many(
+        "INSERT INTO payment_codes (code, user_id, expires_at) {rows}",
+        &[Column::Text, Column::Int, Column::Int],
+        &rows,
+    )
+}
+
+/// Whose a payment code is and until when, if it is issued and unexpired at `now`. (The
+/// writer makes it pay once; the batch that pays with it deletes it.)
+pub fn payment_code(
     sql: &mut dyn Sql,
     code: &str,
     now: u64,
-) -> Result<Option<Id>, StoreError> {
+) -> Result<Option<(Id, u64)>, StoreError> {
     let row = sql.query_opt(
-        "DELETE FROM payment_codes WHERE code = $1 RETURNING user_id, expires_at",
+        "SELECT user_id, expires_at FROM payment_codes WHERE code = $1",
         &[code.into()],
     )?;
     match row {
-        Some(row) if row.uint(1)? > now => Ok(Some(Id(row.uint(0)?))),
+        Some(row) if row.uint(1)? > now => Ok(Some((Id(row.uint(0)?), row.uint(1)?))),
         _ => Ok(None),
     }
 }

@@ -76,6 +76,16 @@ pub(crate) fn write(sql: &mut dyn Sql, effects: &ProductEffects) -> Result<(), S
             ]
         })
         .collect();
+    let codes: Vec<Vec<Value>> = effects
+        .codes_used
+        .iter()
+        .map(|code| vec![code.as_str().into()])
+        .collect();
+    sql.execute_many(
+        "DELETE FROM payment_codes WHERE code IN ({rows})",
+        &[Text],
+        &codes,
+    )?;
     sql.execute_many(
         &format!("INSERT INTO settlements ({SETTLEMENT_COLUMNS}) {{rows}}"),
         &[Int, Int, Int, Int, Int, Int, Int, Int, Int, Text, Int, Int],

@@ -209,7 +209,7 @@ async fn back_to_merchant(state: &AppState, trade: &Trade) -> Response {
         ("timestamp", super::time::format(state.now(), offset)),
     ];
     let content = sign::content_to_sign(params.iter().map(|(k, v)| (*k, v.as_str())), &[]);
-    let signature = sign::sign(&keys.platform, sign::SignType::Rsa2, content.as_bytes());
+    let signature = keys.platform.sign(sign::SignType::Rsa2, content.as_bytes());
     params.push(("sign", signature));
     params.push(("sign_type", "RSA2".to_owned()));
     let query = form_urlencoded::Serializer::new(String::new())

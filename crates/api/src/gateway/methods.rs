@@ -2,7 +2,7 @@
 //! or a read, and the outcome into the fields Alipay's SDKs expect (amounts as 2-decimal
 //! strings, times as `yyyy-MM-dd HH:mm:ss` in the platform's zone).
 
-use formica_core::merchant::{MerchantCommand, RefundReceipt};
+use formica_core::merchant::{CodeUse, MerchantCommand, RefundReceipt};
 use formica_core::trade::{NewTrade, Trade, TradeCommand, TradeStatus};
 use formica_core::{
     Command, CommandError, Currency, Id, IdempotencyKey, Money, Outcome, ProductCommand,
@@ -262,6 +262,7 @@ fn trade_refusal(refusal: Refusal) -> GatewayError {
         Refusal::RefundTooLarge { .. } => ("ACQ.REASON_TRADE_REFUND_FEE_ERR", refusal.to_string()),
         Refusal::AmountTooLarge => ("ACQ.TOTAL_FEE_EXCEED", refusal.to_string()),
         Refusal::CancelTooLate => ("ACQ.TRADE_CANCEL_TIME_OUT", refusal.to_string()),
+        Refusal::PaymentCodeUsed => return code_invalid(),
         Refusal::RefundedAlready => ("ACQ.REASON_TRADE_REFUND_FEE_ERR", refusal.to_string()),
         _ => ("ACQ.INVALID_PARAMETER", refusal.to_string()),
     };
@@ -544,18 +545,20 @@ async fn pay(state: &AppState, request: &Request) -> Result<Map<String, Value>, 
             ));
         }
         unpaid => {
-            let buyer = take_code(state, &auth_code).await?;
-            let command = match unpaid {
-                Some(trade) => TradeCommand::Pay {
+            let (buyer, code) = find_code(state, &auth_code).await?;
+            let command = ProductCommand::Merchant(match unpaid {
+                Some(trade) => MerchantCommand::PayWithCode {
+                    merchant_id: request.merchant(),
                     trade_id: trade.id,
                     buyer_id: buyer,
-                }
-                .into_product(),
-                None => ProductCommand::Merchant(MerchantCommand::Charge {
+                    code,
+                },
+                None => MerchantCommand::Charge {
                     trade: Box::new(new),
                     buyer_id: buyer,
-                }),
-            };
+                    code: Some(code),
+                },
+            });
             match submit(state, command, None).await {
                 Ok(Outcome::Trade(trade)) => trade,
                 Ok(other) => return Err(system(&other)),
@@ -583,34 +586,33 @@ async fn pay(state: &AppState, request: &Request) -> Result<Map<String, Value>, 
     Ok(success(answer))
 }
 
-trait IntoProduct {
-    fn into_product(self) -> ProductCommand;
+fn code_invalid() -> GatewayError {
+    GatewayError::business(
+        "ACQ.PAYMENT_AUTH_CODE_INVALID",
+        "the payment code is invalid, expired or used; ask the buyer to refresh it",
+    )
 }
 
-impl IntoProduct for TradeCommand {
-    fn into_product(self) -> ProductCommand {
-        ProductCommand::Trade(self)
-    }
-}
-
-/// Uses up a payment code: its owner, or `ACQ.PAYMENT_AUTH_CODE_INVALID`.
-async fn take_code(state: &AppState, code: &str) -> Result<Id, GatewayError> {
-    let invalid = || {
-        GatewayError::business(
-            "ACQ.PAYMENT_AUTH_CODE_INVALID",
-            "the payment code is invalid, expired or used; ask the buyer to refresh it",
-        )
-    };
+/// The owner of an issued, unexpired payment code, and the code for the payment to use up;
+/// or `ACQ.PAYMENT_AUTH_CODE_INVALID`.
+async fn find_code(state: &AppState, code: &str) -> Result<(Id, CodeUse), GatewayError> {
     if !crate::merchant::looks_like_payment_code(code) {
-        return Err(invalid());
+        return Err(code_invalid());
     }
-    let (code, now) = (code.to_owned(), state.now());
-    state
+    let (digits, now) = (code.to_owned(), state.now());
+    let (buyer, expires_at) = state
         .pool()
-        .write(move |sql| formica_store::merchant::take_payment_code(sql, &code, now))
+        .read(move |sql| formica_store::merchant::payment_code(sql, &digits, now))
         .await
         .map_err(store_error)?
-        .ok_or_else(invalid)
+        .ok_or_else(code_invalid)?;
+    Ok((
+        buyer,
+        CodeUse {
+            code: code.to_owned(),
+            expires_at,
+        },
+    ))
 }
 
 async fn query(state: &AppState, request: &Request) -> Result<Map<String, Value>, GatewayError> {

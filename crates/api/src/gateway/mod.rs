@@ -16,7 +16,9 @@ pub mod sign;
 pub mod time;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -26,7 +28,7 @@ use formica_store::merchant::App;
 use serde_json::{Map, Value};
 
 use crate::AppState;
-use sign::{RsaPrivateKey, RsaPublicKey, SignType};
+use sign::{RsaPublicKey, SignType};
 
 /// How far a request's timestamp may be from the server's clock, either way. The SDKs send
 /// local time with no zone (§1.3), so the window spans every zone; replays are stopped by
@@ -39,16 +41,40 @@ pub struct AppKeys {
     /// The app.
     pub app: App,
     /// The platform's private key for it.
-    pub platform: RsaPrivateKey,
+    pub platform: sign::PlatformKey,
     /// The merchant's public key, once uploaded.
     pub merchant: Option<RsaPublicKey>,
     /// The merchant's currency: every trade of the app is in it.
     pub currency: formica_core::Currency,
 }
 
+/// Counters of the gateway's work, for `/metrics` and `formica bench gateway`.
+#[derive(Debug, Default)]
+pub struct GatewayStats {
+    /// Requests answered.
+    pub requests: AtomicU64,
+    /// Time spent answering them, in nanoseconds.
+    pub nanos: AtomicU64,
+    /// Of that, time spent verifying requests' and signing answers' RSA signatures.
+    pub rsa_nanos: AtomicU64,
+}
+
+impl GatewayStats {
+    fn add_rsa(&self, since: Instant) {
+        self.rsa_nanos
+            .fetch_add(nanos_since(since), Ordering::Relaxed);
+    }
+}
+
+fn nanos_since(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// What the gateway keeps between requests.
 #[derive(Debug)]
 pub struct Gateway {
+    /// Work done.
+    pub stats: GatewayStats,
     apps: Mutex<std::collections::HashMap<String, Arc<AppKeys>>>,
     /// Signs bill download links, which must work without a session.
     pub(crate) link_secret: [u8; 32],
@@ -59,6 +85,7 @@ impl Default for Gateway {
         let mut link_secret = [0u8; 32];
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut link_secret);
         Gateway {
+            stats: GatewayStats::default(),
             apps: Mutex::default(),
             link_secret,
         }
@@ -89,6 +116,7 @@ impl Gateway {
             return Ok(None);
         };
         let platform = sign::parse_private_key(&app.platform_private_key)
+            .and_then(|key| sign::PlatformKey::new(&key))
             .map_err(|e| crate::ApiError::internal(&e))?;
         let merchant_row = merchant;
         let merchant = app
@@ -256,7 +284,24 @@ pub async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form_body = method == Method::POST
+    let started = Instant::now();
+    let response = answer(&state, &method, &uri, &headers, &body).await;
+    let stats = &state.gateway().stats;
+    stats.requests.fetch_add(1, Ordering::Relaxed);
+    stats
+        .nanos
+        .fetch_add(nanos_since(started), Ordering::Relaxed);
+    response
+}
+
+async fn answer(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
+    let form_body = *method == Method::POST
         && headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -277,25 +322,30 @@ pub async fn handle(
         .unwrap_or(SignType::Rsa2);
     let app_id = params.as_ref().ok().and_then(|p| p.get("app_id")).cloned();
     let keys = match &app_id {
-        Some(id) => Gateway::app(&state, id).await.ok().flatten(),
+        Some(id) => Gateway::app(state, id).await.ok().flatten(),
         None => None,
     };
     let page = method_name.as_deref().is_some_and(is_page_flow);
-    let base_url = base_url(&headers);
+    let base_url = base_url(headers);
     let result = match params {
         Err(error) => Err(error),
-        Ok(params) => match verify(&state, params, keys.clone(), &base_url) {
+        Ok(params) => match verify(state, params, keys.clone(), &base_url) {
             Err(error) => Err(error),
-            Ok(request) => methods::run(&state, request).await,
+            Ok(request) => methods::run(state, request).await,
         },
     };
     match result {
         Ok(Answer::Page(response)) => response,
-        Ok(Answer::Json(object)) => {
-            respond(method_name.as_deref(), object, keys.as_deref(), sign_type)
-        }
+        Ok(Answer::Json(object)) => respond(
+            state,
+            method_name.as_deref(),
+            object,
+            keys.as_deref(),
+            sign_type,
+        ),
         Err(error) if page => checkout::error_page(&error),
         Err(error) => respond(
+            state,
             method_name.as_deref(),
             error.object(),
             keys.as_deref(),
@@ -323,13 +373,16 @@ impl std::fmt::Debug for Answer {
 
 /// The signed JSON envelope, HTTP 200 whatever it says (§1.1, §4).
 fn respond(
+    state: &AppState,
     method: Option<&str>,
     object: Map<String, Value>,
     keys: Option<&AppKeys>,
     sign_type: SignType,
 ) -> Response {
     let signer = keys.map(|k| (&k.platform, sign_type));
+    let signing = Instant::now();
     let body = sign::envelope(method, &Value::Object(object), signer);
+    state.gateway().stats.add_rsa(signing);
     (
         [(header::CONTENT_TYPE, "application/json;charset=utf-8")],
         body,
@@ -439,12 +492,15 @@ fn verify(
         params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         &["sign"],
     );
-    if !sign::verify(
+    let verifying = Instant::now();
+    let verified = sign::verify(
         merchant_key,
         sign_type,
         content.as_bytes(),
         get("sign").unwrap_or_default(),
-    ) {
+    );
+    state.gateway().stats.add_rsa(verifying);
+    if !verified {
         // Alipay shows the string it verified, which is what an integrator needs to debug.
         return Err(GatewayError::new(
             "40002",

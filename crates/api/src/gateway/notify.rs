@@ -14,7 +14,7 @@ use formica_store::merchant::{self, Notification};
 use formica_store::webhook::Attempt;
 use formica_store::{Location, Store, StoreError};
 
-use super::sign::{self, RsaPrivateKey, SignType};
+use super::sign::{self, PlatformKey, SignType};
 use super::time;
 
 /// Waits between deliveries: 8 attempts in about 25 hours, as Alipay documents.
@@ -63,7 +63,7 @@ fn round(
     agent: &ureq::Agent,
     clock: &Clock,
     offset: i64,
-    keys: &mut HashMap<String, Option<RsaPrivateKey>>,
+    keys: &mut HashMap<String, Option<PlatformKey>>,
 ) -> Result<usize, StoreError> {
     let now = clock.now();
     let due = store.read_sql(|sql| merchant::due_notifications(sql, now, ROUND_MAX))?;
@@ -87,7 +87,7 @@ fn form(
     store: &mut Store,
     notification: &Notification,
     offset: i64,
-    keys: &mut HashMap<String, Option<RsaPrivateKey>>,
+    keys: &mut HashMap<String, Option<PlatformKey>>,
 ) -> Result<Option<Vec<(String, String)>>, StoreError> {
     let Ok(Outcome::Trade(trade)) = serde_json::from_str::<Outcome>(&notification.payload) else {
         return Ok(None);
@@ -97,7 +97,11 @@ fn form(
     };
     if !keys.contains_key(&app_id) {
         let app = store.read_sql(|sql| merchant::app(sql, &app_id))?;
-        let key = app.and_then(|a| sign::parse_private_key(&a.platform_private_key).ok());
+        let key = app.and_then(|a| {
+            sign::parse_private_key(&a.platform_private_key)
+                .and_then(|key| sign::PlatformKey::new(&key))
+                .ok()
+        });
         keys.insert(app_id.clone(), key);
     }
     let Some(key) = keys.get(&app_id).and_then(Option::as_ref) else {
@@ -122,10 +126,7 @@ fn form(
         params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         &["sign", "sign_type"],
     );
-    params.push((
-        "sign".into(),
-        sign::sign(key, SignType::Rsa2, content.as_bytes()),
-    ));
+    params.push(("sign".into(), key.sign(SignType::Rsa2, content.as_bytes())));
     Ok(Some(params))
 }
 

@@ -207,6 +207,55 @@ pub fn sign(key: &RsaPrivateKey, sign_type: SignType, content: &[u8]) -> String 
     STANDARD.encode(bytes)
 }
 
+/// The platform's private key, ready to sign fast. The platform signs every answer,
+/// notification and return, so this is the gateway's hottest path: RSA2 goes through `ring`
+/// (constant-time, assembly-optimised, several times faster than the pure-Rust `rsa`
+/// crate); legacy RSA (SHA-1), which `ring` does not sign, through `rsa`.
+#[derive(Debug)]
+pub struct PlatformKey {
+    rsa: RsaPrivateKey,
+    ring: ring::rsa::KeyPair,
+}
+
+impl PlatformKey {
+    /// The key, prepared for both hashes.
+    pub fn new(key: &RsaPrivateKey) -> Result<Self, KeyError> {
+        let der = key
+            .to_pkcs1_der()
+            .map_err(|e| KeyError::NotAKey(e.to_string()))?;
+        let ring = ring::rsa::KeyPair::from_der(der.as_bytes())
+            .map_err(|e| KeyError::NotAKey(e.to_string()))?;
+        Ok(PlatformKey {
+            rsa: key.clone(),
+            ring,
+        })
+    }
+
+    /// The public half.
+    pub fn public_key(&self) -> RsaPublicKey {
+        self.rsa.to_public_key()
+    }
+
+    /// Like [`sign`], with the same output.
+    pub fn sign(&self, sign_type: SignType, content: &[u8]) -> String {
+        match sign_type {
+            SignType::Rsa => sign(&self.rsa, sign_type, content),
+            SignType::Rsa2 => {
+                let mut signature = vec![0; self.ring.public().modulus_len()];
+                self.ring
+                    .sign(
+                        &ring::signature::RSA_PKCS1_SHA256,
+                        &ring::rand::SystemRandom::new(),
+                        content,
+                        &mut signature,
+                    )
+                    .expect("a valid key signs any message");
+                STANDARD.encode(signature)
+            }
+        }
+    }
+}
+
 /// Whether `signature` (standard base64, surrounding whitespace tolerated) is a valid
 /// signature of `content` under `key` with the hash of `sign_type`. False on any malformed
 /// input, never an error: to the caller every failure means the same thing.
@@ -282,7 +331,7 @@ pub fn response_json(object: &serde_json::Value) -> String {
 pub fn envelope(
     method: Option<&str>,
     object: &serde_json::Value,
-    signer: Option<(&RsaPrivateKey, SignType)>,
+    signer: Option<(&PlatformKey, SignType)>,
 ) -> String {
     let key = match method {
         Some(method) => format!("{}_response", method.replace('.', "_")),
@@ -299,7 +348,7 @@ pub fn envelope(
     if let Some((private_key, sign_type)) = signer {
         // Base64 needs no JSON escaping: its alphabet is `A-Za-z0-9+/=`.
         body.push_str(",\"sign\":\"");
-        body.push_str(&sign(private_key, sign_type, object.as_bytes()));
+        body.push_str(&private_key.sign(sign_type, object.as_bytes()));
         body.push('"');
     }
     body.push('}');
@@ -368,6 +417,18 @@ mod tests {
     fn key() -> &'static RsaPrivateKey {
         static KEY: OnceLock<RsaPrivateKey> = OnceLock::new();
         KEY.get_or_init(generate_key)
+    }
+
+    fn platform() -> &'static PlatformKey {
+        static KEY: OnceLock<PlatformKey> = OnceLock::new();
+        KEY.get_or_init(|| PlatformKey::new(key()).expect("a valid key"))
+    }
+
+    #[test]
+    fn the_fast_platform_signature_is_the_same_as_the_plain_one() {
+        for t in [SignType::Rsa2, SignType::Rsa] {
+            assert_eq!(platform().sign(t, b"a=1&b=2"), sign(key(), t, b"a=1&b=2"));
+        }
     }
 
     /// A second key, for "signed by someone else".
@@ -611,7 +672,7 @@ mod tests {
         });
         let public = key().to_public_key();
         for t in [SignType::Rsa2, SignType::Rsa] {
-            let body = envelope(Some("alipay.trade.query"), &object, Some((key(), t)));
+            let body = envelope(Some("alipay.trade.query"), &object, Some((platform(), t)));
             assert!(body.starts_with(r#"{"alipay_trade_query_response":{"code":"10000","#));
             assert!(!body.contains(char::is_whitespace));
             let (signed, signature) = split_envelope(&body, "alipay_trade_query_response");
@@ -637,7 +698,7 @@ mod tests {
             body,
             r#"{"error_response":{"code":"40001","msg":"Missing Required Arguments"}}"#
         );
-        let body = envelope(Some("x.y"), &object, Some((key(), SignType::Rsa2)));
+        let body = envelope(Some("x.y"), &object, Some((platform(), SignType::Rsa2)));
         assert!(body.starts_with(r#"{"x_y_response":{"#));
         // A hostile method string cannot break the JSON.
         let body = envelope(Some("a\"}b"), &object, None);
@@ -658,7 +719,7 @@ mod tests {
         let body = envelope(
             Some("alipay.trade.query"),
             &object,
-            Some((key(), SignType::Rsa2)),
+            Some((platform(), SignType::Rsa2)),
         );
         let (signed, signature) = split_envelope(&body, key_name);
         assert_eq!(python_sdk_signed_text(&body, key_name), Some(signed));

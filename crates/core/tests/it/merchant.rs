@@ -39,6 +39,7 @@ fn charge(w: &mut World, merchant: Id, buyer: Id, no: &str, minor: u64) -> Resul
     match w.run(ProductCommand::Merchant(MerchantCommand::Charge {
         trade: till_trade(merchant, no, minor),
         buyer_id: buyer,
+        code: None,
     }))? {
         Outcome::Trade(trade) => {
             assert_eq!(trade.status, TradeStatus::TradeSuccess);
@@ -147,6 +148,64 @@ fn refunds_return_the_fee_in_proportion_once_per_request_number() {
     assert_eq!(merchant_balance(&w, shop), 0);
     assert_eq!(w.balance(buyer).0, 100_00);
     assert_eq!(unsettled(&w, shop), 0);
+}
+
+#[test]
+fn a_payment_code_pays_once_and_not_after_it_expires() {
+    let mut w = World::new();
+    let owner = w.person(1, 0);
+    let buyer = w.person(2, 100_00);
+    let shop = open_merchant(&mut w, owner);
+    let code = |expires_at| formica_core::merchant::CodeUse {
+        code: "281234567890123456".into(),
+        expires_at,
+    };
+    let with_code = |w: &mut World, no: &str, minor, expires_at| {
+        w.run(ProductCommand::Merchant(MerchantCommand::Charge {
+            trade: till_trade(shop, no, minor),
+            buyer_id: buyer,
+            code: Some(code(expires_at)),
+        }))
+    };
+    let expires_at = w.now + 60 * SECOND;
+    // A payment that is refused does not use the code up.
+    assert_eq!(
+        with_code(&mut w, "T0", 500_00, expires_at).unwrap_err(),
+        Refusal::InsufficientFunds
+    );
+    with_code(&mut w, "T1", 10_00, expires_at).expect("paid");
+    assert_eq!(
+        with_code(&mut w, "T2", 10_00, expires_at).unwrap_err(),
+        Refusal::PaymentCodeUsed
+    );
+    let Ok(Outcome::Trade(unpaid)) = w.run(ProductCommand::Merchant(MerchantCommand::CreateTrade(
+        till_trade(shop, "T3", 5_00),
+    ))) else {
+        panic!("created")
+    };
+    let pay_open = |w: &mut World, expires_at| {
+        w.run(ProductCommand::Merchant(MerchantCommand::PayWithCode {
+            merchant_id: shop,
+            trade_id: unpaid.id,
+            buyer_id: buyer,
+            code: code(expires_at),
+        }))
+    };
+    assert_eq!(
+        pay_open(&mut w, expires_at).unwrap_err(),
+        Refusal::PaymentCodeUsed
+    );
+    // Long after, the used code is forgotten: its expiry refuses it on its own.
+    w.advance(120 * SECOND);
+    assert_eq!(
+        pay_open(&mut w, expires_at).unwrap_err(),
+        Refusal::PaymentCodeUsed
+    );
+    let fresh = w.now + 60 * SECOND;
+    assert!(
+        matches!(pay_open(&mut w, fresh), Ok(Outcome::Trade(t)) if t.status == TradeStatus::TradeSuccess)
+    );
+    assert_eq!(w.balance(buyer).0, 100_00 - 10_00 - 5_00);
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! `--json` the last line of standard output is one JSON object.
 
 mod durable;
+mod gateway;
 mod ledger;
 mod memory;
 mod naive;
@@ -18,6 +19,8 @@ pub enum Workload {
     Ledger(ledger::Args),
     /// Wallet transfers through the products, under many concurrent callers.
     Payments(payments::Args),
+    /// alipay.trade.pay over HTTP at the open gateway, signed as the SDKs sign.
+    Gateway(gateway::Args),
 }
 
 /// Runs one workload.
@@ -25,6 +28,7 @@ pub fn run(workload: Workload) -> anyhow::Result<()> {
     match workload {
         Workload::Ledger(args) => ledger::run(args),
         Workload::Payments(args) => payments::run(args),
+        Workload::Gateway(args) => gateway::run(args),
     }
 }
 

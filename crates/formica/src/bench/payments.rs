@@ -66,20 +66,25 @@ pub struct Args {
 }
 
 /// A fresh store for one run, and what keeps it alive.
-struct Place {
-    location: Location,
+pub(super) struct Place {
+    pub(super) location: Location,
     _sqlite: Option<tempfile::TempDir>,
     _postgres: Option<TemporaryDatabase>,
 }
 
 impl Args {
     fn place(&self) -> anyhow::Result<Place> {
-        Ok(match self.store {
+        place(self.store, self.database_url.as_deref())
+    }
+}
+
+/// A fresh SQLite directory or PostgreSQL database for one run.
+pub(super) fn place(store: StoreKind, database_url: Option<&str>) -> anyhow::Result<Place> {
+    {
+        Ok(match store {
             StoreKind::Postgres => {
-                let url = self
-                    .database_url
-                    .as_deref()
-                    .context("PostgreSQL needs --database-url (or DATABASE_URL)")?;
+                let url =
+                    database_url.context("PostgreSQL needs --database-url (or DATABASE_URL)")?;
                 let database = TemporaryDatabase::create(url, "formica_bench")?;
                 Place {
                     location: Location::Postgres(database.url.clone()),

@@ -1267,6 +1267,10 @@ fn products_load_back_as_memory_holds_them(backend: Backend) {
         merchant(MerchantCommand::Charge {
             trade: gateway_trade("G-2", 10_000),
             buyer_id: alice,
+            code: Some(formica_core::merchant::CodeUse {
+                code: "281234567890123456".into(),
+                expires_at: u64::MAX,
+            }),
         }),
     ) else {
         panic!("a paid trade")
