@@ -177,7 +177,14 @@ fn one_run(args: &Args, hot: u8) -> anyhow::Result<Run> {
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let url = format!("http://{}/gateway.do", listener.local_addr()?);
     let routes = server.router();
-    runtime.spawn(async move { axum::serve(listener, routes).await });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = runtime.spawn(async move {
+        axum::serve(listener, routes)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
 
     let key = sign::generate_key();
     let platform = sign::generate_key();
@@ -224,9 +231,11 @@ fn one_run(args: &Args, hot: u8) -> anyhow::Result<Run> {
     let cpu = cpu_seconds()
         .zip(cpu_before)
         .map(|(after, before)| after - before);
-    let engine = server.engine().clone();
+    // The routes hold the server's state: they stop first, so that its database connections
+    // close here rather than on a runtime thread.
+    let _ = stop.send(());
+    runtime.block_on(serving)??;
     server.shutdown();
-    drop(engine);
     drop(runtime);
     let balance = formica_store::Store::open(&place.location)?.trial_balance()?;
     ensure!(balance.holds(), "the trial balance holds after the run");
