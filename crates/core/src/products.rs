@@ -136,7 +136,8 @@ pub struct Settings {
     pub unverified_daily_major: u64,
     /// Daily outgoing limit of a verified person, in major units of each currency.
     pub verified_daily_major: u64,
-    /// Business days after which a merchant's takings are paid out (1 = T+1).
+    /// Days (calendar days in the platform's zone) after which a merchant's takings are paid
+    /// out (1 = T+1).
     pub settle_delay_days: u32,
     /// How long a paid merchant trade can be refunded before it is finished.
     pub refund_window_ns: u64,

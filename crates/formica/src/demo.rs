@@ -60,6 +60,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             verified_daily_limit: 200_000,
             bank_delay_ms: 200,
             webhooks_allow_private: true,
+            settle_delay_days: 1,
+            refund_window_days: 90,
         },
     };
     serve(args, move |server, url| seed(server, url, &sandbox))

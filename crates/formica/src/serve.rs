@@ -46,6 +46,13 @@ pub struct Rules {
     /// Let webhook endpoints be loopback or private addresses (a closed network, tests).
     #[arg(long, env = "FORMICA_WEBHOOKS_ALLOW_PRIVATE")]
     pub webhooks_allow_private: bool,
+    /// Days after which a merchant's takings are paid out to its card (1 = T+1).
+    #[arg(long, env = "FORMICA_SETTLE_DELAY_DAYS", default_value_t = 1,
+        value_parser = clap::value_parser!(u32).range(1..=30))]
+    pub settle_delay_days: u32,
+    /// Days a paid merchant trade can be refunded before it is finished.
+    #[arg(long, env = "FORMICA_REFUND_WINDOW_DAYS", default_value_t = 90)]
+    pub refund_window_days: u64,
 }
 
 impl Rules {
@@ -58,6 +65,8 @@ impl Rules {
                 confirm_timeout_ns: self.confirm_timeout_days.saturating_mul(24 * 60 * MINUTE),
                 unverified_daily_major: self.unverified_daily_limit,
                 verified_daily_major: self.verified_daily_limit,
+                settle_delay_days: self.settle_delay_days,
+                refund_window_ns: self.refund_window_days.saturating_mul(24 * 60 * MINUTE),
                 ..Settings::default()
             },
             ..Config::default()
