@@ -82,6 +82,7 @@ impl Core {
     /// Sets the rules the products run by.
     pub fn configure(&mut self, settings: Settings) {
         self.products.settings = settings;
+        self.products.retime_merchants();
     }
 
     /// The rules the products run by.
@@ -249,6 +250,7 @@ impl Core {
     pub fn expire(&mut self, now: u64) -> Vec<u128> {
         assert!(self.batch.open, "timers run inside a batch");
         self.products.forget_codes(now);
+        self.products.forget_numbers(now);
         for due in self.products.due(now) {
             match due {
                 Due::Trade(id) => self.trade_due(now, id),

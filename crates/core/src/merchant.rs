@@ -316,6 +316,14 @@ impl Core {
                 code,
             } => {
                 self.check_new_trade(trade)?;
+                // The number first: a retry of a payment that went through is told so, not
+                // that its code was used.
+                if self
+                    .products
+                    .number_taken(trade.seller_id, &crate::trade::clip(&trade.out_trade_no))
+                {
+                    return Err(Refusal::DuplicateOutTradeNo);
+                }
                 if let Some(code) = code {
                     self.check_code(now, code)?;
                 }
@@ -691,8 +699,9 @@ impl Core {
         }
     }
 
-    /// Pays out the merchant's days that are old enough, if they net to more than zero;
-    /// otherwise carries them into today.
+    /// Pays out the merchant's days that are old enough. What they net is paid out as far
+    /// as the balance holds it (a later day may already have refunded an earlier day's trade);
+    /// the rest, or a shortfall, is carried into today.
     pub(crate) fn settle_merchant(&mut self, now: u64, id: Id) {
         let settings = &self.products.settings;
         let today = settings.day(now);
@@ -702,15 +711,22 @@ impl Core {
         merchant.days = rest;
         let net: i128 = due.iter().map(DayTotals::net).sum();
         let currency = merchant.currency;
-        if net <= 0 {
-            if net < 0 || !due.is_empty() {
-                let carried = i64::try_from(net).unwrap_or(i64::MIN);
-                self.products.put_merchant(merchant);
-                self.count_day(now, id, |day| day.carried += carried);
-            }
+        let card = merchant.card_id;
+        let available =
+            i128::try_from(self.available(merchant_account(id, currency))).unwrap_or(i128::MAX);
+        let paid = net.clamp(0, available.max(0));
+        let carried = net - paid;
+        // Always put back: that also moves the merchant's timer on.
+        self.products.put_merchant(merchant);
+        if carried != 0 {
+            let carried =
+                i64::try_from(carried).unwrap_or(if carried < 0 { i64::MIN } else { i64::MAX });
+            self.count_day(now, id, |day| day.carried += carried);
+        }
+        if paid == 0 {
             return;
         }
-        let amount = u64::try_from(net).expect("a day's takings fit the books");
+        let amount = u64::try_from(paid).expect("a payout within the balance fits the books");
         let hold = self.products.next_transfer_id(now);
         let payout = Transfer::new(
             hold,
@@ -721,16 +737,15 @@ impl Core {
             transfer_kind::SETTLEMENT,
         )
         .with_flags(TransferFlags::PENDING);
-        // The balance is the sum of the unsettled days, so their net is there to pay.
         self.transfer(now, payout)
-            .expect("a merchant's balance covers its unsettled days");
+            .expect("a payout within the merchant's available balance is accepted");
         let mut movement = self.new_movement(
             now,
             id,
             MovementKind::Withdrawal,
             Money::new(amount, currency),
         );
-        movement.card_id = merchant.card_id;
+        movement.card_id = card;
         movement.hold = Some(hold);
         self.products.put_movement(movement.clone());
         let sum = |f: fn(&DayTotals) -> i128| {
@@ -751,7 +766,6 @@ impl Core {
             created_at: now,
         };
         self.products.record_settlement(settlement);
-        self.products.put_merchant(merchant);
     }
 
     /// A settlement the bank sent back: the money is in the balance again and is paid out

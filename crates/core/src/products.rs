@@ -143,6 +143,9 @@ pub struct Settings {
     pub refund_window_ns: u64,
 }
 
+/// How long the numbers of ended trades stay taken in memory (see `Products::retired`).
+const RETIRED_KEEP_NS: u64 = 10 * MINUTE_NS;
+
 /// Nanoseconds per second.
 pub(crate) const NANOS_PER_SECOND: u64 = SECOND_NS;
 
@@ -462,6 +465,15 @@ pub(crate) struct Products {
     pub(crate) out_trade_nos: HashMap<(Id, String), Id>,
     pub(crate) movements: HashMap<Id, Movement>,
     pub(crate) merchants: HashMap<Id, Merchant>,
+    /// When each merchant's settlement timer is set for.
+    settle_timers: HashMap<Id, u64>,
+    /// Numbers of trades that ended lately, with when. The edge checks numbers against the
+    /// store before it submits a create; a trade that ends between that read and the create
+    /// would let the number through, and the store's unique index would then fail the whole
+    /// batch, everyone's commands with it. A create waits in the queue for milliseconds, so
+    /// numbers are kept for `RETIRED_KEEP_NS`.
+    retired: HashMap<(Id, String), u64>,
+    retired_by_age: std::collections::VecDeque<(u64, (Id, String))>,
     /// Payment codes that paid, until they expire (by code, and in the order used).
     codes_used: HashMap<String, u64>,
     codes_by_age: std::collections::VecDeque<(u64, String)>,
@@ -484,9 +496,6 @@ pub(crate) struct ProductBatch {
     /// Idempotency keys known to this batch (recalled from the store, or saved by its own
     /// commands): the request's fingerprint and the answer.
     saved: HashMap<(Id, String), (String, Result<Outcome, Refusal>)>,
-    /// Numbers of trades that ended in this batch: still taken until the batch is written
-    /// (the store's unique index would fail the whole batch otherwise).
-    retired_numbers: hashbrown::HashSet<(Id, String)>,
     transfers: Vec<TransferReceipt>,
     outbox: Vec<OutboxRow>,
     idempotency: Vec<IdempotencyRow>,
@@ -504,6 +513,7 @@ enum Undo {
     Movement(Id, Option<Movement>),
     Merchant(Id, Option<Merchant>),
     CodeUsed(String),
+    Retired((Id, String)),
 }
 
 impl Products {
@@ -562,20 +572,23 @@ impl Products {
         self.batch.people.insert(id, person);
     }
 
-    /// Whether the seller has an open trade with this number, or one that ended in this
-    /// batch. (Trades that ended in earlier batches are the edge's to check, in the store.)
+    /// Whether the seller has an open trade with this number, or one that ended lately.
+    /// (Trades that ended long ago are the edge's to check, in the store.)
     pub(crate) fn number_taken(&self, seller: Id, out_trade_no: &str) -> bool {
         let key = (seller, out_trade_no.to_owned());
-        self.out_trade_nos.contains_key(&key) || self.batch.retired_numbers.contains(&key)
+        self.out_trade_nos.contains_key(&key) || self.retired.contains_key(&key)
     }
 
     /// Records the trade as it now stands; a trade that is over leaves memory.
     pub(crate) fn put_trade(&mut self, trade: Trade) {
         let id = trade.id;
         if trade.status.is_final() {
-            self.batch
-                .retired_numbers
-                .insert((trade.seller_id, trade.out_trade_no.clone()));
+            let key = (trade.seller_id, trade.out_trade_no.clone());
+            if self.retired.insert(key.clone(), trade.updated_at).is_none() {
+                self.retired_by_age
+                    .push_back((trade.updated_at, key.clone()));
+                self.batch.undo.push(Undo::Retired(key));
+            }
         }
         self.batch.trades.insert(id, trade.clone());
         let keep = (!trade.status.is_final()).then_some(trade);
@@ -612,6 +625,19 @@ impl Products {
             .push_back((code.expires_at, code.code.clone()));
         self.batch.codes_used.push(code.code.clone());
         self.batch.undo.push(Undo::CodeUsed(code.code.clone()));
+    }
+
+    /// Forgets numbers of trades that ended more than `RETIRED_KEEP_NS` ago.
+    pub(crate) fn forget_numbers(&mut self, now: u64) {
+        while let Some((ended, _)) = self.retired_by_age.front()
+            && ended.saturating_add(RETIRED_KEEP_NS) <= now
+        {
+            if let Some((ended, key)) = self.retired_by_age.pop_front()
+                && self.retired.get(&key) == Some(&ended)
+            {
+                self.retired.remove(&key);
+            }
+        }
     }
 
     /// Forgets used codes that have expired (an expired code is refused for its age).
@@ -756,6 +782,9 @@ impl Products {
                 Undo::CodeUsed(code) => {
                     self.codes_used.remove(&code);
                 }
+                Undo::Retired(key) => {
+                    self.retired.remove(&key);
+                }
             }
         }
         self.batch = ProductBatch::default();
@@ -786,16 +815,28 @@ impl Products {
     /// its oldest unsettled day is old enough.
     fn set_merchant(&mut self, id: Id, merchant: Option<Merchant>) -> Option<Merchant> {
         let before = self.merchants.remove(&id);
-        if let Some(at) = before.as_ref().and_then(|m| self.settle_at(m)) {
+        // The timer as it was set (the settings may have changed since).
+        if let Some(at) = self.settle_timers.remove(&id) {
             self.timers.remove(&(at, Due::Settlement(id)));
         }
         if let Some(merchant) = merchant {
             if let Some(at) = self.settle_at(&merchant) {
                 self.timers.insert((at, Due::Settlement(id)));
+                self.settle_timers.insert(id, at);
             }
             self.merchants.insert(id, merchant);
         }
         before
+    }
+
+    /// Sets every merchant's settlement timer again, for settings that changed (the store
+    /// loads the merchants before the engine configures the core).
+    pub(crate) fn retime_merchants(&mut self) {
+        let ids: Vec<Id> = self.merchants.keys().copied().collect();
+        for id in ids {
+            let merchant = self.merchants.get(&id).cloned();
+            self.set_merchant(id, merchant);
+        }
     }
 
     fn settle_at(&self, merchant: &Merchant) -> Option<u64> {

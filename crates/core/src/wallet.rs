@@ -403,8 +403,13 @@ impl Core {
             (MovementKind::Withdrawal, false) => "withdrawal.failed",
         };
         let outcome = Outcome::Movement(movement.clone());
-        self.products
-            .announce(movement.user_id, topic, &outcome, now);
+        // A merchant's settlement is news for the person who runs it.
+        let to = self
+            .products
+            .merchants
+            .get(&movement.user_id)
+            .map_or(movement.user_id, |m| m.owner_id);
+        self.products.announce(to, topic, &outcome, now);
         Ok(outcome)
     }
 

@@ -174,6 +174,11 @@ fn a_payment_code_pays_once_and_not_after_it_expires() {
         Refusal::InsufficientFunds
     );
     with_code(&mut w, "T1", 10_00, expires_at).expect("paid");
+    // A till's retry of that payment hears of the number, so the edge can answer it as paid.
+    assert_eq!(
+        with_code(&mut w, "T1", 10_00, expires_at).unwrap_err(),
+        Refusal::DuplicateOutTradeNo
+    );
     assert_eq!(
         with_code(&mut w, "T2", 10_00, expires_at).unwrap_err(),
         Refusal::PaymentCodeUsed
@@ -344,6 +349,92 @@ fn takings_are_settled_after_t_plus_1_and_a_shortfall_is_carried() {
     assert_eq!(second[0].amount, cny(99_40 + 10_00 - 6 - 5_00 + 3));
     assert_eq!(merchant_balance(&w, shop), 0);
     assert_eq!(unsettled(&w, shop), 0);
+}
+
+#[test]
+fn a_refund_before_an_earlier_day_is_settled_is_carried_not_a_crash() {
+    // Regression: with T+2, a refund on day two of day one's trade left the balance short of
+    // day one's net, and paying that net out panicked the writer.
+    let mut w = World::new();
+    w.core.configure(Settings {
+        settle_delay_days: 2,
+        ..Settings::default()
+    });
+    let owner = w.person(1, 0);
+    let buyer = w.person(2, 1_000_00);
+    let shop = open_merchant(&mut w, owner);
+    let trade = charge(&mut w, shop, buyer, "D1", 100_00).expect("paid");
+    w.advance(DAY);
+    refund(&mut w, shop, trade, "R1", 50_00).expect("refunded");
+    assert_eq!(merchant_balance(&w, shop), 100_00 - 60 - 50_00 + 30);
+    w.advance(DAY);
+    let payouts: Vec<_> = w
+        .core
+        .export_products()
+        .open_movements
+        .into_iter()
+        .filter(|m| m.user_id == shop)
+        .collect();
+    assert_eq!(payouts.len(), 1);
+    assert_eq!(payouts[0].amount, cny(49_70), "what the balance held");
+    assert_eq!(merchant_balance(&w, shop), 0);
+    assert_eq!(unsettled(&w, shop), 0);
+}
+
+#[test]
+fn settlement_timers_follow_the_settings_and_a_day_netting_zero_is_dropped() {
+    let mut w = World::new();
+    let owner = w.person(1, 0);
+    let buyer = w.person(2, 1_000_00);
+    let shop = open_merchant(&mut w, owner);
+    let trade = charge(&mut w, shop, buyer, "D1", 100_00).expect("paid");
+    let due_at = |w: &World| w.core.next_deadline().expect("a timer");
+    let t_plus_1 = due_at(&w);
+    // Regression: the store loads merchants before the engine configures the core, and the
+    // timers kept the default delay (a stale timer then fired every batch, forever).
+    w.core.configure(Settings {
+        settle_delay_days: 3,
+        ..Settings::default()
+    });
+    assert_eq!(due_at(&w), t_plus_1 + 2 * DAY);
+    w.core.configure(Settings::default());
+    assert_eq!(due_at(&w), t_plus_1);
+    // Refunded in full the same day: the day nets to nothing and leaves no days, no timer.
+    refund(&mut w, shop, trade, "R1", 100_00).expect("refunded");
+    w.advance(DAY);
+    let merchant = w.core.export_products().merchants;
+    assert!(merchant[0].days.is_empty(), "{:?}", merchant[0].days);
+    assert_eq!(w.core.next_deadline(), None);
+}
+
+#[test]
+fn a_number_that_ended_lately_is_still_taken() {
+    // Regression: a trade that closed in an earlier batch freed its number in memory, so a
+    // create racing the edge's store check reached the store's unique index and failed the
+    // whole batch, other people's payments with it.
+    let mut w = World::new();
+    let owner = w.person(1, 0);
+    let shop = open_merchant(&mut w, owner);
+    let create = |w: &mut World, pay_by| {
+        let mut new = till_trade(shop, "N1", 1_00);
+        new.pay_by = pay_by;
+        w.run(ProductCommand::Merchant(MerchantCommand::CreateTrade(new)))
+    };
+    let now = w.now;
+    create(&mut w, Some(now)).expect("created");
+    w.advance(SECOND);
+    assert!(
+        w.core.export_products().open_trades.is_empty(),
+        "closed unpaid"
+    );
+    w.advance(SECOND);
+    assert_eq!(
+        create(&mut w, None).unwrap_err(),
+        Refusal::DuplicateOutTradeNo
+    );
+    // Long after, only the store remembers it (and the edge checks the store first).
+    w.advance(11 * 60 * SECOND);
+    create(&mut w, None).expect("memory has forgotten it");
 }
 
 #[test]
