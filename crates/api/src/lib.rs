@@ -191,6 +191,7 @@ pub fn router(state: AppState) -> Router {
             "/merchants/{id}/apps",
             post(merchant::create_app).get(merchant::apps),
         )
+        .route("/merchants/{id}/trades", get(merchant::trades))
         .route("/merchants/{id}/settlements", get(merchant::settlements))
         .route(
             "/merchants/{id}/notifications",

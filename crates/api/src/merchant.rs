@@ -17,6 +17,9 @@ use crate::body::Body;
 use crate::error::{ApiError, ErrorBody, money_error};
 use crate::gateway::sign;
 use crate::idempotency;
+use crate::page::{Page, PageQuery};
+use formica_core::trade::{Trade, TradeStatus};
+use formica_store::trade::{Role, TradeQuery};
 
 /// How long a payment code works.
 pub const PAYMENT_CODE_TTL_NS: u64 = 60 * 1_000_000_000;
@@ -351,6 +354,53 @@ pub async fn platform_key(
         base64: app.platform_public_key,
         pem: sign::public_key_pem(&key),
     }))
+}
+
+/// `?status=...&out_trade_no=...&cursor=...&limit=...`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct MerchantTradesQuery {
+    /// Only trades in this status.
+    pub status: Option<TradeStatus>,
+    /// Only the trade with this out_trade_no.
+    pub out_trade_no: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Items per page, 1 to 100.
+    pub limit: Option<u32>,
+}
+
+/// A merchant's trades (gateway and REST alike), newest first.
+#[utoipa::path(get, path = "/v1/merchants/{id}/trades", tag = "merchants",
+    params(("id" = String, Path, description = "The merchant"), MerchantTradesQuery),
+    responses((status = 200, body = Page<Trade>), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn trades(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<MerchantTradesQuery>,
+) -> Result<Json<Page<Trade>>, ApiError> {
+    let merchant = owned(&state, &caller, &id).await?.id;
+    let page = PageQuery {
+        cursor: query.cursor,
+        limit: query.limit,
+    };
+    let trade_query = TradeQuery {
+        user: Some(merchant),
+        role: Role::Seller,
+        status: query.status,
+        out_trade_no: query.out_trade_no,
+        before: page.before()?,
+        limit: page.limit(),
+    };
+    let limit = trade_query.limit;
+    let list = state
+        .pool()
+        .read(move |sql| formica_store::trade::trades(sql, &trade_query))
+        .await?;
+    Ok(Json(Page::new(list, limit, |t: &Trade| t.id)))
 }
 
 /// A merchant's settlements, newest first.

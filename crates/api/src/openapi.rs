@@ -34,7 +34,7 @@ use crate::{merchant, people, trade, wallet, webhook};
         webhook::create, webhook::list, webhook::deliveries,
         merchant::payment_code, merchant::create, merchant::list, merchant::get_one,
         merchant::create_app, merchant::apps, merchant::set_public_key, merchant::platform_key,
-        merchant::settlements, merchant::notifications, merchant::statement,
+        merchant::trades, merchant::settlements, merchant::notifications, merchant::statement,
         merchant::set_fee_rate,
     ),
     modifiers(&Security, &ErrorCodes),

@@ -48,21 +48,8 @@ pub async fn create(
     Caller(user): Caller,
     body: Body<NewEndpoint>,
 ) -> Result<(StatusCode, Json<CreatedEndpoint>), ApiError> {
-    let url = body.value.url.trim().to_owned();
-    let host = (url.len() <= 2048 && (url.starts_with("http://") || url.starts_with("https://")))
-        .then(|| url.parse::<axum::http::Uri>().ok())
-        .flatten()
-        .and_then(|uri| uri.host().map(str::to_owned));
-    let Some(host) = host else {
-        return Err(ApiError::new("invalid_field", "an http or https URL").field("url"));
-    };
-    if !state.private_webhooks() && private_host(&host) {
-        return Err(ApiError::new(
-            "invalid_field",
-            "a public address: loopback, private and link-local addresses are refused",
-        )
-        .field("url"));
-    }
+    let url = callback_url(&state, &body.value.url)
+        .map_err(|message| ApiError::new("invalid_field", message).field("url"))?;
     let user_id = user.id;
     let existing = state
         .pool()
@@ -98,8 +85,27 @@ pub async fn create(
     ))
 }
 
+/// A URL the platform may call back (webhooks, the gateway's notify_url): http or https, at
+/// most 2 KiB, and a public address unless the server allows private ones.
+pub(crate) fn callback_url(state: &AppState, url: &str) -> Result<String, &'static str> {
+    let url = url.trim().to_owned();
+    let host = (url.len() <= 2048 && (url.starts_with("http://") || url.starts_with("https://")))
+        .then(|| url.parse::<axum::http::Uri>().ok())
+        .flatten()
+        .and_then(|uri| uri.host().map(str::to_owned));
+    let Some(host) = host else {
+        return Err("an http or https URL");
+    };
+    if !state.private_webhooks() && private_host(&host) {
+        return Err("a public address: loopback, private and link-local addresses are refused");
+    }
+    Ok(url)
+}
+
 /// Whether `host` names this machine or a private network (an address literal, or localhost).
-/// Names that resolve to such addresses are not caught here.
+/// Names that resolve to such addresses are not caught here. Hosts that look numeric but are
+/// not canonical dotted quads (`127.1`, `2130706433`, `0x7f.1`) are refused too: the
+/// resolver would read them as addresses this check never saw.
 fn private_host(host: &str) -> bool {
     let host = host
         .trim_start_matches('[')
@@ -108,26 +114,39 @@ fn private_host(host: &str) -> bool {
     if host == "localhost" || host.ends_with(".localhost") {
         return true;
     }
+    let private_v4 = |ip: std::net::Ipv4Addr| {
+        let [a, b, ..] = ip.octets();
+        ip.is_loopback()
+            || ip.is_private()
+            || ip.is_link_local()
+            || ip.is_unspecified()
+            || ip.is_broadcast()
+            || ip.is_multicast()
+            || a == 0
+            // Shared address space (carrier NAT; cloud metadata services live here).
+            || (a == 100 && (64..128).contains(&b))
+            // Benchmarking networks.
+            || (a == 198 && (b == 18 || b == 19))
+    };
     match host.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V4(ip)) => {
-            ip.is_loopback()
-                || ip.is_private()
-                || ip.is_link_local()
-                || ip.is_unspecified()
-                || ip.is_broadcast()
-                || ip.is_multicast()
-        }
+        Ok(std::net::IpAddr::V4(ip)) => private_v4(ip),
         Ok(std::net::IpAddr::V6(ip)) => {
             ip.is_loopback()
                 || ip.is_unspecified()
                 || ip.is_multicast()
                 || ip.is_unique_local()
                 || ip.is_unicast_link_local()
-                || ip
-                    .to_ipv4_mapped()
-                    .is_some_and(|v4| v4.is_loopback() || v4.is_private())
+                || ip.to_ipv4_mapped().is_some_and(private_v4)
+                || ip.to_ipv4().is_some_and(private_v4)
         }
-        Err(_) => false,
+        // A name whose last label is a number is an address in disguise.
+        Err(_) => host
+            .rsplit('.')
+            .find(|label| !label.is_empty())
+            .is_some_and(|last| {
+                last.bytes().all(|b| b.is_ascii_digit())
+                    || (last.starts_with("0x") && last[2..].bytes().all(|b| b.is_ascii_hexdigit()))
+            }),
     }
 }
 
@@ -193,10 +212,24 @@ mod tests {
             "[fd00::1]",
             "[fe80::1]",
             "[::ffff:127.0.0.1]",
+            // Regressions: the shared space (cloud metadata), mapped link-local, and numbers
+            // the resolver reads as addresses.
+            "100.100.100.200",
+            "0.1.2.3",
+            "[::ffff:169.254.169.254]",
+            "127.1",
+            "2130706433",
+            "0x7f.1",
         ] {
             assert!(super::private_host(host), "{host}");
         }
-        for host in ["example.com", "8.8.8.8", "[2001:4860:4860::8888]"] {
+        for host in [
+            "example.com",
+            "8.8.8.8",
+            "[2001:4860:4860::8888]",
+            "shop.example.cn",
+            "1.example",
+        ] {
             assert!(!super::private_host(host), "{host}");
         }
     }

@@ -66,12 +66,15 @@ impl WebhookWorker {
     }
 }
 
-/// An HTTP client for deliveries: each request bounded by `timeout`, and any status an answer
-/// to record rather than an error.
+/// An HTTP client for deliveries: each request bounded by `timeout`, any status an answer to
+/// record rather than an error, and no redirects followed.
 pub fn agent(timeout: Duration) -> ureq::Agent {
     ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
         .http_status_as_error(false)
+        // A redirect is an answer, not a new address to call: following one would reach
+        // wherever the receiver points, past the checks its URL passed.
+        .max_redirects(0)
         .build()
         .into()
 }

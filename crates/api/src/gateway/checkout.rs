@@ -101,6 +101,7 @@ pub fn error_page(error: &GatewayError) -> Response {
     html(StatusCode::BAD_REQUEST, layout("Checkout", &body))
 }
 
+/// A merchant's gateway trade (a trade between people is not shown to whoever has its id).
 async fn trade(state: &AppState, id: &str) -> Option<Trade> {
     let id: Id = id.parse().ok()?;
     state
@@ -109,6 +110,7 @@ async fn trade(state: &AppState, id: &str) -> Option<Trade> {
         .await
         .ok()
         .flatten()
+        .filter(|trade| trade.app_id.is_some())
 }
 
 fn not_found() -> Response {

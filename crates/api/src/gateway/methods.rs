@@ -140,10 +140,15 @@ fn pay_by(state: &AppState, request: &Request, default_ns: u64) -> Result<u64, G
     if let Some(expire) = text_field(request, "time_expire") {
         let seconds = super::time::parse(&expire)
             .ok_or_else(|| GatewayError::invalid("time_expire must be yyyy-MM-dd HH:mm:ss"))?;
-        let utc = seconds - offset;
-        return Ok(u64::try_from(utc)
+        let at = u64::try_from(seconds - offset)
             .unwrap_or(0)
-            .saturating_mul(1_000_000_000));
+            .saturating_mul(1_000_000_000);
+        if at <= now || at > now.saturating_add(ONLINE_PAY_TIMEOUT_NS) {
+            return Err(GatewayError::invalid(
+                "time_expire must be in the next 15 days",
+            ));
+        }
+        return Ok(at);
     }
     let Some(express) = text_field(request, "timeout_express") else {
         return Ok(now.saturating_add(default_ns));
@@ -184,8 +189,21 @@ fn new_trade(
         amount: amount(request, "total_amount", keys.currency)?,
         escrow: keys.app.escrow,
         app_id: Some(keys.app.app_id.clone()),
-        notify_url: request.param("notify_url").map(str::to_owned),
-        return_url: request.param("return_url").map(str::to_owned),
+        notify_url: request
+            .param("notify_url")
+            .map(|url| crate::webhook::callback_url(state, url))
+            .transpose()
+            .map_err(|why| GatewayError::invalid(format!("notify_url: {why}")))?,
+        return_url: request
+            .param("return_url")
+            .map(|url| {
+                // The buyer's browser goes there: a web address, never `javascript:`.
+                let web = (url.starts_with("http://") || url.starts_with("https://"))
+                    && url.len() <= 2048;
+                web.then(|| url.to_owned())
+                    .ok_or_else(|| GatewayError::invalid("return_url must be an http(s) URL"))
+            })
+            .transpose()?,
         passback_params: text_field(request, "passback_params"),
         pay_by: Some(pay_by(state, request, default_timeout)?),
     })
@@ -526,6 +544,7 @@ async fn pay(state: &AppState, request: &Request) -> Result<Map<String, Value>, 
     }
     let auth_code = required(request, "auth_code")?;
     let new = new_trade(state, request, TILL_PAY_TIMEOUT_NS)?;
+    let (out_trade_no, content) = (new.out_trade_no.clone(), (new.amount, new.subject.clone()));
     let before = existing(state, request, &new).await?;
     let paid = match before {
         Some(trade) if trade.paid_at.is_some() && trade.status != TradeStatus::TradeClosed => {
@@ -559,10 +578,25 @@ async fn pay(state: &AppState, request: &Request) -> Result<Map<String, Value>, 
                     code: Some(code),
                 },
             });
-            match submit(state, command, None).await {
-                Ok(Outcome::Trade(trade)) => trade,
-                Ok(other) => return Err(system(&other)),
-                Err(failed) => {
+            let submitted = submit(state, command, None).await;
+            // A retry that raced its first try (the till timed out while it was queued): if
+            // the first one paid, this is the same payment.
+            let raced = matches!(
+                submitted,
+                Err(Failed::Refused(
+                    Refusal::DuplicateOutTradeNo | Refusal::PaymentCodeUsed
+                ))
+            );
+            let first = if raced {
+                paid_already(state, request, &out_trade_no, &content).await
+            } else {
+                None
+            };
+            match (submitted, first) {
+                (_, Some(paid)) => paid,
+                (Ok(Outcome::Trade(trade)), None) => trade,
+                (Ok(other), None) => return Err(system(&other)),
+                (Err(failed), None) => {
                     return Err(refused(failed)
                         .with("buyer_pay_amount", "0.00")
                         .with("invoice_amount", "0.00")
@@ -584,6 +618,23 @@ async fn pay(state: &AppState, request: &Request) -> Result<Map<String, Value>, 
     }
     answer.remove("send_pay_date");
     Ok(success(answer))
+}
+
+/// The merchant's paid trade with this number and content, if there is one.
+async fn paid_already(
+    state: &AppState,
+    request: &Request,
+    out_trade_no: &str,
+    (amount, subject): &(Money, String),
+) -> Option<Trade> {
+    let (merchant, number) = (request.merchant(), out_trade_no.to_owned());
+    let trade = state
+        .pool()
+        .read(move |sql| formica_store::trade::by_out_trade_no(sql, merchant, &number))
+        .await
+        .ok()??;
+    (trade.paid_at.is_some() && trade.amount == *amount && trade.subject == *subject)
+        .then_some(trade)
 }
 
 fn code_invalid() -> GatewayError {
@@ -670,7 +721,7 @@ async fn refund(state: &AppState, request: &Request) -> Result<Map<String, Value
         success(map)
     };
     // A refund of a trade that is over: only a retry of a refund that was made is answered.
-    if trade.status.is_final() {
+    let ended = |trade: Trade| {
         if let Some(done) = trade
             .refunds
             .iter()
@@ -690,20 +741,25 @@ async fn refund(state: &AppState, request: &Request) -> Result<Map<String, Value
         } else {
             ("ACQ.TRADE_STATUS_ERROR", "the trade is closed")
         };
-        return Err(GatewayError::business(code, message)
+        Err(GatewayError::business(code, message)
             .with("refund_fee", refund_fee(&trade))
-            .with("send_back_fee", "0.00"));
+            .with("send_back_fee", "0.00"))
+    };
+    if trade.status.is_final() {
+        return ended(trade);
     }
     let command = MerchantCommand::Refund {
         merchant_id: request.merchant(),
         trade_id: trade.id,
-        out_request_no,
+        out_request_no: out_request_no.clone(),
         amount: refund_amount,
         reason: text_field(request, "refund_reason").unwrap_or_default(),
     };
     match submit(state, ProductCommand::Merchant(command), None).await {
         Ok(Outcome::Refund(receipt)) => Ok(answer(&receipt)),
         Ok(other) => Err(system(&other)),
+        // The trade ended while this waited (a full refund, perhaps this one's first try).
+        Err(Failed::Refused(Refusal::TradeNotFound)) => ended(find_trade(state, request).await?),
         Err(failed) => Err(refused(failed)
             .with("refund_fee", refund_fee(&trade))
             .with("send_back_fee", "0.00")),
@@ -814,6 +870,15 @@ async fn cancel(state: &AppState, request: &Request) -> Result<Map<String, Value
     match submit(state, ProductCommand::Merchant(command), None).await {
         Ok(Outcome::Trade(trade)) => Ok(answer(&trade)),
         Ok(other) => Err(system(&other)),
+        // Another cancel closed it while this one waited: the same answer.
+        Err(Failed::Refused(Refusal::TradeNotFound)) => {
+            let trade = find_trade(state, request).await?;
+            if trade.close_reason.as_deref() == Some("cancelled") {
+                Ok(answer(&trade))
+            } else {
+                Err(not_exist())
+            }
+        }
         Err(failed) => Err(refused(failed)),
     }
 }

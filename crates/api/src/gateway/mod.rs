@@ -554,7 +554,22 @@ fn verify(
     })
 }
 
-/// A page with this status and HTML.
+/// A page with this status and HTML, which no other site may frame (it takes passwords and
+/// PINs) or fill with scripts of its own.
 pub(crate) fn html(status: axum::http::StatusCode, body: String) -> Response {
-    (status, Html(body)).into_response()
+    (
+        status,
+        [
+            (
+                header::CONTENT_SECURITY_POLICY,
+                // No `form-action`: browsers apply it to the redirect back to the
+                // merchant's return_url too.
+                "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+            ),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        Html(body),
+    )
+        .into_response()
 }

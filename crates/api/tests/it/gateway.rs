@@ -283,6 +283,19 @@ pub fn gateway_till_payments_refunds_and_queries(backend: Backend) {
     assert_eq!(sub_code(&none), ("10000", ""));
     assert!(none.get("refund_amount").is_none());
 
+    // The merchant's console lists the same trades.
+    let listed = app.get(
+        &format!("/v1/merchants/{}/trades?out_trade_no=P1", shop.merchant_id),
+        &shop.owner.token,
+    );
+    assert_eq!(listed.body["data"][0]["id"], trade_no.as_str());
+    assert_eq!(listed.body["data"][0]["refunded"]["amount"], "18.88");
+    let stranger = app.get(
+        &format!("/v1/merchants/{}/trades", shop.merchant_id),
+        &buyer.token,
+    );
+    assert_eq!(stranger.status, 404);
+
     // Close an unpaid trade; cancel a paid one (a full refund within the day).
     let closed = call(
         &app,
@@ -429,6 +442,23 @@ pub fn gateway_errors_answer_their_codes_and_change_nothing(backend: Backend) {
         p.remove(4);
     });
     assert_eq!(sub_code(&answer), ("40001", "isv.missing-timestamp"));
+
+    // A notify_url that is not a web address, and a return_url that is a script.
+    for (name, url) in [
+        ("notify_url", "file:///etc/passwd"),
+        ("return_url", "javascript:alert(1)"),
+    ] {
+        let biz = json!({"out_trade_no": "Q9", "subject": "x", "total_amount": "1.00"});
+        let mut params = common(&app, &shop, "alipay.trade.precreate", &biz);
+        params.push((name.into(), url.into()));
+        let form = signed(&mut params, &shop.key);
+        let answer = exchange(&app, &shop, "alipay.trade.precreate", &form);
+        assert_eq!(
+            sub_code(&answer),
+            ("40002", "isv.invalid-parameter"),
+            "{name}"
+        );
+    }
 
     // Unknown method: the answer is still keyed and signed by it.
     let answer = call(&app, &shop, "alipay.trade.nonsense", json!({}));
