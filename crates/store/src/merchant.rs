@@ -178,7 +178,9 @@ pub fn settlements(
 }
 
 /// The merchant's trades paid before `to`, that were paid or changed (refunded) since `from`:
-/// everything a statement of [from, to) needs.
+/// everything a statement of [from, to) needs. A trade changes when it is paid, so
+/// `updated_at >= from` covers both, and the `(seller_id, updated_at)` index bounds the read
+/// to the days asked for, not the merchant's whole history.
 pub fn trades_touched(
     sql: &mut dyn Sql,
     merchant: Id,
@@ -187,8 +189,8 @@ pub fn trades_touched(
 ) -> Result<Vec<Trade>, StoreError> {
     sql.query(
         &format!(
-            "SELECT {TRADE_COLUMNS} FROM trades WHERE seller_id = $1 AND paid_at < $3 \
-             AND (paid_at >= $2 OR updated_at >= $2) ORDER BY paid_at, id"
+            "SELECT {TRADE_COLUMNS} FROM trades WHERE seller_id = $1 AND updated_at >= $2 \
+             AND paid_at < $3 ORDER BY paid_at, id"
         ),
         &[merchant.0.into(), from.into(), to.into()],
     )?

@@ -33,11 +33,17 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 const ROUND_MAX: u32 = 100;
 
+/// Notifications sent at once.
+const SENDERS: usize = 16;
+
 /// The running worker; stops when dropped.
 #[derive(Debug)]
 pub struct NotifyWorker {
     _thread: Poller,
 }
+
+/// A notification on its way, and the form to send.
+type Job = (Notification, Option<Vec<(String, String)>>);
 
 impl NotifyWorker {
     /// Starts delivering from the store at `location`; the platform's time zone is
@@ -48,38 +54,96 @@ impl NotifyWorker {
         offset_seconds: i64,
     ) -> Result<Self, StoreError> {
         let mut store = Store::open(&location)?;
-        let agent = agent(REQUEST_TIMEOUT);
+        // Senders deliver side by side, so that a merchant whose server hangs holds up no
+        // more than the senders it occupies; the poller hands them work and records results.
+        let (jobs, work) = std::sync::mpsc::channel::<Job>();
+        let (done, results) = std::sync::mpsc::channel::<(i64, u64, Attempt)>();
+        let work = std::sync::Arc::new(std::sync::Mutex::new(work));
+        for n in 0..SENDERS {
+            let (work, done, clock) = (std::sync::Arc::clone(&work), done.clone(), clock.clone());
+            let agent = agent(REQUEST_TIMEOUT);
+            std::thread::Builder::new()
+                .name(format!("formica-notify-{n}"))
+                .spawn(move || {
+                    loop {
+                        let job = work.lock().expect("the job queue").recv();
+                        // The poller is gone: stop.
+                        let Ok((notification, params)) = job else {
+                            return;
+                        };
+                        let now = clock.now();
+                        let attempt = match params {
+                            Some(params) => deliver(&agent, &notification, &params, now),
+                            None => Attempt::Failed {
+                                status: None,
+                                error: "the trade's app or key is gone".to_owned(),
+                                retry_at: None,
+                            },
+                        };
+                        if done.send((notification.id, now, attempt)).is_err() {
+                            return;
+                        }
+                    }
+                })
+                .expect("a notify sender can be spawned");
+        }
         let mut keys = HashMap::new();
+        let mut in_flight = std::collections::HashSet::new();
         Ok(NotifyWorker {
             _thread: Poller::start("formica-notify", move || {
-                round(&mut store, &agent, &clock, offset_seconds, &mut keys)
+                round(
+                    &mut store,
+                    &clock,
+                    offset_seconds,
+                    &mut keys,
+                    &mut in_flight,
+                    &jobs,
+                    &results,
+                )
             }),
         })
     }
 }
 
+/// One round: records what the senders finished, then hands them what is due and not already
+/// on its way. The amount of work done.
 fn round(
     store: &mut Store,
-    agent: &ureq::Agent,
     clock: &Clock,
     offset: i64,
     keys: &mut HashMap<String, Option<PlatformKey>>,
+    in_flight: &mut std::collections::HashSet<i64>,
+    jobs: &std::sync::mpsc::Sender<Job>,
+    results: &std::sync::mpsc::Receiver<(i64, u64, Attempt)>,
 ) -> Result<usize, StoreError> {
-    let now = clock.now();
-    let due = store.read_sql(|sql| merchant::due_notifications(sql, now, ROUND_MAX))?;
-    for notification in &due {
-        let attempt = match form(store, notification, offset, keys)? {
-            Some(params) => deliver(agent, notification, &params, now),
-            None => Attempt::Failed {
-                status: None,
-                error: "the trade's app or key is gone".to_owned(),
-                retry_at: None,
-            },
-        };
-        store
-            .write_sql(|sql| merchant::record_notification(sql, notification.id, now, &attempt))?;
+    let finished: Vec<_> = results.try_iter().collect();
+    if !finished.is_empty() {
+        store.write_sql(|sql| {
+            for (id, at, attempt) in &finished {
+                merchant::record_notification(sql, *id, *at, attempt)?;
+            }
+            Ok(())
+        })?;
+        for (id, _, _) in &finished {
+            in_flight.remove(id);
+        }
     }
-    Ok(due.len())
+    let now = clock.now();
+    let limit = ROUND_MAX + u32::try_from(in_flight.len()).unwrap_or(u32::MAX);
+    let due = store.read_sql(|sql| merchant::due_notifications(sql, now, limit))?;
+    let mut handed = 0;
+    for notification in due {
+        if in_flight.contains(&notification.id) {
+            continue;
+        }
+        let params = form(store, &notification, offset, keys)?;
+        in_flight.insert(notification.id);
+        if jobs.send((notification, params)).is_err() {
+            break;
+        }
+        handed += 1;
+    }
+    Ok(finished.len() + handed)
 }
 
 /// The notification's parameters, signed.

@@ -725,6 +725,57 @@ pub fn notifications_reach_notify_url_signed_until_it_answers_success(backend: B
     app.finish();
 }
 
+pub fn a_slow_notify_url_does_not_hold_up_other_merchants(backend: Backend) {
+    // Regression: the worker sent notifications one after another, so a merchant whose
+    // server hung held up everyone's for as long as each request could take.
+    let app = App::start(backend);
+    let slow_shop = open_shop(&app, "slow@example.com", false);
+    let shop = open_shop(&app, "shop@example.com", false);
+    let buyer = app.person("buyer@example.com", "100.00");
+    let released = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let holding = Arc::clone(&released);
+    let slow = axum::routing::post(move || {
+        let holding = Arc::clone(&holding);
+        async move {
+            while !holding.load(std::sync::atomic::Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            "success"
+        }
+    });
+    let slow_url = format!(
+        "http://{}/notify",
+        crate::app::serve_local(axum::Router::new().route("/notify", slow))
+    );
+    let taken: Forms = Arc::default();
+    let url = notify_receiver(0, Arc::clone(&taken));
+    for (shop, url, no) in [(&slow_shop, slow_url, "S1"), (&shop, url, "F1")] {
+        let biz = json!({"out_trade_no": no, "scene": "bar_code",
+                         "auth_code": payment_code(&app, &buyer), "subject": "tea",
+                         "total_amount": "1.00"});
+        let mut params = common(&app, shop, "alipay.trade.pay", &biz);
+        params.push(("notify_url".into(), url));
+        let form = signed(&mut params, &shop.key);
+        assert_eq!(
+            sub_code(&exchange(&app, shop, "alipay.trade.pay", &form)),
+            ("10000", "")
+        );
+    }
+    // The fast merchant hears while the slow one's server still holds its request.
+    wait_for(|| (!taken.lock().expect("lock").is_empty()).then_some(()));
+    released.store(true, std::sync::atomic::Ordering::SeqCst);
+    let log = |shop: &Shop| {
+        app.get(
+            &format!("/v1/merchants/{}/notifications", shop.merchant_id),
+            &shop.owner.token,
+        )
+        .body
+    };
+    wait_for(|| (log(&slow_shop)[0]["status"] == "delivered").then_some(()));
+    assert_eq!(log(&shop)[0]["status"], "delivered");
+    app.finish();
+}
+
 /// A notify_url that answers `fail` to its first `failures` calls and `success` after,
 /// keeping each call's form.
 fn notify_receiver(failures: usize, taken: Forms) -> String {

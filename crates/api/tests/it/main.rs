@@ -51,6 +51,7 @@ api_suite!(
     a_day_of_trading_settles_payments_less_refunds_and_fees,
     notifications_reach_notify_url_signed_until_it_answers_success,
     hosted_checkout_pays_and_returns_to_the_merchant_signed,
+    a_slow_notify_url_does_not_hold_up_other_merchants,
 );
 
 #[test]

@@ -86,4 +86,4 @@ ALTER TABLE trades ADD COLUMN refunds TEXT;
 ALTER TABLE trades ADD COLUMN notify_url TEXT;
 ALTER TABLE trades ADD COLUMN return_url TEXT;
 ALTER TABLE trades ADD COLUMN passback_params TEXT;
-CREATE INDEX trades_seller_paid ON trades (seller_id, paid_at);
+CREATE INDEX trades_seller_updated ON trades (seller_id, updated_at);
