@@ -211,6 +211,9 @@ pub struct NewApp {
     pub escrow: bool,
     /// The merchant's RSA public key (SPKI or PKCS#1, PEM or bare base64); can come later.
     pub public_key: Option<String>,
+    /// How the platform signs this app's notifications and returns: `RSA2` (SHA256withRSA,
+    /// the default) or the legacy `RSA` (SHA1withRSA), as the merchant's SDK is configured.
+    pub sign_type: Option<String>,
 }
 
 fn merchant_key(text: &str) -> Result<String, ApiError> {
@@ -239,6 +242,13 @@ pub async fn create_app(
         .as_deref()
         .map(merchant_key)
         .transpose()?;
+    let sign_type = match body.value.sign_type.as_deref() {
+        None | Some("RSA2") => "RSA2",
+        Some("RSA") => "RSA",
+        Some(_) => {
+            return Err(ApiError::new("invalid_field", "RSA2 or RSA").field("sign_type"));
+        }
+    };
     // Key generation takes a while: off the async threads.
     let platform = tokio::task::spawn_blocking(sign::generate_key)
         .await
@@ -253,6 +263,7 @@ pub async fn create_app(
         platform_private_key: sign::private_key_pkcs8_pem(&platform),
         platform_public_key: sign::public_key_base64(&platform.to_public_key()),
         escrow: body.value.escrow,
+        sign_type: sign_type.to_owned(),
         created_at: state.now(),
     };
     let stored = app.clone();

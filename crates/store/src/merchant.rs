@@ -52,12 +52,15 @@ pub struct App {
     pub platform_public_key: String,
     /// Whether the app's trades wait in escrow for the buyer's confirmation.
     pub escrow: bool,
+    /// `RSA2` or `RSA`: how the platform signs the app's notifications and returns (answers
+    /// follow each request's own `sign_type`).
+    pub sign_type: String,
     /// When it was created.
     pub created_at: u64,
 }
 
 const APP_COLUMNS: &str = "app_id, merchant_id, name, public_key, platform_private_key, \
-    platform_public_key, escrow, created_at";
+    platform_public_key, escrow, created_at, sign_type";
 
 fn app_from(row: &Row) -> Result<App, StoreError> {
     Ok(App {
@@ -69,13 +72,14 @@ fn app_from(row: &Row) -> Result<App, StoreError> {
         platform_public_key: row.text(5)?,
         escrow: row.int(6)? != 0,
         created_at: row.uint(7)?,
+        sign_type: row.text(8)?,
     })
 }
 
 /// Saves a new app.
 pub fn create_app(sql: &mut dyn Sql, app: &App) -> Result<(), StoreError> {
     sql.execute(
-        &format!("INSERT INTO apps ({APP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"),
+        &format!("INSERT INTO apps ({APP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"),
         &[
             app.app_id.as_str().into(),
             app.merchant_id.0.into(),
@@ -85,6 +89,7 @@ pub fn create_app(sql: &mut dyn Sql, app: &App) -> Result<(), StoreError> {
             app.platform_public_key.as_str().into(),
             i64::from(app.escrow).into(),
             app.created_at.into(),
+            app.sign_type.as_str().into(),
         ],
     )?;
     Ok(())

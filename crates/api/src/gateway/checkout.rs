@@ -211,9 +211,10 @@ async fn back_to_merchant(state: &AppState, trade: &Trade) -> Response {
         ("timestamp", super::time::format(state.now(), offset)),
     ];
     let content = sign::content_to_sign(params.iter().map(|(k, v)| (*k, v.as_str())), &[]);
-    let signature = keys.platform.sign(sign::SignType::Rsa2, content.as_bytes());
+    let sign_type = sign::SignType::parse(&keys.app.sign_type).unwrap_or(sign::SignType::Rsa2);
+    let signature = keys.platform.sign(sign_type, content.as_bytes());
     params.push(("sign", signature));
-    params.push(("sign_type", "RSA2".to_owned()));
+    params.push(("sign_type", sign_type.as_str().to_owned()));
     let query = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())))
         .finish();

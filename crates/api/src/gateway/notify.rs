@@ -111,7 +111,7 @@ fn round(
     store: &mut Store,
     clock: &Clock,
     offset: i64,
-    keys: &mut HashMap<String, Option<PlatformKey>>,
+    keys: &mut HashMap<String, Option<(PlatformKey, SignType)>>,
     in_flight: &mut std::collections::HashSet<i64>,
     jobs: &std::sync::mpsc::Sender<Job>,
     results: &std::sync::mpsc::Receiver<(i64, u64, Attempt)>,
@@ -151,7 +151,7 @@ fn form(
     store: &mut Store,
     notification: &Notification,
     offset: i64,
-    keys: &mut HashMap<String, Option<PlatformKey>>,
+    keys: &mut HashMap<String, Option<(PlatformKey, SignType)>>,
 ) -> Result<Option<Vec<(String, String)>>, StoreError> {
     let Ok(Outcome::Trade(trade)) = serde_json::from_str::<Outcome>(&notification.payload) else {
         return Ok(None);
@@ -162,13 +162,14 @@ fn form(
     if !keys.contains_key(&app_id) {
         let app = store.read_sql(|sql| merchant::app(sql, &app_id))?;
         let key = app.and_then(|a| {
-            sign::parse_private_key(&a.platform_private_key)
+            let key = sign::parse_private_key(&a.platform_private_key)
                 .and_then(|key| sign::PlatformKey::new(&key))
-                .ok()
+                .ok()?;
+            Some((key, SignType::parse(&a.sign_type)?))
         });
         keys.insert(app_id.clone(), key);
     }
-    let Some(key) = keys.get(&app_id).and_then(Option::as_ref) else {
+    let Some((key, sign_type)) = keys.get(&app_id).and_then(Option::as_ref) else {
         return Ok(None);
     };
     let buyer_login = match trade.buyer_id {
@@ -186,11 +187,12 @@ fn form(
         notification.created_at,
         offset,
     );
+    params.push(("sign_type".into(), sign_type.as_str().into()));
     let content = sign::content_to_sign(
         params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         &["sign", "sign_type"],
     );
-    params.push(("sign".into(), key.sign(SignType::Rsa2, content.as_bytes())));
+    params.push(("sign".into(), key.sign(*sign_type, content.as_bytes())));
     Ok(Some(params))
 }
 
@@ -219,7 +221,6 @@ pub fn params(
     add("auth_app_id", app_id.into());
     add("charset", "utf-8".into());
     add("version", "1.0".into());
-    add("sign_type", "RSA2".into());
     add("trade_no", trade.id.to_string());
     add("out_trade_no", trade.out_trade_no.clone());
     add("seller_id", trade.seller_id.to_string());

@@ -776,6 +776,74 @@ pub fn a_slow_notify_url_does_not_hold_up_other_merchants(backend: Backend) {
     app.finish();
 }
 
+pub fn a_legacy_rsa_app_is_answered_and_notified_in_sha1(backend: Backend) {
+    let app = App::start(backend);
+    let shop = open_shop(&app, "shop@example.com", false);
+    let buyer = app.person("buyer@example.com", "100.00");
+    let legacy = app.post(
+        &format!("/v1/merchants/{}/apps", shop.merchant_id),
+        &shop.owner.token,
+        None,
+        json!({"name": "old till", "sign_type": "RSA",
+               "public_key": sign::public_key_base64(&shop.key.to_public_key())}),
+    );
+    assert_eq!(legacy.status, 201, "{legacy:?}");
+    let platform =
+        sign::parse_public_key(legacy.body["platform_public_key"].as_str().expect("a key"))
+            .expect("parses");
+    let shop = Shop {
+        app_id: legacy.body["app_id"]
+            .as_str()
+            .expect("an app_id")
+            .to_owned(),
+        platform,
+        ..shop
+    };
+    let taken: Forms = Arc::default();
+    let url = notify_receiver(0, Arc::clone(&taken));
+    let biz = json!({"out_trade_no": "L1", "scene": "bar_code", "auth_code": payment_code(&app, &buyer),
+                     "subject": "tea", "total_amount": "3.00"});
+    let mut params = common(&app, &shop, "alipay.trade.pay", &biz);
+    params[3].1 = "RSA".into();
+    params.push(("notify_url".into(), url));
+    let content = sign::content_to_sign(
+        params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        &["sign"],
+    );
+    params.push((
+        "sign".into(),
+        sign::sign(&shop.key, SignType::Rsa, content.as_bytes()),
+    ));
+    let form = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .finish();
+    let (status, _, body) = app.post_form("/gateway.do", &form);
+    assert_eq!(status, 200);
+    let start = "{\"alipay_trade_pay_response\":".len();
+    let end = body.rfind(",\"sign\":\"").expect("signed");
+    assert!(body[start..end].contains("\"code\":\"10000\""), "{body}");
+    assert!(sign::verify(
+        &shop.platform,
+        SignType::Rsa,
+        &body.as_bytes()[start..end],
+        &body[end + 9..body.len() - 2]
+    ));
+    let notice = wait_for(|| taken.lock().expect("lock").first().cloned());
+    let notice: std::collections::BTreeMap<_, _> = notice.into_iter().collect();
+    assert_eq!(notice["sign_type"], "RSA");
+    let content = sign::content_to_sign(
+        notice.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        &["sign", "sign_type"],
+    );
+    assert!(sign::verify(
+        &shop.platform,
+        SignType::Rsa,
+        content.as_bytes(),
+        &notice["sign"]
+    ));
+    app.finish();
+}
+
 /// A notify_url that answers `fail` to its first `failures` calls and `success` after,
 /// keeping each call's form.
 fn notify_receiver(failures: usize, taken: Forms) -> String {

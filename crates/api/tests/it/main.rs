@@ -52,6 +52,7 @@ api_suite!(
     notifications_reach_notify_url_signed_until_it_answers_success,
     hosted_checkout_pays_and_returns_to_the_merchant_signed,
     a_slow_notify_url_does_not_hold_up_other_merchants,
+    a_legacy_rsa_app_is_answered_and_notified_in_sha1,
 );
 
 #[test]
@@ -65,6 +66,9 @@ fn the_openapi_document_and_docs_page_describe_the_api() {
         "/v1/transfers",
         "/v1/trades/{id}/pay",
         "/v1/webhook-endpoints",
+        "/v1/merchants/{id}/apps",
+        "/v1/apps/{app_id}/platform-key",
+        "/v1/wallet/payment-code",
     ] {
         assert!(paths.contains_key(path), "{path} is documented");
     }

@@ -376,6 +376,7 @@ async fn setup(
             platform_private_key: platform_private_key.clone(),
             platform_public_key: platform_public_key.clone(),
             escrow: false,
+            sign_type: "RSA2".into(),
             created_at: 0,
         });
     }

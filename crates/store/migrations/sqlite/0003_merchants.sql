@@ -31,6 +31,8 @@ CREATE TABLE apps (
     platform_public_key TEXT NOT NULL,
     -- 1: the app's trades wait in escrow for the buyer's confirmation.
     escrow INTEGER NOT NULL,
+    -- 'RSA2' or 'RSA': how the platform signs the app's notifications and returns.
+    sign_type TEXT NOT NULL DEFAULT 'RSA2',
     created_at INTEGER NOT NULL
 );
 CREATE INDEX apps_merchant ON apps (merchant_id);
