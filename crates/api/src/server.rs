@@ -71,6 +71,7 @@ impl Server {
             loop {
                 tokio::time::sleep(BANK_POLL).await;
                 send_open_movements(&looping).await;
+                finish_refundable_trades(&looping).await;
             }
         });
         Ok(Server {
@@ -106,6 +107,39 @@ impl Server {
         let engine = state.engine().clone();
         drop(state);
         engine.shutdown();
+    }
+}
+
+/// Paid merchant trades finished per sweep.
+const FINISH_MAX: u32 = 500;
+
+/// Finishes paid merchant trades whose refund window is over (they live in the store, not in
+/// the writer's memory, so a sweep finds them rather than a timer).
+async fn finish_refundable_trades(state: &AppState) {
+    let window = state.engine().settings().refund_window_ns;
+    let Some(before) = state.now().checked_sub(window) else {
+        return;
+    };
+    let due = state
+        .pool()
+        .read(move |sql| formica_store::merchant::due_to_finish(sql, before, FINISH_MAX))
+        .await;
+    let due = match due {
+        Ok(due) => due,
+        Err(error) => {
+            tracing::warn!(?error, "finishing paid trades: not read");
+            return;
+        }
+    };
+    for (merchant_id, trade_id) in due {
+        let command = formica_core::ProductCommand::Merchant(
+            formica_core::merchant::MerchantCommand::Finish {
+                merchant_id,
+                trade_id,
+            },
+        );
+        // A trade refunded in full meanwhile is no longer due: its refusal is no error.
+        let _ = crate::idempotency::submit(state, merchant_id, None, String::new(), command).await;
     }
 }
 

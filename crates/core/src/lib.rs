@@ -176,6 +176,79 @@ impl Core {
         keys
     }
 
+    /// The trades these commands name that memory does not hold: a merchant's paid trades
+    /// live in the store while they can be refunded, and the store must load them before the
+    /// batch (`recall_trade`).
+    pub fn trades_to_recall<'a>(&self, commands: impl IntoIterator<Item = &'a Command>) -> Vec<Id> {
+        use merchant::MerchantCommand as M;
+        let mut ids: Vec<Id> = commands
+            .into_iter()
+            .filter_map(|command| match command {
+                Command::Product(ProductRequest {
+                    command:
+                        ProductCommand::Merchant(
+                            M::Refund { trade_id, .. }
+                            | M::Cancel { trade_id, .. }
+                            | M::Finish { trade_id, .. },
+                        ),
+                    ..
+                }) => Some(*trade_id),
+                _ => None,
+            })
+            .filter(|id| !self.products.trades.contains_key(id))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// The (seller, out_trade_no) of every trade these commands create that memory does not
+    /// know taken: the store must say which it holds (`recall_number`).
+    pub fn numbers_to_check<'a>(
+        &self,
+        commands: impl IntoIterator<Item = &'a Command>,
+    ) -> Vec<(Id, String)> {
+        use merchant::MerchantCommand as M;
+        let mut numbers: Vec<(Id, String)> = commands
+            .into_iter()
+            .filter_map(|command| match command {
+                Command::Product(ProductRequest {
+                    command: ProductCommand::Trade(trade::TradeCommand::Create {
+                        seller_id,
+                        out_trade_no,
+                        ..
+                    }),
+                    ..
+                }) => Some((*seller_id, trade::clip(out_trade_no))),
+                Command::Product(ProductRequest {
+                    command:
+                        ProductCommand::Merchant(M::CreateTrade(new) | M::Charge { trade: new, .. }),
+                    ..
+                }) => Some((new.seller_id, trade::clip(&new.out_trade_no))),
+                _ => None,
+            })
+            .filter(|(seller, number)| !self.products.number_taken(*seller, number))
+            .collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        numbers
+    }
+
+    /// Tells the batch about to be applied that the store holds a trade with this number.
+    pub fn recall_number(&mut self, seller: Id, out_trade_no: String) {
+        self.products.recall_number(seller, out_trade_no);
+    }
+
+    /// Gives the batch about to be applied a paid merchant trade the store holds. Only a
+    /// paid, refundable trade is taken: anything else memory knows better.
+    pub fn recall_trade(&mut self, trade: trade::Trade) {
+        if trade.status == trade::TradeStatus::TradeSuccess
+            && !self.products.trades.contains_key(&trade.id)
+        {
+            self.products.recall_trade(trade);
+        }
+    }
+
     /// Gives the batch about to be applied a key the store had saved: its request's
     /// fingerprint and its outcome as saved (`Result<Outcome, Refusal>` as JSON).
     pub fn recall_idempotency(
@@ -250,7 +323,6 @@ impl Core {
     pub fn expire(&mut self, now: u64) -> Vec<u128> {
         assert!(self.batch.open, "timers run inside a batch");
         self.products.forget_codes(now);
-        self.products.forget_numbers(now);
         for due in self.products.due(now) {
             match due {
                 Due::Trade(id) => self.trade_due(now, id),

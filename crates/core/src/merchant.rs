@@ -169,6 +169,13 @@ pub enum MerchantCommand {
         /// The trade.
         trade_id: Id,
     },
+    /// Ends a paid trade whose refund window is over (a sweep of the store finds them).
+    Finish {
+        /// The merchant.
+        merchant_id: Id,
+        /// The trade.
+        trade_id: Id,
+    },
     /// Pays a person from the merchant's balance.
     Payout {
         /// The merchant.
@@ -380,6 +387,10 @@ impl Core {
                 merchant_id,
                 trade_id,
             } => self.cancel_trade(now, *merchant_id, *trade_id),
+            MerchantCommand::Finish {
+                merchant_id,
+                trade_id,
+            } => self.finish(now, *merchant_id, *trade_id),
             MerchantCommand::Payout {
                 merchant_id,
                 to_user_id,
@@ -570,6 +581,11 @@ impl Core {
                 expected: trade.amount.currency,
             });
         }
+        if self.window_over(now, &trade) {
+            return Err(Refusal::TradeStatusInvalid {
+                status: TradeStatus::TradeFinished,
+            });
+        }
         let refundable = trade.amount.amount_minor - trade.refunded.amount_minor;
         if amount.amount_minor > refundable {
             return Err(Refusal::RefundTooLarge {
@@ -693,10 +709,33 @@ impl Core {
     /// An open trade of this merchant.
     fn merchant_trade(&self, merchant: Id, id: Id) -> Result<Trade, Refusal> {
         self.merchant(merchant)?;
-        match self.products.trades.get(&id) {
-            Some(trade) if trade.seller_id == merchant => Ok(trade.clone()),
+        match self.products.trade(id) {
+            Some(trade) if trade.seller_id == merchant && !trade.status.is_final() => {
+                Ok(trade.clone())
+            }
             _ => Err(Refusal::TradeNotFound),
         }
+    }
+
+    /// Whether a paid trade's refund window is over.
+    fn window_over(&self, now: u64, trade: &Trade) -> bool {
+        trade.status == TradeStatus::TradeSuccess
+            && trade.paid_at.is_some_and(|paid| {
+                now >= paid.saturating_add(self.products.settings.refund_window_ns)
+            })
+    }
+
+    /// Finishes a paid trade whose refund window is over: no more refunds.
+    fn finish(&mut self, now: u64, merchant: Id, id: Id) -> Result<Outcome, Refusal> {
+        let mut trade = self.merchant_trade(merchant, id)?;
+        if !self.window_over(now, &trade) {
+            return Err(Refusal::TradeStatusInvalid {
+                status: trade.status,
+            });
+        }
+        trade.status = TradeStatus::TradeFinished;
+        trade.deadline = None;
+        Ok(self.save_trade(now, trade, "trade.finished"))
     }
 
     /// Pays out the merchant's days that are old enough. What they net is paid out as far

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::merchant::{Merchant, MerchantCommand, RefundReceipt, Settlement};
 use crate::money::{Currency, Money};
-use crate::trade::{Trade, TradeCommand};
+use crate::trade::{Trade, TradeCommand, TradeStatus};
 use crate::wallet::{Level, Movement, Person, WalletCommand};
 
 /// An id of a person, trade or movement: time-ordered (milliseconds of the batch that made it,
@@ -142,9 +142,6 @@ pub struct Settings {
     /// How long a paid merchant trade can be refunded before it is finished.
     pub refund_window_ns: u64,
 }
-
-/// How long the numbers of ended trades stay taken in memory (see `Products::retired`).
-const RETIRED_KEEP_NS: u64 = 10 * MINUTE_NS;
 
 /// Nanoseconds per second.
 pub(crate) const NANOS_PER_SECOND: u64 = SECOND_NS;
@@ -467,13 +464,6 @@ pub(crate) struct Products {
     pub(crate) merchants: HashMap<Id, Merchant>,
     /// When each merchant's settlement timer is set for.
     settle_timers: HashMap<Id, u64>,
-    /// Numbers of trades that ended lately, with when. The edge checks numbers against the
-    /// store before it submits a create; a trade that ends between that read and the create
-    /// would let the number through, and the store's unique index would then fail the whole
-    /// batch, everyone's commands with it. A create waits in the queue for milliseconds, so
-    /// numbers are kept for `RETIRED_KEEP_NS`.
-    retired: HashMap<(Id, String), u64>,
-    retired_by_age: std::collections::VecDeque<(u64, (Id, String))>,
     /// Payment codes that paid, until they expire (by code, and in the order used).
     codes_used: HashMap<String, u64>,
     codes_by_age: std::collections::VecDeque<(u64, String)>,
@@ -493,6 +483,11 @@ pub(crate) struct ProductBatch {
     merchants: HashMap<Id, Merchant>,
     settlements: Vec<Settlement>,
     codes_used: Vec<String>,
+    /// Paid merchant trades the store loaded for this batch.
+    recalled: HashMap<Id, Trade>,
+    /// Numbers taken by trades not in memory: found in the store before the batch, or gone
+    /// from memory during it.
+    taken_numbers: hashbrown::HashSet<(Id, String)>,
     /// Idempotency keys known to this batch (recalled from the store, or saved by its own
     /// commands): the request's fingerprint and the answer.
     saved: HashMap<(Id, String), (String, Result<Outcome, Refusal>)>,
@@ -513,7 +508,6 @@ enum Undo {
     Movement(Id, Option<Movement>),
     Merchant(Id, Option<Merchant>),
     CodeUsed(String),
-    Retired((Id, String)),
 }
 
 impl Products {
@@ -572,27 +566,48 @@ impl Products {
         self.batch.people.insert(id, person);
     }
 
-    /// Whether the seller has an open trade with this number, or one that ended lately.
-    /// (Trades that ended long ago are the edge's to check, in the store.)
+    /// Whether the seller has a trade with this number: open in memory, gone from memory in
+    /// this batch, or found in the store before the batch (the writer looks up the numbers of
+    /// every create, so that a number taken by a trade no longer in memory is refused here
+    /// rather than by the store's unique index, which would fail everyone's batch).
     pub(crate) fn number_taken(&self, seller: Id, out_trade_no: &str) -> bool {
         let key = (seller, out_trade_no.to_owned());
-        self.out_trade_nos.contains_key(&key) || self.retired.contains_key(&key)
+        self.out_trade_nos.contains_key(&key) || self.batch.taken_numbers.contains(&key)
     }
 
-    /// Records the trade as it now stands; a trade that is over leaves memory.
+    /// A number the store holds, for the batch about to be applied.
+    pub(crate) fn recall_number(&mut self, seller: Id, out_trade_no: String) {
+        self.batch.taken_numbers.insert((seller, out_trade_no));
+    }
+
+    /// The trade with this id if memory has it: open, changed in this batch, or recalled
+    /// from the store for this batch.
+    pub(crate) fn trade(&self, id: Id) -> Option<&Trade> {
+        self.trades
+            .get(&id)
+            .or_else(|| self.batch.trades.get(&id))
+            .or_else(|| self.batch.recalled.get(&id))
+    }
+
+    /// A paid merchant trade the store loaded for the batch about to be applied.
+    pub(crate) fn recall_trade(&mut self, trade: Trade) {
+        self.batch.recalled.insert(trade.id, trade);
+    }
+
+    /// Records the trade as it now stands. A trade that is over leaves memory, and so does a
+    /// merchant's paid trade: only the store keeps it while it can be refunded (for months),
+    /// and the writer recalls it for the commands that name it.
     pub(crate) fn put_trade(&mut self, trade: Trade) {
         let id = trade.id;
-        if trade.status.is_final() {
-            let key = (trade.seller_id, trade.out_trade_no.clone());
-            if self.retired.insert(key.clone(), trade.updated_at).is_none() {
-                self.retired_by_age
-                    .push_back((trade.updated_at, key.clone()));
-                self.batch.undo.push(Undo::Retired(key));
-            }
+        let keep = !trade.status.is_final() && trade.status != TradeStatus::TradeSuccess;
+        if !keep {
+            // Taken until the batch is written; the store answers for it after that.
+            self.batch
+                .taken_numbers
+                .insert((trade.seller_id, trade.out_trade_no.clone()));
         }
         self.batch.trades.insert(id, trade.clone());
-        let keep = (!trade.status.is_final()).then_some(trade);
-        let before = self.set_trade(id, keep);
+        let before = self.set_trade(id, keep.then_some(trade));
         self.batch.undo.push(Undo::Trade(id, before));
     }
 
@@ -625,19 +640,6 @@ impl Products {
             .push_back((code.expires_at, code.code.clone()));
         self.batch.codes_used.push(code.code.clone());
         self.batch.undo.push(Undo::CodeUsed(code.code.clone()));
-    }
-
-    /// Forgets numbers of trades that ended more than `RETIRED_KEEP_NS` ago.
-    pub(crate) fn forget_numbers(&mut self, now: u64) {
-        while let Some((ended, _)) = self.retired_by_age.front()
-            && ended.saturating_add(RETIRED_KEEP_NS) <= now
-        {
-            if let Some((ended, key)) = self.retired_by_age.pop_front()
-                && self.retired.get(&key) == Some(&ended)
-            {
-                self.retired.remove(&key);
-            }
-        }
     }
 
     /// Forgets used codes that have expired (an expired code is refused for its age).
@@ -781,9 +783,6 @@ impl Products {
                 }
                 Undo::CodeUsed(code) => {
                     self.codes_used.remove(&code);
-                }
-                Undo::Retired(key) => {
-                    self.retired.remove(&key);
                 }
             }
         }

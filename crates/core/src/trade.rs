@@ -571,7 +571,9 @@ impl Core {
             trade.buyer_id = Some(buyer);
             trade.status = TradeStatus::TradeSuccess;
             trade.paid_at = Some(now);
-            trade.deadline = Some(now.saturating_add(self.products.settings.refund_window_ns));
+            // Paid and refundable for the refund window; it leaves memory now (the store
+            // keeps it) and is recalled when a refund, cancel or finish names it.
+            trade.deadline = None;
             return Ok(self.save_trade(now, trade, "trade.succeeded"));
         }
         let hold = self.products.next_transfer_id(now);

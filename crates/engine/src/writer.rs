@@ -266,6 +266,33 @@ impl Writer {
                 }
             }
         }
+        // Trades and numbers the commands name that memory does not hold: paid merchant
+        // trades live in the store, and a number may be taken by one.
+        let commands = || batch.commands.iter().map(|(command, _)| command);
+        let recall = self.core.trades_to_recall(commands());
+        let numbers = self.core.numbers_to_check(commands());
+        if !recall.is_empty() || !numbers.is_empty() {
+            let found = self.store.read_sql(|sql| {
+                Ok((
+                    formica_store::trade::trades_by_id(sql, &recall)?,
+                    formica_store::trade::numbers_taken(sql, &numbers)?,
+                ))
+            });
+            match found {
+                Ok((trades, taken)) => {
+                    for trade in trades {
+                        self.core.recall_trade(trade);
+                    }
+                    for (seller, number) in taken {
+                        self.core.recall_number(seller, number);
+                    }
+                }
+                Err(error) => {
+                    self.fail(batch, error);
+                    return;
+                }
+            }
+        }
         self.core.begin_batch();
         self.core.expire(now);
         let answers: Vec<_> = batch

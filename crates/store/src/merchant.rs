@@ -204,6 +204,23 @@ pub fn trades_touched(
     .collect()
 }
 
+/// Up to `limit` paid merchant trades paid before `before` (their refund window is over):
+/// (merchant, trade), for the sweep that finishes them.
+pub fn due_to_finish(
+    sql: &mut dyn Sql,
+    before: u64,
+    limit: u32,
+) -> Result<Vec<(Id, Id)>, StoreError> {
+    sql.query(
+        "SELECT seller_id, id FROM trades WHERE status = 'TRADE_SUCCESS' AND paid_at < $1 \
+         ORDER BY paid_at LIMIT $2",
+        &[before.into(), i64::from(limit).into()],
+    )?
+    .iter()
+    .map(|row| Ok((Id(row.uint(0)?), Id(row.uint(1)?))))
+    .collect()
+}
+
 /// Issues a one-time payment code for `user`, valid until `expires_at`. The person's earlier
 /// codes stop working (the wallet shows one code at a time).
 pub fn issue_payment_code(

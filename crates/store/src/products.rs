@@ -202,8 +202,10 @@ pub(crate) fn load(sql: &mut dyn Sql) -> Result<ProductsLoaded, StoreError> {
     let open_trades = sql
         .query(
             &format!(
+                // Paid merchant trades stay in the store: the writer recalls them when named.
                 "SELECT {TRADE_COLUMNS} FROM trades \
-                 WHERE status NOT IN ('TRADE_FINISHED', 'TRADE_CLOSED') ORDER BY id"
+                 WHERE status NOT IN ('TRADE_FINISHED', 'TRADE_CLOSED', 'TRADE_SUCCESS') \
+                 ORDER BY id"
             ),
             &[],
         )?

@@ -50,6 +50,59 @@ pub fn trade(sql: &mut dyn Sql, id: Id) -> Result<Option<Trade>, StoreError> {
     .transpose()
 }
 
+/// The trades with these ids (those that exist), in id order.
+pub fn trades_by_id(sql: &mut dyn Sql, ids: &[Id]) -> Result<Vec<Trade>, StoreError> {
+    let mut trades = Vec::with_capacity(ids.len());
+    // In slices, so that a batch naming thousands stays within any statement's parameters.
+    for chunk in ids.chunks(500) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+        let params: Vec<_> = chunk.iter().map(|id| id.0.into()).collect();
+        let rows = sql.query(
+            &format!(
+                "SELECT {TRADE_COLUMNS} FROM trades WHERE id IN ({}) ORDER BY id",
+                placeholders.join(", ")
+            ),
+            &params,
+        )?;
+        for row in &rows {
+            trades.push(trade_from(row)?);
+        }
+    }
+    Ok(trades)
+}
+
+/// Which of these (seller, out_trade_no) pairs a trade holds.
+pub fn numbers_taken(
+    sql: &mut dyn Sql,
+    numbers: &[(Id, String)],
+) -> Result<Vec<(Id, String)>, StoreError> {
+    let mut taken = Vec::new();
+    for chunk in numbers.chunks(200) {
+        let mut params = Vec::with_capacity(chunk.len() * 2);
+        let mut terms = Vec::with_capacity(chunk.len());
+        for (n, (seller, number)) in chunk.iter().enumerate() {
+            terms.push(format!(
+                "(seller_id = ${} AND out_trade_no = ${})",
+                2 * n + 1,
+                2 * n + 2
+            ));
+            params.push(seller.0.into());
+            params.push(number.as_str().into());
+        }
+        let rows = sql.query(
+            &format!(
+                "SELECT seller_id, out_trade_no FROM trades WHERE {}",
+                terms.join(" OR ")
+            ),
+            &params,
+        )?;
+        for row in &rows {
+            taken.push((Id(row.uint(0)?), row.text(1)?));
+        }
+    }
+    Ok(taken)
+}
+
 /// The seller's trade with this out_trade_no.
 pub fn by_out_trade_no(
     sql: &mut dyn Sql,

@@ -274,6 +274,9 @@ fn trade_refusal(refusal: Refusal) -> GatewayError {
         Refusal::NotTheBuyer => ("ACQ.TRADE_BUYER_NOT_MATCH", refusal.to_string()),
         Refusal::DuplicateOutTradeNo => ("ACQ.CONTEXT_INCONSISTENT", refusal.to_string()),
         Refusal::TradeNotFound => ("ACQ.TRADE_NOT_EXIST", "no such trade".to_owned()),
+        Refusal::TradeStatusInvalid {
+            status: TradeStatus::TradeFinished,
+        } => ("ACQ.TRADE_HAS_FINISHED", refusal.to_string()),
         Refusal::TradeStatusInvalid { .. } => ("ACQ.TRADE_STATUS_ERROR", refusal.to_string()),
         Refusal::MerchantBalanceTooLow => ("ACQ.SELLER_BALANCE_NOT_ENOUGH", refusal.to_string()),
         Refusal::DiscordantRepeat => ("ACQ.DISCORDANT_REPEAT_REQUEST", refusal.to_string()),

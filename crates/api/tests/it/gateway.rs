@@ -380,6 +380,20 @@ pub fn gateway_till_payments_refunds_and_queries(backend: Backend) {
     assert!(csv.contains("# fees,0.42\n"), "{csv}");
     let (forged, _) = app.get_text(&url.replace("sig=", "sig=0"));
     assert_eq!(forged, 403);
+
+    // After the refund window (90 days) a sweep finishes paid trades: no more refunds.
+    app.advance(91 * DAY);
+    wait_for(|| {
+        let q = call(
+            &app,
+            &shop,
+            "alipay.trade.query",
+            json!({"out_trade_no": "P1"}),
+        );
+        (q["trade_status"] == "TRADE_FINISHED").then_some(())
+    });
+    let late = refund("R9", "1.00");
+    assert_eq!(sub_code(&late), ("40004", "ACQ.TRADE_HAS_FINISHED"));
     app.finish();
 }
 

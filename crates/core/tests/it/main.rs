@@ -29,6 +29,8 @@ fn cny(minor: u64) -> formica_core::Money {
 struct World {
     core: Core,
     now: u64,
+    /// Every trade as the batches wrote it: the store, for the trades the writer recalls.
+    trades: std::collections::HashMap<Id, formica_core::trade::Trade>,
 }
 
 impl World {
@@ -36,21 +38,43 @@ impl World {
         World {
             core: Core::default(),
             now: START,
+            trades: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Keeps the batch's trades, as the store would.
+    fn keep(&mut self) {
+        for trade in self.core.effects().products.trades {
+            self.trades.insert(trade.id, trade);
         }
     }
 
     fn run(&mut self, command: ProductCommand) -> Result<Outcome, Refusal> {
         self.now += SECOND;
+        let command = Command::Product(ProductRequest {
+            command,
+            idempotency: None,
+        });
+        // What the writer does: the store loads the trades the command names, and says
+        // which of the numbers it creates are taken.
+        for id in self.core.trades_to_recall([&command]) {
+            if let Some(trade) = self.trades.get(&id) {
+                self.core.recall_trade(trade.clone());
+            }
+        }
+        for (seller, number) in self.core.numbers_to_check([&command]) {
+            if self
+                .trades
+                .values()
+                .any(|t| t.seller_id == seller && t.out_trade_no == number)
+            {
+                self.core.recall_number(seller, number);
+            }
+        }
         self.core.begin_batch();
         self.core.expire(self.now);
-        let reply = self.core.apply(
-            self.now,
-            &Command::Product(ProductRequest {
-                command,
-                idempotency: None,
-            }),
-        );
-        let _ = self.core.effects();
+        let reply = self.core.apply(self.now, &command);
+        self.keep();
         self.core.commit_batch();
         match reply {
             Ok(Reply::Product(outcome)) => Ok(outcome),
@@ -72,7 +96,7 @@ impl World {
         self.now += nanos;
         self.core.begin_batch();
         self.core.expire(self.now);
-        let _ = self.core.effects();
+        self.keep();
         self.core.commit_batch();
     }
 

@@ -408,10 +408,10 @@ fn settlement_timers_follow_the_settings_and_a_day_netting_zero_is_dropped() {
 }
 
 #[test]
-fn a_number_that_ended_lately_is_still_taken() {
+fn a_number_of_a_trade_no_longer_in_memory_is_still_taken() {
     // Regression: a trade that closed in an earlier batch freed its number in memory, so a
     // create racing the edge's store check reached the store's unique index and failed the
-    // whole batch, other people's payments with it.
+    // whole batch, other people's payments with it. The writer now asks the store.
     let mut w = World::new();
     let owner = w.person(1, 0);
     let shop = open_merchant(&mut w, owner);
@@ -432,9 +432,58 @@ fn a_number_that_ended_lately_is_still_taken() {
         create(&mut w, None).unwrap_err(),
         Refusal::DuplicateOutTradeNo
     );
-    // Long after, only the store remembers it (and the edge checks the store first).
-    w.advance(11 * 60 * SECOND);
-    create(&mut w, None).expect("memory has forgotten it");
+    // Long after, the store still holds it.
+    w.advance(90 * DAY);
+    assert_eq!(
+        create(&mut w, None).unwrap_err(),
+        Refusal::DuplicateOutTradeNo
+    );
+    // A paid merchant trade leaves memory at once; its number stays taken all the same.
+    let buyer = w.person(2, 10_00);
+    charge(&mut w, shop, buyer, "N2", 1_00).expect("paid");
+    assert_eq!(
+        charge(&mut w, shop, buyer, "N2", 1_00).unwrap_err(),
+        Refusal::DuplicateOutTradeNo
+    );
+}
+
+#[test]
+fn a_paid_trade_waits_in_the_store_until_a_refund_names_it_and_ends_after_the_window() {
+    let mut w = World::new();
+    let owner = w.person(1, 0);
+    let buyer = w.person(2, 100_00);
+    let shop = open_merchant(&mut w, owner);
+    let trade = charge(&mut w, shop, buyer, "T1", 30_00).expect("paid");
+    // Memory holds no paid merchant trade (months of them would not fit).
+    assert!(w.core.export_products().open_trades.is_empty());
+    // A refund names it: the writer recalls it from the store.
+    refund(&mut w, shop, trade, "R1", 10_00).expect("refunded");
+    refund(&mut w, shop, trade, "R2", 5_00).expect("refunded again");
+    assert_eq!(w.trades[&trade].refunded, cny(15_00));
+    assert_eq!(w.balance(buyer).0, 85_00);
+    let finish = |w: &mut World| {
+        w.run(ProductCommand::Merchant(MerchantCommand::Finish {
+            merchant_id: shop,
+            trade_id: trade,
+        }))
+    };
+    assert!(matches!(
+        finish(&mut w),
+        Err(Refusal::TradeStatusInvalid { .. })
+    ));
+    // After the refund window no refund is taken, and the sweep's finish ends the trade.
+    w.advance(90 * DAY);
+    assert_eq!(
+        refund(&mut w, shop, trade, "R3", 1_00).unwrap_err(),
+        Refusal::TradeStatusInvalid {
+            status: TradeStatus::TradeFinished
+        }
+    );
+    let Ok(Outcome::Trade(finished)) = finish(&mut w) else {
+        panic!("finished")
+    };
+    assert_eq!(finished.status, TradeStatus::TradeFinished);
+    assert_eq!(w.balance(buyer).0, 85_00);
 }
 
 #[test]
@@ -538,7 +587,7 @@ proptest! {
             prop_assert!(merchant_balance(&w, shop) >= 0);
             prop_assert_eq!(revenue(&w), fees);
             // Every trade's refunds are within what was paid, and its fee back within its fee.
-            for trade in w.core.export_products().open_trades {
+            for trade in w.trades.values() {
                 let back: u64 = trade.refunds.iter().map(|r| r.fee_back.amount_minor).sum();
                 prop_assert!(trade.refunded.amount_minor <= trade.amount.amount_minor);
                 prop_assert!(back <= trade.fee.map_or(0, |f| f.amount_minor));

@@ -89,3 +89,5 @@ ALTER TABLE trades ADD COLUMN notify_url text;
 ALTER TABLE trades ADD COLUMN return_url text;
 ALTER TABLE trades ADD COLUMN passback_params text;
 CREATE INDEX trades_seller_updated ON trades (seller_id, updated_at);
+-- Paid merchant trades, for the sweep that finishes them when their refund window is over.
+CREATE INDEX trades_success_paid ON trades (paid_at) WHERE status = 'TRADE_SUCCESS';

@@ -89,3 +89,5 @@ ALTER TABLE trades ADD COLUMN notify_url TEXT;
 ALTER TABLE trades ADD COLUMN return_url TEXT;
 ALTER TABLE trades ADD COLUMN passback_params TEXT;
 CREATE INDEX trades_seller_updated ON trades (seller_id, updated_at);
+-- Paid merchant trades, for the sweep that finishes them when their refund window is over.
+CREATE INDEX trades_success_paid ON trades (paid_at) WHERE status = 'TRADE_SUCCESS';

@@ -1054,15 +1054,30 @@ struct ProductBooks {
 impl ProductBooks {
     fn run(&mut self, advance: u64, command: formica_core::ProductCommand) -> Option<Outcome> {
         self.now += advance;
+        let command = Command::Product(formica_core::ProductRequest {
+            command,
+            idempotency: None,
+        });
+        // As the writer does: the trades the command names that memory does not hold.
+        let recall = self.core.trades_to_recall([&command]);
+        let trades = self
+            .store
+            .read_sql(|sql| formica_store::trade::trades_by_id(sql, &recall))
+            .expect("recall");
+        for trade in trades {
+            self.core.recall_trade(trade);
+        }
+        let numbers = self.core.numbers_to_check([&command]);
+        let taken = self
+            .store
+            .read_sql(|sql| formica_store::trade::numbers_taken(sql, &numbers))
+            .expect("numbers");
+        for (seller, number) in taken {
+            self.core.recall_number(seller, number);
+        }
         self.core.begin_batch();
         self.core.expire(self.now);
-        let reply = self.core.apply(
-            self.now,
-            &Command::Product(formica_core::ProductRequest {
-                command,
-                idempotency: None,
-            }),
-        );
+        let reply = self.core.apply(self.now, &command);
         let effects = self.core.effects();
         self.store.commit(&effects).expect("commit");
         self.core.commit_batch();
@@ -1335,9 +1350,16 @@ fn products_load_back_as_memory_holds_them(backend: Backend) {
             (ids[1], TradeStatus::WaitSellerSend),
             (ids[3], TradeStatus::WaitBuyerConfirm),
             (ids[4], TradeStatus::Dispute),
-            (paid.id, TradeStatus::TradeSuccess),
         ]
     );
+    // The merchant's paid trade is in the store, not in memory, until something names it.
+    let stored = books
+        .store
+        .read_sql(|sql| formica_store::trade::trades_by_id(sql, &[paid.id, Id(42)]))
+        .expect("read");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].status, TradeStatus::TradeSuccess);
+    assert_eq!(stored[0].refunded, cny(2_500));
     // The merchant's takings were settled: one payout waits for the bank.
     let movements = books.core.export_products().open_movements;
     assert_eq!(movements.len(), 1);
