@@ -825,7 +825,16 @@ async fn close(state: &AppState, request: &Request) -> Result<Map<String, Value>
 }
 
 async fn cancel(state: &AppState, request: &Request) -> Result<Map<String, Value>, GatewayError> {
-    let trade = find_trade(state, request).await?;
+    let trade = match find_trade(state, request).await {
+        // The payment this cancel undoes may still be queued (the till gave up waiting for
+        // it): the writer's tick answers once everything queued before it is written, so the
+        // second look sees that payment if there is one.
+        Err(error) if error.sub_code == "ACQ.TRADE_NOT_EXIST" => {
+            let _ = state.engine().tick().await;
+            find_trade(state, request).await?
+        }
+        found => found?,
+    };
     let answer = |trade: &Trade| {
         let action = if trade.paid_at.is_some() {
             "refund"

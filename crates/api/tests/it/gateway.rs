@@ -575,6 +575,14 @@ pub fn gateway_errors_answer_their_codes_and_change_nothing(backend: Backend) {
         json!({"out_trade_no": "P6"}),
     );
     assert_eq!(sub_code(&missing), ("40004", "ACQ.TRADE_NOT_EXIST"));
+    // Cancelling a number that was never paid (after letting anything queued be written).
+    let never = call(
+        &app,
+        &shop,
+        "alipay.trade.cancel",
+        json!({"out_trade_no": "NEVER"}),
+    );
+    assert_eq!(sub_code(&never), ("40004", "ACQ.TRADE_NOT_EXIST"));
     // Someone else's trade is not found.
     let other = open_shop(&app, "other@example.com", false);
     let theirs = call(
