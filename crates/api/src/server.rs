@@ -34,6 +34,7 @@ pub struct Server {
     webhooks: WebhookWorker,
     notify: crate::gateway::notify::NotifyWorker,
     bank_loop: tokio::task::JoinHandle<()>,
+    finish_loop: tokio::task::JoinHandle<()>,
 }
 
 /// How often open bank movements made by timers (settlements) are looked for.
@@ -71,7 +72,13 @@ impl Server {
             loop {
                 tokio::time::sleep(BANK_POLL).await;
                 send_open_movements(&looping).await;
-                finish_refundable_trades(&looping).await;
+            }
+        });
+        let sweeping = state.clone();
+        let finish_loop = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(BANK_POLL).await;
+                finish_refundable_trades(&sweeping).await;
             }
         });
         Ok(Server {
@@ -79,6 +86,7 @@ impl Server {
             webhooks,
             notify,
             bank_loop,
+            finish_loop,
         })
     }
 
@@ -100,8 +108,10 @@ impl Server {
             webhooks,
             notify,
             bank_loop,
+            finish_loop,
         } = self;
         bank_loop.abort();
+        finish_loop.abort();
         drop(webhooks);
         drop(notify);
         let engine = state.engine().clone();
@@ -131,16 +141,23 @@ async fn finish_refundable_trades(state: &AppState) {
             return;
         }
     };
+    // Submitted together, so that they share batches rather than wait for one each.
+    let mut finishing = tokio::task::JoinSet::new();
     for (merchant_id, trade_id) in due {
-        let command = formica_core::ProductCommand::Merchant(
-            formica_core::merchant::MerchantCommand::Finish {
-                merchant_id,
-                trade_id,
-            },
-        );
-        // A trade refunded in full meanwhile is no longer due: its refusal is no error.
-        let _ = crate::idempotency::submit(state, merchant_id, None, String::new(), command).await;
+        let state = state.clone();
+        finishing.spawn(async move {
+            let command = formica_core::ProductCommand::Merchant(
+                formica_core::merchant::MerchantCommand::Finish {
+                    merchant_id,
+                    trade_id,
+                },
+            );
+            // A trade refunded in full meanwhile is no longer due: its refusal is no error.
+            let _ =
+                crate::idempotency::submit(&state, merchant_id, None, String::new(), command).await;
+        });
     }
+    while finishing.join_next().await.is_some() {}
 }
 
 /// Sends every open bank movement this process has not sent yet.

@@ -189,8 +189,10 @@ impl Core {
                         ProductCommand::Merchant(
                             M::Refund { trade_id, .. }
                             | M::Cancel { trade_id, .. }
-                            | M::Finish { trade_id, .. },
-                        ),
+                            | M::Finish { trade_id, .. }
+                            | M::PayWithCode { trade_id, .. },
+                        )
+                        | ProductCommand::Trade(trade::TradeCommand::Pay { trade_id, .. }),
                     ..
                 }) => Some(*trade_id),
                 _ => None,

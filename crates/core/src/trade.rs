@@ -540,10 +540,12 @@ impl Core {
     }
 
     pub(crate) fn pay_trade(&mut self, now: u64, id: Id, buyer: Id) -> Result<Outcome, Refusal> {
+        // A paid merchant trade is recalled for this batch: paying it again is refused for its
+        // status, not as unknown.
         let mut trade = self
             .products
-            .trades
-            .get(&id)
+            .trade(id)
+            .filter(|t| !t.status.is_final())
             .cloned()
             .ok_or(Refusal::TradeNotFound)?;
         if trade.buyer_id.is_some_and(|named| named != buyer) {

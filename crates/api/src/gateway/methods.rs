@@ -587,7 +587,9 @@ async fn pay(state: &AppState, request: &Request) -> Result<Map<String, Value>, 
             let raced = matches!(
                 submitted,
                 Err(Failed::Refused(
-                    Refusal::DuplicateOutTradeNo | Refusal::PaymentCodeUsed
+                    Refusal::DuplicateOutTradeNo
+                        | Refusal::PaymentCodeUsed
+                        | Refusal::TradeStatusInvalid { .. }
                 ))
             );
             let first = if raced {
@@ -830,7 +832,15 @@ async fn cancel(state: &AppState, request: &Request) -> Result<Map<String, Value
         // it): the writer's tick answers once everything queued before it is written, so the
         // second look sees that payment if there is one.
         Err(error) if error.sub_code == "ACQ.TRADE_NOT_EXIST" => {
-            let _ = state.engine().tick().await;
+            if state.engine().tick().await.is_err() {
+                // The queue is full: what is queued cannot be waited for. Tell the till to
+                // ask again rather than that nothing was paid.
+                return Err(GatewayError::business(
+                    "ACQ.SYSTEM_ERROR",
+                    "the platform is busy; cancel again",
+                )
+                .with("retry_flag", "Y"));
+            }
             find_trade(state, request).await?
         }
         found => found?,

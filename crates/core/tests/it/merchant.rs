@@ -211,6 +211,23 @@ fn a_payment_code_pays_once_and_not_after_it_expires() {
         matches!(pay_open(&mut w, fresh), Ok(Outcome::Trade(t)) if t.status == TradeStatus::TradeSuccess)
     );
     assert_eq!(w.balance(buyer).0, 100_00 - 10_00 - 5_00);
+    // Paying it again (it has left memory for the store) is refused for its status, so the
+    // edge can answer a till's retry as paid.
+    let again = w.run(ProductCommand::Merchant(MerchantCommand::PayWithCode {
+        merchant_id: shop,
+        trade_id: unpaid.id,
+        buyer_id: buyer,
+        code: formica_core::merchant::CodeUse {
+            code: "281234567890123457".into(),
+            expires_at: fresh,
+        },
+    }));
+    assert_eq!(
+        again.unwrap_err(),
+        Refusal::TradeStatusInvalid {
+            status: TradeStatus::TradeSuccess
+        }
+    );
 }
 
 #[test]

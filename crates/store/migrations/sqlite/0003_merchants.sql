@@ -89,5 +89,10 @@ ALTER TABLE trades ADD COLUMN notify_url TEXT;
 ALTER TABLE trades ADD COLUMN return_url TEXT;
 ALTER TABLE trades ADD COLUMN passback_params TEXT;
 CREATE INDEX trades_seller_updated ON trades (seller_id, updated_at);
+-- The trades the writer loads at start: paid merchant trades stay in the store (the writer
+-- recalls them when a command names them), so the index of open trades leaves them out.
+DROP INDEX trades_open;
+CREATE INDEX trades_live ON trades (id)
+    WHERE status NOT IN ('TRADE_FINISHED', 'TRADE_CLOSED', 'TRADE_SUCCESS');
 -- Paid merchant trades, for the sweep that finishes them when their refund window is over.
 CREATE INDEX trades_success_paid ON trades (paid_at) WHERE status = 'TRADE_SUCCESS';
