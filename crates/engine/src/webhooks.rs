@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use formica_core::Id;
 use formica_store::webhook::{self, Attempt, DueDelivery};
 use formica_store::{Location, Store, StoreError};
 use hmac::{Hmac, Mac};
@@ -53,16 +54,102 @@ pub struct WebhookWorker {
     _thread: Poller,
 }
 
+/// Deliveries made at once.
+const SENDERS: usize = 16;
+
 impl WebhookWorker {
     /// Starts delivering from the store at `location`, with `clock` for due times.
     pub fn start(location: Location, clock: Clock) -> Result<Self, StoreError> {
         let mut store = Store::open(&location)?;
-        let agent = agent(REQUEST_TIMEOUT);
+        let mut senders = Senders::start("formica-webhook", SENDERS, clock.clone(), {
+            let agent = agent(REQUEST_TIMEOUT);
+            move |due: &DueDelivery, now| attempt(&agent, due, now)
+        });
         Ok(WebhookWorker {
             _thread: Poller::start("formica-webhooks", move || {
-                round(&mut store, &agent, &clock)
+                round(&mut store, &mut senders, &clock)
             }),
         })
+    }
+}
+
+/// Threads that make deliveries side by side, so that an endpoint that hangs holds up no
+/// more than the sender it occupies. A poller hands them jobs by id and records what they
+/// finish; a job stays "in flight" until then, so it is not handed twice.
+#[derive(Debug)]
+pub struct Senders<J> {
+    jobs: std::sync::mpsc::Sender<(i64, J)>,
+    results: std::sync::mpsc::Receiver<(i64, u64, Attempt)>,
+    in_flight: std::collections::HashSet<i64>,
+}
+
+impl<J: Send + 'static> Senders<J> {
+    /// Starts `count` threads named `name-N`, each running `send(job, now)` on the jobs it
+    /// takes. They stop when this is dropped.
+    pub fn start(
+        name: &str,
+        count: usize,
+        clock: Clock,
+        send: impl Fn(&J, u64) -> Attempt + Send + Sync + 'static,
+    ) -> Self {
+        let (jobs, work) = std::sync::mpsc::channel::<(i64, J)>();
+        let (done, results) = std::sync::mpsc::channel();
+        let work = Arc::new(std::sync::Mutex::new(work));
+        let send = Arc::new(send);
+        for n in 0..count {
+            let (work, done, clock, send) = (
+                Arc::clone(&work),
+                done.clone(),
+                clock.clone(),
+                Arc::clone(&send),
+            );
+            std::thread::Builder::new()
+                .name(format!("{name}-{n}"))
+                .spawn(move || {
+                    loop {
+                        let job = work.lock().expect("the job queue").recv();
+                        // The poller is gone: stop.
+                        let Ok((id, job)) = job else { return };
+                        let now = clock.now();
+                        let attempt = send(&job, now);
+                        if done.send((id, now, attempt)).is_err() {
+                            return;
+                        }
+                    }
+                })
+                .expect("a sender thread can be spawned");
+        }
+        Senders {
+            jobs,
+            results,
+            in_flight: std::collections::HashSet::new(),
+        }
+    }
+
+    /// The attempts finished since the last call: (job id, when, how it went).
+    pub fn finished(&mut self) -> Vec<(i64, u64, Attempt)> {
+        let finished: Vec<_> = self.results.try_iter().collect();
+        for (id, _, _) in &finished {
+            self.in_flight.remove(id);
+        }
+        finished
+    }
+
+    /// Whether a job with this id is on its way.
+    pub fn busy(&self, id: i64) -> bool {
+        self.in_flight.contains(&id)
+    }
+
+    /// Jobs on their way.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Hands a job to the senders.
+    pub fn hand(&mut self, id: i64, job: J) {
+        if self.jobs.send((id, job)).is_ok() {
+            self.in_flight.insert(id);
+        }
     }
 }
 
@@ -128,16 +215,33 @@ impl Drop for Poller {
 }
 
 /// One round: fan out new messages, attempt due deliveries. The amount of work done.
-fn round(store: &mut Store, agent: &ureq::Agent, clock: &Clock) -> Result<usize, StoreError> {
+fn round(
+    store: &mut Store,
+    senders: &mut Senders<DueDelivery>,
+    clock: &Clock,
+) -> Result<usize, StoreError> {
+    let finished = senders.finished();
+    if !finished.is_empty() {
+        store.write_sql(|sql| {
+            for (id, at, attempt) in &finished {
+                webhook::record_attempt(sql, Id(*id as u64), *at, attempt)?;
+            }
+            Ok(())
+        })?;
+    }
     let now = clock.now();
     let fanned = store.write_sql(|sql| webhook::fan_out(sql, now, ROUND_MAX))?;
-    let due = store.read_sql(|sql| webhook::due(sql, now, ROUND_MAX))?;
-    for delivery in &due {
-        let attempt = attempt(agent, delivery, now);
-        let id = delivery.delivery.id;
-        store.write_sql(|sql| webhook::record_attempt(sql, id, now, &attempt))?;
+    let limit = ROUND_MAX + u32::try_from(senders.in_flight()).unwrap_or(u32::MAX);
+    let due = store.read_sql(|sql| webhook::due(sql, now, limit))?;
+    let mut handed = 0;
+    for delivery in due {
+        let id = delivery.delivery.id.0 as i64;
+        if !senders.busy(id) {
+            senders.hand(id, delivery);
+            handed += 1;
+        }
     }
-    Ok(fanned + due.len())
+    Ok(finished.len() + fanned + handed)
 }
 
 fn attempt(agent: &ureq::Agent, due: &DueDelivery, now: u64) -> Attempt {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use formica_core::Outcome;
 use formica_core::trade::{Trade, TradeStatus};
 use formica_engine::Clock;
-use formica_engine::webhooks::{Poller, agent};
+use formica_engine::webhooks::{Poller, Senders, agent};
 use formica_store::merchant::{self, Notification};
 use formica_store::webhook::Attempt;
 use formica_store::{Location, Store, StoreError};
@@ -42,7 +42,7 @@ pub struct NotifyWorker {
     _thread: Poller,
 }
 
-/// A notification on its way, and the form to send.
+/// A notification on its way, and the form to send (none if its app or key is gone).
 type Job = (Notification, Option<Vec<(String, String)>>);
 
 impl NotifyWorker {
@@ -54,52 +54,22 @@ impl NotifyWorker {
         offset_seconds: i64,
     ) -> Result<Self, StoreError> {
         let mut store = Store::open(&location)?;
-        // Senders deliver side by side, so that a merchant whose server hangs holds up no
-        // more than the senders it occupies; the poller hands them work and records results.
-        let (jobs, work) = std::sync::mpsc::channel::<Job>();
-        let (done, results) = std::sync::mpsc::channel::<(i64, u64, Attempt)>();
-        let work = std::sync::Arc::new(std::sync::Mutex::new(work));
-        for n in 0..SENDERS {
-            let (work, done, clock) = (std::sync::Arc::clone(&work), done.clone(), clock.clone());
+        // Side by side, so that a merchant whose server hangs holds up no one else.
+        let mut senders = Senders::start("formica-notify", SENDERS, clock.clone(), {
             let agent = agent(REQUEST_TIMEOUT);
-            std::thread::Builder::new()
-                .name(format!("formica-notify-{n}"))
-                .spawn(move || {
-                    loop {
-                        let job = work.lock().expect("the job queue").recv();
-                        // The poller is gone: stop.
-                        let Ok((notification, params)) = job else {
-                            return;
-                        };
-                        let now = clock.now();
-                        let attempt = match params {
-                            Some(params) => deliver(&agent, &notification, &params, now),
-                            None => Attempt::Failed {
-                                status: None,
-                                error: "the trade's app or key is gone".to_owned(),
-                                retry_at: None,
-                            },
-                        };
-                        if done.send((notification.id, now, attempt)).is_err() {
-                            return;
-                        }
-                    }
-                })
-                .expect("a notify sender can be spawned");
-        }
+            move |(notification, params): &Job, now| match params {
+                Some(params) => deliver(&agent, notification, params, now),
+                None => Attempt::Failed {
+                    status: None,
+                    error: "the trade's app or key is gone".to_owned(),
+                    retry_at: None,
+                },
+            }
+        });
         let mut keys = HashMap::new();
-        let mut in_flight = std::collections::HashSet::new();
         Ok(NotifyWorker {
             _thread: Poller::start("formica-notify", move || {
-                round(
-                    &mut store,
-                    &clock,
-                    offset_seconds,
-                    &mut keys,
-                    &mut in_flight,
-                    &jobs,
-                    &results,
-                )
+                round(&mut store, &clock, offset_seconds, &mut keys, &mut senders)
             }),
         })
     }
@@ -112,11 +82,9 @@ fn round(
     clock: &Clock,
     offset: i64,
     keys: &mut HashMap<String, Option<(PlatformKey, SignType)>>,
-    in_flight: &mut std::collections::HashSet<i64>,
-    jobs: &std::sync::mpsc::Sender<Job>,
-    results: &std::sync::mpsc::Receiver<(i64, u64, Attempt)>,
+    senders: &mut Senders<Job>,
 ) -> Result<usize, StoreError> {
-    let finished: Vec<_> = results.try_iter().collect();
+    let finished = senders.finished();
     if !finished.is_empty() {
         store.write_sql(|sql| {
             for (id, at, attempt) in &finished {
@@ -124,23 +92,17 @@ fn round(
             }
             Ok(())
         })?;
-        for (id, _, _) in &finished {
-            in_flight.remove(id);
-        }
     }
     let now = clock.now();
-    let limit = ROUND_MAX + u32::try_from(in_flight.len()).unwrap_or(u32::MAX);
+    let limit = ROUND_MAX + u32::try_from(senders.in_flight()).unwrap_or(u32::MAX);
     let due = store.read_sql(|sql| merchant::due_notifications(sql, now, limit))?;
     let mut handed = 0;
     for notification in due {
-        if in_flight.contains(&notification.id) {
+        if senders.busy(notification.id) {
             continue;
         }
         let params = form(store, &notification, offset, keys)?;
-        in_flight.insert(notification.id);
-        if jobs.send((notification, params)).is_err() {
-            break;
-        }
+        senders.hand(notification.id, (notification, params));
         handed += 1;
     }
     Ok(finished.len() + handed)

@@ -785,7 +785,6 @@ pub fn a_slow_notify_url_does_not_hold_up_other_merchants(backend: Backend) {
     }
     // The fast merchant hears while the slow one's server still holds its request.
     wait_for(|| (!taken.lock().expect("lock").is_empty()).then_some(()));
-    released.store(true, std::sync::atomic::Ordering::SeqCst);
     let log = |shop: &Shop| {
         app.get(
             &format!("/v1/merchants/{}/notifications", shop.merchant_id),
@@ -793,6 +792,9 @@ pub fn a_slow_notify_url_does_not_hold_up_other_merchants(backend: Backend) {
         )
         .body
     };
+    // The slow one's first attempt has not even ended.
+    assert_eq!(log(&slow_shop)[0]["attempts"], 0);
+    released.store(true, std::sync::atomic::Ordering::SeqCst);
     wait_for(|| (log(&slow_shop)[0]["status"] == "delivered").then_some(()));
     assert_eq!(log(&shop)[0]["status"], "delivered");
     app.finish();

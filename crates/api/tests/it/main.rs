@@ -53,6 +53,7 @@ api_suite!(
     hosted_checkout_pays_and_returns_to_the_merchant_signed,
     a_slow_notify_url_does_not_hold_up_other_merchants,
     a_legacy_rsa_app_is_answered_and_notified_in_sha1,
+    a_hanging_endpoint_does_not_hold_up_other_peoples_webhooks,
 );
 
 #[test]

@@ -109,6 +109,70 @@ pub fn webhook_to_a_failing_endpoint_is_retried_until_it_recovers(backend: Backe
     app.finish();
 }
 
+pub fn a_hanging_endpoint_does_not_hold_up_other_peoples_webhooks(backend: Backend) {
+    // Regression: deliveries went one after another, so one person's endpoint that hung held
+    // up everyone's webhooks for as long as each request could take.
+    let app = App::start(backend);
+    let alice = app.person("alice@example.com", "300.00");
+    let bob = app.person("bob@example.com", "0");
+    let carol = app.person("carol@example.com", "0");
+    let released = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let holding = Arc::clone(&released);
+    let hanging = axum::routing::post(move || {
+        let holding = Arc::clone(&holding);
+        async move {
+            while !holding.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            StatusCode::OK
+        }
+    });
+    let hanging = format!(
+        "http://{}/hook",
+        crate::app::serve_local(axum::Router::new().route("/hook", hanging))
+    );
+    let secret = Arc::new(std::sync::Mutex::new(String::new()));
+    let (url, taken) = receiver(&app, 0, Arc::clone(&secret));
+    let mut bobs = String::new();
+    for (person, url) in [(&bob, hanging), (&carol, url)] {
+        let endpoint = app.post(
+            "/v1/webhook-endpoints",
+            &person.token,
+            None,
+            json!({"url": url}),
+        );
+        assert_eq!(endpoint.status, 201, "{endpoint:?}");
+        if person.id == carol.id {
+            *secret.lock().expect("lock") = endpoint.body["secret"]
+                .as_str()
+                .expect("a secret")
+                .to_owned();
+        } else {
+            bobs = endpoint.body["id"].as_str().expect("an id").to_owned();
+        }
+    }
+    for (n, person) in [&bob, &carol].into_iter().enumerate() {
+        let sent = app.post(
+            "/v1/transfers",
+            &alice.token,
+            Some(&format!("t{n}")),
+            json!({"to": {"user_id": person.id}, "amount": {"amount": "1.00", "currency": "CNY"},
+                   "pin": PIN}),
+        );
+        assert_eq!(sent.status, 201, "{sent:?}");
+    }
+    // Carol hears while Bob's endpoint still holds its request: his first attempt has not
+    // even ended (one after another, hers would wait for his to time out).
+    wait_for(|| (!taken.lock().expect("lock").is_empty()).then_some(()));
+    let bobs = app.get(
+        &format!("/v1/webhook-endpoints/{bobs}/deliveries"),
+        &bob.token,
+    );
+    assert_eq!(bobs.body["data"][0]["attempts"], 0, "{bobs:?}");
+    released.store(true, Ordering::SeqCst);
+    app.finish();
+}
+
 fn wait_for<T>(mut check: impl FnMut() -> Option<T>) -> T {
     for _ in 0..1000 {
         if let Some(found) = check() {
