@@ -466,13 +466,6 @@ impl Core {
             TradeStatus::WaitBuyerPay => Ok(self.close_unpaid(now, trade, "not paid in time")),
             TradeStatus::WaitBuyerConfirm => self.release(now, trade, "trade.finished"),
             TradeStatus::RefundRequested => self.agree_refund(now, trade),
-            TradeStatus::TradeSuccess => {
-                // The refund window is over: the trade is final.
-                let mut trade = trade;
-                trade.status = TradeStatus::TradeFinished;
-                trade.deadline = None;
-                Ok(self.save_trade(now, trade, "trade.finished"))
-            }
             status => panic!("a {status} trade has no timer"),
         };
         // Releasing posts a hold the books keep open for the trade: it cannot be refused.
