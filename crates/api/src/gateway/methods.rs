@@ -37,7 +37,7 @@ pub(super) async fn run(state: &AppState, request: Request) -> Result<Answer, Ga
         "alipay.trade.close" => close(state, &request).await?,
         "alipay.trade.cancel" => cancel(state, &request).await?,
         "alipay.trade.page.pay" | "alipay.trade.wap.pay" => {
-            let trade = open_trade(state, &request, ONLINE_PAY_TIMEOUT_NS, false).await?;
+            let trade = open_trade(state, &request, ONLINE_PAY_TIMEOUT_NS).await?;
             return Ok(Answer::Page(
                 super::checkout::page_for(state, &trade, None).await,
             ));
@@ -430,7 +430,6 @@ async fn open_trade(
     state: &AppState,
     request: &Request,
     default_timeout: u64,
-    till: bool,
 ) -> Result<Trade, GatewayError> {
     let mut new = new_trade(state, request, default_timeout)?;
     if let Some(buyer) = named_buyer(state, request).await? {
@@ -449,7 +448,6 @@ async fn open_trade(
             )),
         };
     }
-    let _ = till;
     match submit(
         state,
         ProductCommand::Merchant(MerchantCommand::CreateTrade(Box::new(new))),
@@ -461,7 +459,7 @@ async fn open_trade(
         Ok(other) => Err(system(&other)),
         Err(Failed::Refused(Refusal::DuplicateOutTradeNo)) => {
             // Another request with this number won the race: answer as for a retry.
-            Box::pin(open_trade(state, request, default_timeout, till)).await
+            Box::pin(open_trade(state, request, default_timeout)).await
         }
         Err(failed) => Err(refused(failed)),
     }
@@ -525,7 +523,7 @@ async fn precreate(
     state: &AppState,
     request: &Request,
 ) -> Result<Map<String, Value>, GatewayError> {
-    let trade = open_trade(state, request, TILL_PAY_TIMEOUT_NS, true).await?;
+    let trade = open_trade(state, request, TILL_PAY_TIMEOUT_NS).await?;
     Ok(success(fields(json!({
         "out_trade_no": trade.out_trade_no,
         "qr_code": format!("{}/qr/{}", request.base_url, trade.id),
@@ -533,7 +531,7 @@ async fn precreate(
 }
 
 async fn create(state: &AppState, request: &Request) -> Result<Map<String, Value>, GatewayError> {
-    let trade = open_trade(state, request, ONLINE_PAY_TIMEOUT_NS, false).await?;
+    let trade = open_trade(state, request, ONLINE_PAY_TIMEOUT_NS).await?;
     Ok(success(fields(json!({
         "out_trade_no": trade.out_trade_no,
         "trade_no": trade.id.to_string(),

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::serve::{demo, terminate};
+use crate::serve::{assert_trial_balance, demo, terminate};
 
 fn python() -> Option<PathBuf> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -48,14 +48,5 @@ fn the_python_alipay_sdk_drives_the_gateway_unchanged() {
         String::from_utf8_lossy(&run.stdout),
         String::from_utf8_lossy(&run.stderr)
     );
-    let balance = Command::new(env!("CARGO_BIN_EXE_formica"))
-        .args(["admin", "trial-balance", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .expect("runs");
-    assert!(
-        balance.status.success(),
-        "{}",
-        String::from_utf8_lossy(&balance.stdout)
-    );
+    assert_trial_balance(dir.path());
 }

@@ -148,9 +148,14 @@ fn demo_seeds_a_world_that_balances_and_keeps_it_across_restarts() {
     terminate(&child);
     let mut child = child;
     assert!(child.wait().expect("exits").success());
+    assert_trial_balance(dir.path());
+}
+
+/// Runs `formica admin trial-balance` on `data_dir`, as an operator would, and asserts it holds.
+pub(crate) fn assert_trial_balance(data_dir: &std::path::Path) {
     let balance = Command::new(env!("CARGO_BIN_EXE_formica"))
         .args(["admin", "trial-balance", "--data-dir"])
-        .arg(dir.path())
+        .arg(data_dir)
         .output()
         .expect("runs");
     assert!(
