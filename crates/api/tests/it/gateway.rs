@@ -868,6 +868,94 @@ pub fn a_legacy_rsa_app_is_answered_and_notified_in_sha1(backend: Backend) {
     app.finish();
 }
 
+pub fn merchant_endpoints_refuse_bad_input_and_change_nothing(backend: Backend) {
+    let app = App::start(backend);
+    let shop = open_shop(&app, "shop@example.com", false);
+    let other = app.person("other@example.com", "0");
+    let good = json!({"name": "Tea", "contact": "t@example.com", "category": "food",
+                      "country": "CN", "currency": "CNY", "card_id": other.card_id});
+    let with = |field: &str, value: Value| {
+        let mut body = good.clone();
+        body[field] = value;
+        app.post("/v1/merchants", &other.token, None, body)
+    };
+    for (field, value, status, code) in [
+        ("country", json!("China"), 400, "invalid_field"),
+        ("currency", json!("XYZ"), 400, "unknown_currency"),
+        ("name", json!(""), 400, "invalid_field"),
+        // Someone else's card.
+        ("card_id", json!(shop.owner.card_id), 404, "card_not_found"),
+    ] {
+        let answer = with(field, value);
+        assert_eq!(
+            (answer.status, answer.code()),
+            (status, code),
+            "{field}: {answer:?}"
+        );
+    }
+    assert_eq!(app.get("/v1/merchants", &other.token).body, json!([]));
+
+    let apps = format!("/v1/merchants/{}/apps", shop.merchant_id);
+    let short = sign::public_key_pem(
+        &rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 1024)
+            .expect("a small key")
+            .to_public_key(),
+    );
+    for (body, code) in [
+        (
+            json!({"name": "a", "public_key": "not a key"}),
+            "invalid_key",
+        ),
+        (json!({"name": "a", "public_key": short}), "invalid_key"),
+        (json!({"name": "a", "sign_type": "MD5"}), "invalid_field"),
+    ] {
+        let answer = app.post(&apps, &shop.owner.token, None, body);
+        assert_eq!((answer.status, answer.code()), (400, code), "{answer:?}");
+    }
+    assert_eq!(
+        app.get(&apps, &shop.owner.token)
+            .body
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    // Another person's merchant is not found; the fee rate is the operator's.
+    let theirs = app.get(&apps, &other.token);
+    assert_eq!((theirs.status, theirs.code()), (404, "merchant_not_found"));
+    let fee = format!("/v1/merchants/{}/fee-rate", shop.merchant_id);
+    let answer = app.send(
+        "PUT",
+        &fee,
+        Some(&shop.owner.token),
+        None,
+        Some(r#"{"fee_ppm": 0}"#),
+    );
+    assert_eq!(answer.status, 403, "{answer:?}");
+    let operator = app.operator();
+    let answer = app.send(
+        "PUT",
+        &fee,
+        Some(&operator.token),
+        None,
+        Some(r#"{"fee_ppm": 100001}"#),
+    );
+    assert_eq!((answer.status, answer.code()), (400, "fee_rate_too_high"));
+    let merchant = app.get(
+        &format!("/v1/merchants/{}", shop.merchant_id),
+        &shop.owner.token,
+    );
+    assert_eq!(merchant.body["fee_ppm"], 6000);
+    let statement = app.get(
+        &format!(
+            "/v1/merchants/{}/statement?date=2026-13-01",
+            shop.merchant_id
+        ),
+        &shop.owner.token,
+    );
+    assert_eq!((statement.status, statement.code()), (400, "invalid_field"));
+    app.finish();
+}
+
 /// A notify_url that answers `fail` to its first `failures` calls and `success` after,
 /// keeping each call's form.
 fn notify_receiver(failures: usize, taken: Forms) -> String {

@@ -54,6 +54,7 @@ api_suite!(
     a_slow_notify_url_does_not_hold_up_other_merchants,
     a_legacy_rsa_app_is_answered_and_notified_in_sha1,
     a_hanging_endpoint_does_not_hold_up_other_peoples_webhooks,
+    merchant_endpoints_refuse_bad_input_and_change_nothing,
 );
 
 #[test]
