@@ -7,17 +7,17 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod gateway;
-mod idempotency;
+pub mod idempotency;
 pub mod merchant;
 mod metrics;
 mod openapi;
-mod page;
-mod people;
+pub mod page;
+pub mod people;
 pub mod pool;
 mod server;
-mod trade;
-mod wallet;
-mod webhook;
+pub mod trade;
+pub mod wallet;
+pub mod webhook;
 
 use std::sync::Arc;
 
@@ -143,6 +143,12 @@ pub async fn create_operator(
 
 /// The server's routes.
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The server's routes with `pages` (the `web` crate's) beside them, behind the same request
+/// metrics.
+pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
     let v1 = Router::new()
         .route("/users", post(people::sign_up))
         .route("/users/{id}/verification", post(people::verify))
@@ -191,7 +197,14 @@ pub fn router(state: AppState) -> Router {
             "/merchants/{id}/apps",
             post(merchant::create_app).get(merchant::apps),
         )
-        .route("/merchants/{id}/trades", get(merchant::trades))
+        .route(
+            "/merchants/{id}/trades",
+            get(merchant::trades).post(merchant::create_trade),
+        )
+        .route(
+            "/merchants/{id}/trades/{trade}/refunds",
+            post(merchant::refund),
+        )
         .route("/merchants/{id}/settlements", get(merchant::settlements))
         .route(
             "/merchants/{id}/notifications",
@@ -207,17 +220,13 @@ pub fn router(state: AppState) -> Router {
         .nest("/v1", v1)
         .route("/docs", get(openapi::docs_page))
         .route("/gateway.do", get(gateway::handle).post(gateway::handle))
-        .route("/qr/{id}", get(gateway::checkout::show))
-        .route(
-            "/checkout/{id}",
-            get(gateway::checkout::show).post(gateway::checkout::pay),
-        )
         .route(
             "/bills/{merchant}/{from}/{to}",
             get(gateway::bill::download),
         )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::render))
+        .merge(pages)
         .layer(DefaultBodyLimit::max(body::BODY_MAX_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

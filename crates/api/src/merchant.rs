@@ -520,3 +520,154 @@ pub async fn set_fee_rate(
         other => Err(ApiError::internal(&format!("unexpected outcome {other:?}"))),
     }
 }
+
+/// An unpaid trade a shop opens for an amount: the dynamic QR code at the counter.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewShopTrade {
+    /// The shop's own reference, unique per shop.
+    pub out_trade_no: String,
+    /// What is sold.
+    pub subject: String,
+    /// The price, in the shop's currency.
+    pub amount: crate::wallet::AmountInput,
+}
+
+/// An opened trade and the link its QR code carries.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ShopTrade {
+    /// The trade.
+    pub trade: Trade,
+    /// The path of its checkout (`/qr/{trade_no}`), for the QR code.
+    pub qr_path: String,
+}
+
+/// How long a counter QR code can be paid.
+pub const COUNTER_PAY_TIMEOUT_NS: u64 = 2 * 3600 * 1_000_000_000;
+
+/// Opens an unpaid trade for an amount; the buyer scans its QR code and pays at the hosted
+/// checkout. It closes unpaid after two hours.
+#[utoipa::path(post, path = "/v1/merchants/{id}/trades", tag = "merchants",
+    request_body = NewShopTrade,
+    params(("id" = String, Path, description = "The merchant")),
+    responses((status = 201, body = ShopTrade), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create_trade(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Body<NewShopTrade>,
+) -> Result<(StatusCode, Json<ShopTrade>), ApiError> {
+    let merchant = owned(&state, &caller, &id).await?;
+    let amount = body.value.amount.money("amount")?;
+    if amount.currency != merchant.currency {
+        return Err(ApiError::new(
+            "currency_mismatch",
+            format!("the shop takes {}", merchant.currency),
+        )
+        .field("amount.currency"));
+    }
+    let out_trade_no = crate::trade::text(&body.value.out_trade_no, "out_trade_no", true)?;
+    let subject = crate::trade::text(&body.value.subject, "subject", true)?;
+    let new = formica_core::trade::NewTrade {
+        seller_id: merchant.id,
+        buyer_id: None,
+        out_trade_no,
+        subject,
+        amount,
+        escrow: false,
+        app_id: None,
+        notify_url: None,
+        return_url: None,
+        passback_params: None,
+        pay_by: Some(state.now() + COUNTER_PAY_TIMEOUT_NS),
+    };
+    let command = ProductCommand::Merchant(MerchantCommand::CreateTrade(Box::new(new)));
+    match idempotency::submit(&state, caller.0.id, None, String::new(), command).await? {
+        Outcome::Trade(trade) => {
+            let qr_path = format!("/qr/{}", trade.id);
+            Ok((StatusCode::CREATED, Json(ShopTrade { trade, qr_path })))
+        }
+        other => Err(ApiError::internal(&format!("unexpected outcome {other:?}"))),
+    }
+}
+
+/// A refund a shop makes.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundInput {
+    /// The shop's id for this refund: a repeat with the same id refunds once.
+    pub out_request_no: String,
+    /// How much, at most what is left of the trade.
+    pub amount: crate::wallet::AmountInput,
+    /// Why (the buyer sees it).
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Refunds part or all of a paid trade to the buyer, within the refund window; the shop's
+/// fee is returned in proportion. A repeated `out_request_no` answers the first refund.
+#[utoipa::path(post, path = "/v1/merchants/{id}/trades/{trade}/refunds", tag = "merchants",
+    request_body = RefundInput,
+    params(("id" = String, Path, description = "The merchant"),
+        ("trade" = String, Path, description = "The trade")),
+    responses((status = 201, body = formica_core::merchant::RefundReceipt),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn refund(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, trade)): Path<(String, String)>,
+    body: Body<RefundInput>,
+) -> Result<(StatusCode, Json<formica_core::merchant::RefundReceipt>), ApiError> {
+    let merchant = owned(&state, &caller, &id).await?;
+    let amount = body.value.amount.money("amount")?;
+    let out_request_no = crate::trade::text(&body.value.out_request_no, "out_request_no", true)?;
+    let reason = crate::trade::text(&body.value.reason, "reason", false)?;
+    let trade_id: Id = trade
+        .parse()
+        .map_err(|_| ApiError::not_found("trade_not_found"))?;
+    let command = ProductCommand::Merchant(MerchantCommand::Refund {
+        merchant_id: merchant.id,
+        trade_id,
+        out_request_no: out_request_no.clone(),
+        amount,
+        reason,
+    });
+    match idempotency::submit(&state, caller.0.id, None, String::new(), command).await {
+        Ok(Outcome::Refund(receipt)) => Ok((StatusCode::CREATED, Json(receipt))),
+        Ok(other) => Err(ApiError::internal(&format!("unexpected outcome {other:?}"))),
+        // A full refund ends the trade, and the writer no longer holds it: a repeat of that
+        // refund is answered from the stored trade, as the first answer was.
+        Err(error) if matches!(error.code, "trade_not_found" | "trade_status_invalid") => {
+            let stored = state
+                .pool()
+                .read(move |sql| formica_store::trade::trade(sql, trade_id))
+                .await?
+                .filter(|trade| trade.seller_id == merchant.id);
+            let Some(trade) = stored else {
+                return Err(error);
+            };
+            let Some(done) = trade
+                .refunds
+                .iter()
+                .find(|r| r.out_request_no == out_request_no)
+                .cloned()
+            else {
+                return Err(error);
+            };
+            if done.amount != amount {
+                return Err(formica_core::Refusal::DiscordantRepeat.into());
+            }
+            let receipt = formica_core::merchant::RefundReceipt {
+                trade,
+                refund: done,
+                fund_change: false,
+            };
+            Ok((StatusCode::OK, Json(receipt)))
+        }
+        Err(error) => Err(error),
+    }
+}

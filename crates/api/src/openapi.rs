@@ -35,7 +35,7 @@ use crate::{merchant, people, trade, wallet, webhook};
         merchant::payment_code, merchant::create, merchant::list, merchant::get_one,
         merchant::create_app, merchant::apps, merchant::set_public_key, merchant::platform_key,
         merchant::trades, merchant::settlements, merchant::notifications, merchant::statement,
-        merchant::set_fee_rate,
+        merchant::set_fee_rate, merchant::create_trade, merchant::refund,
     ),
     modifiers(&Security, &ErrorCodes),
     tags(

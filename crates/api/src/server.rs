@@ -90,9 +90,14 @@ impl Server {
         })
     }
 
-    /// The routes.
+    /// The API's routes.
     pub fn router(&self) -> Router {
         router(self.state.clone())
+    }
+
+    /// The API's routes with `pages` beside them.
+    pub fn router_with(&self, pages: Router<AppState>) -> Router {
+        crate::router_with(self.state.clone(), pages)
     }
 
     /// The engine.

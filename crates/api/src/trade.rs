@@ -26,7 +26,7 @@ const TEXT_MAX_BYTES: usize = 128;
 
 const _: () = assert!(TEXT_MAX_BYTES <= formica_core::trade::TEXT_MAX);
 
-fn text(value: &str, field: &str, required: bool) -> Result<String, ApiError> {
+pub(crate) fn text(value: &str, field: &str, required: bool) -> Result<String, ApiError> {
     let trimmed = value.trim();
     if (required && trimmed.is_empty()) || trimmed.len() > TEXT_MAX_BYTES {
         return Err(ApiError::new(

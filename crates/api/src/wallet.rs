@@ -123,7 +123,8 @@ pub struct Entry {
     pub id: Id,
     /// When (nanoseconds since the epoch).
     pub at: u64,
-    /// `top_up`, `withdrawal`, `transfer` or `trade_payment`.
+    /// `top_up`, `withdrawal`, `transfer`, `trade_payment`, `refund` (a shop's refund) or
+    /// `payout` (a shop paying a person).
     pub kind: String,
     /// `in` or `out`.
     pub direction: String,
@@ -182,39 +183,44 @@ pub async fn entries(
         .await?;
     let entries = transfers
         .iter()
-        .map(|t| {
-            let kind = match t.code {
-                transfer_kind::TOP_UP => "top_up",
-                transfer_kind::WITHDRAWAL => "withdrawal",
-                transfer_kind::TRANSFER => "transfer",
-                transfer_kind::TRADE_PAYMENT => "trade_payment",
-                _ => "other",
-            };
-            let status = if t.flags.contains(TransferFlags::PENDING) {
-                "held"
-            } else if t.flags.contains(TransferFlags::POST_PENDING_TRANSFER) {
-                "released"
-            } else if t.flags.contains(TransferFlags::VOID_PENDING_TRANSFER) {
-                "returned"
-            } else {
-                "done"
-            };
-            Entry {
-                id: Id(t.timestamp),
-                at: t.timestamp,
-                kind: kind.to_owned(),
-                direction: if t.debit_account_id == account {
-                    "out"
-                } else {
-                    "in"
-                }
-                .to_owned(),
-                status: status.to_owned(),
-                amount: Money::new(u64::try_from(t.amount).unwrap_or(u64::MAX), currency),
-            }
-        })
+        .map(|t| entry(t, account, currency))
         .collect();
     Ok(Json(Page::new(entries, limit, |e: &Entry| e.id)))
+}
+
+/// A transfer of the wallet's books as a line of its bill list.
+pub fn entry(t: &formica_ledger::Transfer, account: u128, currency: Currency) -> Entry {
+    let kind = match t.code {
+        transfer_kind::TOP_UP => "top_up",
+        transfer_kind::WITHDRAWAL => "withdrawal",
+        transfer_kind::TRANSFER => "transfer",
+        transfer_kind::TRADE_PAYMENT => "trade_payment",
+        transfer_kind::REFUND => "refund",
+        transfer_kind::MERCHANT_PAYOUT => "payout",
+        _ => "other",
+    };
+    let status = if t.flags.contains(TransferFlags::PENDING) {
+        "held"
+    } else if t.flags.contains(TransferFlags::POST_PENDING_TRANSFER) {
+        "released"
+    } else if t.flags.contains(TransferFlags::VOID_PENDING_TRANSFER) {
+        "returned"
+    } else {
+        "done"
+    };
+    Entry {
+        id: Id(t.timestamp),
+        at: t.timestamp,
+        kind: kind.to_owned(),
+        direction: if t.debit_account_id == account {
+            "out"
+        } else {
+            "in"
+        }
+        .to_owned(),
+        status: status.to_owned(),
+        amount: Money::new(u64::try_from(t.amount).unwrap_or(u64::MAX), currency),
+    }
 }
 
 /// A card to link.

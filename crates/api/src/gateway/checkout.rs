@@ -1,15 +1,12 @@
-//! The hosted checkout (§7): where `alipay.trade.page.pay` / `wap.pay` send the buyer's
-//! browser and where a precreated QR code (`/qr/{trade}`) opens. The buyer sees the merchant,
-//! subject and amount, signs in and pays with the PIN as a plain form, and is sent back to the
-//! merchant's `return_url` with parameters signed like a notification.
+//! The gateway's side of the hosted checkout (§7): `alipay.trade.page.pay` / `wap.pay` send the
+//! buyer's browser to `/checkout/{trade}` (the page itself is the `web` crate's), and a paid
+//! checkout returns to the merchant's `return_url` with parameters signed like a notification.
+//! A page flow the gateway refuses is answered with an error page here.
 
-use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use formica_core::trade::{Trade, TradeCommand, TradeStatus};
-use formica_core::{Command, CommandError, Id, Outcome, ProductCommand, ProductRequest, Reply};
-use formica_engine::EngineError;
-use formica_store::people::Secret;
+use axum::http::StatusCode;
+use axum::response::Response;
+use formica_core::Id;
+use formica_core::trade::Trade;
 
 use super::{Gateway, GatewayError, html, sign};
 use crate::AppState;
@@ -45,50 +42,6 @@ fn layout(title: &str, body: &str) -> String {
     )
 }
 
-/// The checkout page of a trade, with an error from the last attempt if there was one.
-pub async fn page_for(state: &AppState, trade: &Trade, error: Option<&str>) -> Response {
-    let merchant_id = trade.seller_id;
-    let merchant = state
-        .pool()
-        .read(move |sql| formica_store::merchant::merchant(sql, merchant_id))
-        .await
-        .ok()
-        .flatten();
-    let seller = merchant.map_or_else(|| "Formica user".to_owned(), |m| m.name);
-    let head = format!(
-        "<p class=\"muted\">Pay {seller}</p><h1>{subject}</h1><p class=\"amount\">{amount}</p>",
-        seller = escape(&seller),
-        subject = escape(&trade.subject),
-        amount = escape(&trade.amount.to_string()),
-    );
-    if trade.status != TradeStatus::WaitBuyerPay {
-        let said = match trade.status {
-            TradeStatus::TradeClosed => "This payment is closed.",
-            _ => "This payment is paid.",
-        };
-        return html(
-            StatusCode::OK,
-            layout("Checkout", &format!("{head}<p role=\"status\">{said}</p>")),
-        );
-    }
-    let error = error.map_or_else(String::new, |e| {
-        format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e))
-    });
-    let body = format!(
-        "{head}{error}<form method=\"post\" action=\"/checkout/{id}\">\
-         <label for=\"login\">Phone or email</label>\
-         <input id=\"login\" name=\"login\" autocomplete=\"username\" required>\
-         <label for=\"password\">Password</label>\
-         <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
-         <label for=\"pin\">Payment PIN</label>\
-         <input id=\"pin\" name=\"pin\" type=\"password\" inputmode=\"numeric\" autocomplete=\"off\" required>\
-         <button type=\"submit\">Pay {amount}</button></form>",
-        id = trade.id,
-        amount = escape(&trade.amount.to_string()),
-    );
-    html(StatusCode::OK, layout("Checkout", &body))
-}
-
 /// A gateway error shown to a buyer's browser.
 pub fn error_page(error: &GatewayError) -> Response {
     let body = format!(
@@ -101,8 +54,9 @@ pub fn error_page(error: &GatewayError) -> Response {
     html(StatusCode::BAD_REQUEST, layout("Checkout", &body))
 }
 
-/// A merchant's gateway trade (a trade between people is not shown to whoever has its id).
-async fn trade(state: &AppState, id: &str) -> Option<Trade> {
+/// A merchant's trade, as its checkout shows it to whoever has the link (a trade between
+/// people is not shown to whoever has its id).
+pub async fn trade(state: &AppState, id: &str) -> Option<Trade> {
     let id: Id = id.parse().ok()?;
     state
         .pool()
@@ -110,92 +64,18 @@ async fn trade(state: &AppState, id: &str) -> Option<Trade> {
         .await
         .ok()
         .flatten()
-        .filter(|trade| trade.app_id.is_some())
+        .filter(|trade| trade.app_id.is_some() || !trade.escrow)
 }
 
-fn not_found() -> Response {
-    html(
-        StatusCode::NOT_FOUND,
-        layout("Not found", "<h1>No such payment</h1>"),
-    )
-}
-
-/// `GET /qr/{trade}` and `GET /checkout/{trade}`: the checkout page.
-pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    match trade(&state, &id).await {
-        Some(trade) => page_for(&state, &trade, None).await,
-        None => not_found(),
-    }
-}
-
-/// The checkout form.
-#[derive(Debug, serde::Deserialize)]
-pub struct PayForm {
-    login: String,
-    password: String,
-    pin: String,
-}
-
-/// `POST /checkout/{trade}`: signs the buyer in, checks the PIN, pays, and sends the browser
-/// back to the merchant.
-pub async fn pay(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    axum::Form(form): axum::Form<PayForm>,
-) -> Response {
-    let Some(trade) = trade(&state, &id).await else {
-        return not_found();
-    };
-    match pay_as(&state, &trade, &form).await {
-        Ok(paid) => back_to_merchant(&state, &paid).await,
-        Err(message) => page_for(&state, &trade, Some(&message)).await,
-    }
-}
-
-async fn pay_as(state: &AppState, trade: &Trade, form: &PayForm) -> Result<Trade, String> {
-    let wrong = "Wrong phone, email or password.".to_owned();
-    let login = crate::people::normalize_login(&form.login).map_err(|_| wrong.clone())?;
-    let user = state
-        .pool()
-        .read(move |sql| formica_store::people::user_by_login(sql, &login))
-        .await
-        .map_err(|e| e.message().to_owned())?
-        .ok_or_else(|| wrong.clone())?;
-    crate::auth::check_secret(state, &user, Secret::Password, &form.password)
-        .await
-        .map_err(|e| e.message().to_owned())?;
-    crate::auth::check_secret(state, &user, Secret::Pin, &form.pin)
-        .await
-        .map_err(|e| format!("PIN: {}", e.message()))?;
-    let command = Command::Product(ProductRequest {
-        command: ProductCommand::Trade(TradeCommand::Pay {
-            trade_id: trade.id,
-            buyer_id: user.id,
-        }),
-        idempotency: None,
-    });
-    match state.engine().submit(command).await {
-        Ok(Reply::Product(Outcome::Trade(paid))) => Ok(paid),
-        Err(EngineError::Rejected(CommandError::Refused(refusal))) => Err(refusal.to_string()),
-        Err(EngineError::Busy) => Err("The platform is busy; try again.".to_owned()),
-        other => Err(format!("The payment failed: {other:?}")),
-    }
-}
-
-/// The return to the merchant's `return_url`, with signed parameters (§7 step 4), or a
-/// receipt page when the trade has none.
-async fn back_to_merchant(state: &AppState, trade: &Trade) -> Response {
+/// Where a paid checkout sends the browser: the merchant's `return_url` with signed
+/// parameters (§7 step 4), or None when the trade has none.
+pub async fn return_location(state: &AppState, trade: &Trade) -> Option<String> {
     let keys = match &trade.app_id {
         Some(app_id) => Gateway::app(state, app_id).await.ok().flatten(),
         None => None,
     };
     let (Some(url), Some(keys)) = (&trade.return_url, keys) else {
-        let body = format!(
-            "<h1>Paid</h1><p class=\"amount\">{}</p><p role=\"status\">{} is paid.</p>",
-            escape(&trade.amount.to_string()),
-            escape(&trade.subject),
-        );
-        return html(StatusCode::OK, layout("Paid", &body));
+        return None;
     };
     let offset = state.engine().settings().day_offset_seconds;
     let mut params = vec![
@@ -219,6 +99,5 @@ async fn back_to_merchant(state: &AppState, trade: &Trade) -> Response {
         .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())))
         .finish();
     let separator = if url.contains('?') { '&' } else { '?' };
-    let location = format!("{url}{separator}{query}");
-    (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
+    Some(format!("{url}{separator}{query}"))
 }

@@ -38,9 +38,15 @@ pub(super) async fn run(state: &AppState, request: Request) -> Result<Answer, Ga
         "alipay.trade.cancel" => cancel(state, &request).await?,
         "alipay.trade.page.pay" | "alipay.trade.wap.pay" => {
             let trade = open_trade(state, &request, ONLINE_PAY_TIMEOUT_NS).await?;
-            return Ok(Answer::Page(
-                super::checkout::page_for(state, &trade, None).await,
-            ));
+            // The checkout is a page of its own, which the buyer can reload.
+            let location = format!("/checkout/{}", trade.id);
+            let redirect = (
+                axum::http::StatusCode::SEE_OTHER,
+                [(axum::http::header::LOCATION, location)],
+            );
+            return Ok(Answer::Page(axum::response::IntoResponse::into_response(
+                redirect,
+            )));
         }
         "alipay.fund.trans.uni.transfer" => transfer(state, &request).await?,
         "alipay.data.dataservice.bill.downloadurl.query" => {

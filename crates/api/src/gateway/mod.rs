@@ -390,8 +390,9 @@ fn respond(
         .into_response()
 }
 
-/// Where this server is reached, as the client reached it.
-fn base_url(headers: &HeaderMap) -> String {
+/// Where this server is reached, as the client reached it (behind a TLS proxy,
+/// `X-Forwarded-Proto: https`).
+pub fn base_url(headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
