@@ -86,6 +86,9 @@ fn seed(server: &Server, url: &str, sandbox: &Path) -> anyhow::Result<()> {
     write_sandbox(sandbox, url)?;
     say(&format!("Formica demo at {url}"));
     say(&format!(
+        "  pages:         {url}/  (wallet; shops at {url}/merchant, operators at {url}/operator)"
+    ));
+    say(&format!(
         "  API docs:      {url}/docs  (OpenAPI: {url}/v1/openapi.json)"
     ));
     say(&format!(

@@ -100,7 +100,7 @@ pub fn serve(args: Args, prepare: impl Prepare) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(args.listen).await?;
         let url = format!("http://{}", listener.local_addr()?);
         let serving = tokio::spawn(
-            axum::serve(listener, server.router())
+            axum::serve(listener, server.router_with(formica_web::router()))
                 .with_graceful_shutdown(shutdown_signal())
                 .into_future(),
         );

@@ -63,6 +63,22 @@ fn serve_answers_health_and_metrics_and_stops_cleanly_on_sigterm() {
         metrics.contains("formica_engine_commit_seconds_total 0.000000000\n"),
         "{metrics}"
     );
+    // The pages are served beside the API, their stylesheet compiled in.
+    let sign_in = ureq::get(format!("{url}/"))
+        .call()
+        .expect("the start page answers")
+        .into_body()
+        .read_to_string()
+        .expect("a page");
+    assert!(sign_in.contains("<h1>Sign in</h1>"), "{sign_in}");
+    let css = ureq::get(format!("{url}/static/formica.css"))
+        .call()
+        .expect("the stylesheet answers");
+    assert!(
+        css.headers()["content-type"]
+            .to_str()
+            .is_ok_and(|t| t.starts_with("text/css"))
+    );
     let missing = ureq::get(format!("{url}/nowhere")).call();
     assert!(
         matches!(missing, Err(ureq::Error::StatusCode(404))),

@@ -1,0 +1,368 @@
+//! End to end in headless Chromium: what people do on the pages, with the balances the pages
+//! show checked at each step, and screenshots of the key screens.
+
+use formica_testkit::Backend;
+use serde_json::json;
+
+use crate::app::{App, PASSWORD, PIN, Person};
+use crate::browser::{self, Browser, Driver};
+
+/// Signs `person` in through the sign-in page.
+async fn sign_in(browser: &Browser, person: &Person) {
+    browser.goto("/sign-in").await;
+    browser.fill("login", &person.login).await;
+    browser.fill("password", PASSWORD).await;
+    browser.submit("password").await;
+    assert_eq!(browser.path().await, "/wallet");
+}
+
+pub fn sign_up_top_up_and_pay_a_shop_qr(backend: Backend) {
+    if !browser::available() {
+        return;
+    }
+    let app = App::start(backend);
+    let owner = app.person("shop@example.com", "0");
+    let shop = app.shop(&owner, "Tea House");
+    let driver = Driver::start();
+    app.runtime.block_on(async {
+        let b = Browser::open(&driver, &app, "pay-qr").await;
+        // Sign up: straight on to the payment PIN.
+        b.goto("/").await;
+        b.follow("Create an account").await;
+        b.fill("login", "+8613900000001").await;
+        b.fill("display_name", "Mei").await;
+        b.fill("password", PASSWORD).await;
+        b.shot("sign-up").await;
+        b.submit("password").await;
+        assert!(
+            b.path().await.starts_with("/wallet/pin"),
+            "{}",
+            b.path().await
+        );
+        b.fill("pin", PIN).await;
+        b.fill("password", PASSWORD).await;
+        b.submit("pin").await;
+        assert_eq!(b.path().await, "/wallet?done=pin");
+        assert_eq!(b.text("[data-testid=balance-CNY]").await, "¥0.00");
+        // Top up: the wallet asks for a card first.
+        b.follow("Top up").await;
+        assert_eq!(b.path().await, "/wallet/cards");
+        b.fill("bank", "ICBC").await;
+        b.fill("number", "6222 0202 0011 2233").await;
+        b.fill("holder", "Mei").await;
+        b.submit("holder").await;
+        b.follow("Top up").await;
+        b.fill("amount", "100.00").await;
+        b.fill("pin", PIN).await;
+        b.shot("top-up").await;
+        b.submit("pin").await;
+        b.wait_text("/wallet", "[data-testid=balance-CNY]", "¥100.00")
+            .await;
+        b.shot("wallet").await;
+        // The shop shows a QR code for 25.00; the buyer scans it (pastes its link).
+        let qr = app.post(
+            &format!("/v1/merchants/{shop}/trades"),
+            &owner.token,
+            None,
+            json!({"out_trade_no": "Q1", "subject": "Oolong",
+                   "amount": {"amount": "25.00", "currency": "CNY"}}),
+        );
+        let link = format!("{}{}", app.url, qr["qr_path"].as_str().expect("a path"));
+        b.follow("Scan").await;
+        b.fill("code", &link).await;
+        b.submit("code").await;
+        assert!(b.path().await.starts_with("/checkout/"));
+        assert_eq!(b.text("[data-testid=checkout-amount]").await, "¥25.00");
+        assert!(b.page_text().await.contains("Paying as Mei"));
+        b.fill("pin", PIN).await;
+        b.shot("checkout").await;
+        b.submit("pin").await;
+        assert_eq!(b.text("[data-testid=paid-amount]").await, "¥25.00");
+        b.shot("paid").await;
+        b.goto("/wallet").await;
+        assert_eq!(b.text("[data-testid=balance-CNY]").await, "¥75.00");
+        // The bill list has both lines, and the month's spending in its chart.
+        b.follow("Bills").await;
+        let bills = b.page_text().await;
+        assert!(
+            bills.contains("+¥100.00") && bills.contains("−¥25.00"),
+            "{bills}"
+        );
+        assert!(bills.contains("¥25.00 in all"), "{bills}");
+        b.choose("direction", "in").await;
+        b.press("Filter").await;
+        let only_in = b.page_text().await;
+        assert!(only_in.contains("+¥100.00") && !only_in.contains("−¥25.00"));
+        b.shot("bills").await;
+        // The payment code, as a barcode and a QR code.
+        b.goto("/wallet/pay-code").await;
+        let code = b.text("[data-testid=payment-code]").await.replace(' ', "");
+        assert!(code.len() == 18 && code.starts_with("28"), "{code}");
+        b.shot("pay-code").await;
+        // Everything else is a search away.
+        b.goto("/wallet/services?q=card").await;
+        let services = b.page_text().await;
+        assert!(services.contains("Bank cards") && !services.contains("Payment PIN"));
+        b.close().await;
+    });
+    app.finish();
+}
+
+pub fn escrow_purchase_through_to_confirmed_receipt(backend: Backend) {
+    if !browser::available() {
+        return;
+    }
+    let app = App::start(backend);
+    let seller = app.person("+8613800000001", "0");
+    let buyer = app.person("+8613800000002", "200.00");
+    let driver = Driver::start();
+    app.runtime.block_on(async {
+        let sells = Browser::open(&driver, &app, "escrow-seller").await;
+        let buys = Browser::open(&driver, &app, "escrow-buyer").await;
+        sign_in(&sells, &seller).await;
+        sign_in(&buys, &buyer).await;
+        sells.goto("/wallet/trades/new").await;
+        sells.fill("subject", "Film camera").await;
+        sells.fill("amount", "120.00").await;
+        sells.fill("buyer", &buyer.login).await;
+        sells.submit("buyer").await;
+        let trade = sells.path().await;
+        let trade = trade
+            .strip_prefix("/wallet/trades/")
+            .and_then(|t| t.split('?').next())
+            .expect("the trade's page")
+            .to_owned();
+        // The buyer finds it in their trades and pays: the money is held, not the seller's.
+        buys.goto("/wallet/trades?role=buyer").await;
+        buys.follow("Film camera").await;
+        buys.fill("pay-pin", PIN).await;
+        buys.shot("pay").await;
+        buys.submit("pay-pin").await;
+        assert_eq!(
+            buys.text("[data-testid=trade-status]").await,
+            "Paid, waiting for the seller to ship"
+        );
+        buys.goto("/wallet").await;
+        assert_eq!(buys.text("[data-testid=balance-CNY]").await, "¥80.00");
+        assert!(buys.page_text().await.contains("Held ¥120.00"));
+        // The seller ships.
+        sells.goto(&format!("/wallet/trades/{trade}")).await;
+        sells.fill("tracking", "SF1234567").await;
+        sells.submit("tracking").await;
+        sells.goto("/wallet").await;
+        assert_eq!(sells.text("[data-testid=balance-CNY]").await, "¥0.00");
+        assert!(sells.page_text().await.contains("On its way in ¥120.00"));
+        // The buyer confirms receipt: the seller is paid.
+        buys.goto(&format!("/wallet/trades/{trade}")).await;
+        assert!(buys.page_text().await.contains("SF1234567"));
+        buys.fill("confirm-pin", PIN).await;
+        buys.shot("confirm").await;
+        buys.submit("confirm-pin").await;
+        assert_eq!(buys.text("[data-testid=trade-status]").await, "Finished");
+        buys.shot("finished").await;
+        sells.goto("/wallet").await;
+        assert_eq!(sells.text("[data-testid=balance-CNY]").await, "¥120.00");
+        sells.shot("wallet").await;
+        buys.goto("/wallet").await;
+        assert_eq!(buys.text("[data-testid=balance-CNY]").await, "¥80.00");
+        sells.close().await;
+        buys.close().await;
+    });
+    assert_eq!(app.available(&seller), "120.00");
+    app.finish();
+}
+
+pub fn refund_from_the_merchant_console(backend: Backend) {
+    if !browser::available() {
+        return;
+    }
+    let app = App::start(backend);
+    let owner = app.person("shop@example.com", "0");
+    let shop = app.shop(&owner, "Tea House");
+    let buyer = app.person("+8613800000002", "100.00");
+    let qr = app.post(
+        &format!("/v1/merchants/{shop}/trades"),
+        &owner.token,
+        None,
+        json!({"out_trade_no": "ORDER-77", "subject": "Puer cake",
+               "amount": {"amount": "60.00", "currency": "CNY"}}),
+    );
+    let trade = qr["trade"]["id"].as_str().expect("an id").to_owned();
+    let driver = Driver::start();
+    app.runtime.block_on(async {
+        // The buyer pays at the checkout.
+        let buys = Browser::open(&driver, &app, "refund-buyer").await;
+        sign_in(&buys, &buyer).await;
+        buys.goto(&format!("/qr/{trade}")).await;
+        buys.fill("pin", PIN).await;
+        buys.submit("pin").await;
+        buys.goto("/wallet").await;
+        assert_eq!(buys.text("[data-testid=balance-CNY]").await, "¥40.00");
+        // The shop finds it by its number and refunds part of it.
+        let console = Browser::open(&driver, &app, "refund-console").await;
+        sign_in(&console, &owner).await;
+        console.goto("/merchant").await;
+        console.follow("Tea House").await;
+        assert_eq!(console.text("[data-testid=shop-balance]").await, "¥59.64");
+        console.shot("shop").await;
+        console.follow("Trades").await;
+        console.fill("out_trade_no", "ORDER-77").await;
+        console.submit("out_trade_no").await;
+        console.shot("trades").await;
+        console.follow("ORDER-77").await;
+        console.fill("amount", "20.00").await;
+        console.fill("reason", "one cake was broken").await;
+        console.shot("refund").await;
+        console.submit("reason").await;
+        assert!(console.page_text().await.contains("Refunded."));
+        assert_eq!(console.text("[data-testid=refunded]").await, "¥20.00");
+        // The fee comes back in proportion: 0.36 × 20/60 = 0.12.
+        console.goto(&format!("/merchant/{shop}")).await;
+        assert_eq!(console.text("[data-testid=shop-balance]").await, "¥39.76");
+        // More than is left is refused, and nothing moves.
+        console
+            .goto(&format!("/merchant/{shop}/trades/{trade}"))
+            .await;
+        console.fill("amount", "50.00").await;
+        console.submit("amount").await;
+        let alert = console.text("[role=alert]").await;
+        assert!(alert.contains("larger than"), "{alert}");
+        buys.goto("/wallet").await;
+        assert_eq!(buys.text("[data-testid=balance-CNY]").await, "¥60.00");
+        buys.shot("refunded").await;
+        // The QR codes page: the counter's code and one for an amount.
+        console.goto(&format!("/merchant/{shop}/qr")).await;
+        console.fill("amount", "8.80").await;
+        console.submit("amount").await;
+        assert!(console.page_text().await.contains("¥8.80"));
+        console.shot("qr").await;
+        console.goto(&format!("/merchant/{shop}/apps")).await;
+        console.fill("app-name", "web shop").await;
+        console.submit("app-name").await;
+        assert!(console.page_text().await.contains("App created"));
+        console.shot("apps").await;
+        console.close().await;
+        buys.close().await;
+    });
+    assert_eq!(app.available(&buyer), "60.00");
+    app.finish();
+}
+
+pub fn dispute_decided_in_the_operator_console(backend: Backend) {
+    if !browser::available() {
+        return;
+    }
+    let app = App::start(backend);
+    let seller = app.person("+8613800000001", "0");
+    let buyer = app.person("+8613800000002", "100.00");
+    let operator = app.operator("ops@example.com");
+    let trade = app.post(
+        "/v1/trades",
+        &seller.token,
+        Some("offer"),
+        json!({"out_trade_no": "T1", "subject": "Bicycle",
+               "amount": {"amount": "80.00", "currency": "CNY"},
+               "buyer": {"login": buyer.login}}),
+    );
+    let id = trade["id"].as_str().expect("an id").to_owned();
+    app.post(
+        &format!("/v1/trades/{id}/pay"),
+        &buyer.token,
+        Some("pay"),
+        json!({"pin": PIN}),
+    );
+    app.post(
+        &format!("/v1/trades/{id}/refund-request"),
+        &buyer.token,
+        None,
+        json!({"amount": {"amount": "80.00", "currency": "CNY"}, "reason": "it is broken"}),
+    );
+    app.post(
+        &format!("/v1/trades/{id}/refund-request/refuse"),
+        &seller.token,
+        Some("refuse"),
+        json!({}),
+    );
+    let driver = Driver::start();
+    app.runtime.block_on(async {
+        // The buyer sees where the dispute stands.
+        let buys = Browser::open(&driver, &app, "dispute-buyer").await;
+        sign_in(&buys, &buyer).await;
+        buys.goto(&format!("/wallet/trades/{id}")).await;
+        assert_eq!(
+            buys.text("[data-testid=trade-status]").await,
+            "In dispute: the platform decides"
+        );
+        buys.shot("dispute").await;
+        let ops = Browser::open(&driver, &app, "dispute-operator").await;
+        sign_in(&ops, &operator).await;
+        ops.follow("Operator").await;
+        ops.shot("health").await;
+        ops.follow("Disputes").await;
+        assert!(ops.page_text().await.contains("it is broken"));
+        ops.choose(&format!("decision-{id}"), "split").await;
+        ops.fill(&format!("split-{id}"), "30.00").await;
+        ops.shot("disputes").await;
+        ops.submit(&format!("split-{id}")).await;
+        assert!(ops.page_text().await.contains("Decision recorded"));
+        assert!(ops.page_text().await.contains("No open disputes."));
+        ops.follow("Trial balance").await;
+        assert!(
+            ops.text("[data-testid=trial-balance]")
+                .await
+                .starts_with("The books balance")
+        );
+        ops.shot("trial-balance").await;
+        ops.follow("Look up").await;
+        ops.fill("q", &buyer.login).await;
+        ops.submit("q").await;
+        assert!(ops.page_text().await.contains("¥50.00"));
+        buys.goto("/wallet").await;
+        assert_eq!(buys.text("[data-testid=balance-CNY]").await, "¥50.00");
+        ops.close().await;
+        buys.close().await;
+    });
+    assert_eq!(app.available(&seller), "50.00");
+    app.finish();
+}
+
+pub fn hosted_checkout_from_a_page_pay_link_back_to_return_url(backend: Backend) {
+    if !browser::available() {
+        return;
+    }
+    let app = App::start(backend);
+    let owner = app.person("shop@example.com", "0");
+    let shop = app.shop(&owner, "Tea House");
+    let (app_id, key, platform) = app.gateway_app(&owner, &shop, false);
+    let buyer = app.person("+8613800000009", "100.00");
+    // The shop's own site, where the browser comes back.
+    let returned = format!("{}/shop-return", app.url);
+    let url = browser::page_pay_url(
+        &app,
+        &app_id,
+        &key,
+        "WEB-1",
+        "39.90",
+        "Jasmine tea",
+        &returned,
+    );
+    let driver = Driver::start();
+    app.runtime.block_on(async {
+        let b = Browser::open(&driver, &app, "hosted-checkout").await;
+        b.goto(&url).await;
+        assert!(b.path().await.starts_with("/checkout/"));
+        assert_eq!(b.text("[data-testid=checkout-amount]").await, "¥39.90");
+        assert!(b.page_text().await.contains("Tea House"));
+        b.fill("login", &buyer.login).await;
+        b.fill("password", PASSWORD).await;
+        b.fill("pin", PIN).await;
+        b.shot("checkout").await;
+        b.submit("pin").await;
+        let back = b.url().await;
+        browser::assert_signed_return(&back, &format!("{returned}?"), &platform);
+        assert!(back.contains("out_trade_no=WEB-1"), "{back}");
+        b.close().await;
+    });
+    assert_eq!(app.available(&buyer), "60.10");
+    app.finish();
+}
