@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod fund;
 pub mod gateway;
 pub mod idempotency;
 pub mod merchant;
@@ -53,6 +54,8 @@ struct Inner {
     gateway: gateway::Gateway,
     /// Bank movements already sent to the bank by this process.
     sent: std::sync::Mutex<std::collections::HashSet<formica_core::Id>>,
+    /// Where people reach the server, if configured.
+    public_url: Option<String>,
 }
 
 impl AppState {
@@ -73,7 +76,28 @@ impl AppState {
                 private_webhooks,
                 gateway: gateway::Gateway::default(),
                 sent: std::sync::Mutex::default(),
+                public_url: None,
             }),
+        }
+    }
+
+    /// With the address people reach the server at (links in QR codes, statements).
+    pub fn with_public_url(self, public_url: Option<String>) -> Self {
+        let Ok(mut inner) = Arc::try_unwrap(self.inner) else {
+            unreachable!("a new state has one handle");
+        };
+        inner.public_url = public_url.map(|url| url.trim_end_matches('/').to_owned());
+        AppState {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The address a caller reached the server at: the configured public URL, else the
+    /// request's `Host` (and `X-Forwarded-Proto: https` behind a TLS proxy).
+    pub fn base_url(&self, headers: &axum::http::HeaderMap) -> String {
+        match &self.inner.public_url {
+            Some(url) => url.clone(),
+            None => gateway::base_url(headers),
         }
     }
 
@@ -214,6 +238,13 @@ pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
         .route("/merchants/{id}/fee-rate", put(merchant::set_fee_rate))
         .route("/apps/{app_id}/public-key", put(merchant::set_public_key))
         .route("/apps/{app_id}/platform-key", get(merchant::platform_key))
+        .route("/funds", post(fund::create).get(fund::list))
+        .route("/funds/{id}", get(fund::report))
+        .route("/funds/{id}/subscriptions", post(fund::subscribe))
+        .route("/funds/{id}/redemptions", post(fund::redeem))
+        .route("/funds/{id}/holding", get(fund::holding))
+        .route("/funds/{id}/incomes", post(fund::post_income))
+        .route("/holidays", put(fund::set_holidays).get(fund::holidays))
         .route("/openapi.json", get(openapi::document))
         .fallback(not_found);
     Router::new()

@@ -9,7 +9,7 @@ use utoipa::Modify;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::{merchant, people, trade, wallet, webhook};
+use crate::{fund, merchant, people, trade, wallet, webhook};
 
 /// The REST API's description.
 #[derive(OpenApi)]
@@ -36,6 +36,8 @@ use crate::{merchant, people, trade, wallet, webhook};
         merchant::create_app, merchant::apps, merchant::set_public_key, merchant::platform_key,
         merchant::trades, merchant::settlements, merchant::notifications, merchant::statement,
         merchant::set_fee_rate, merchant::create_trade, merchant::refund,
+        fund::create, fund::list, fund::report, fund::subscribe, fund::redeem, fund::holding,
+        fund::post_income, fund::set_holidays, fund::holidays,
     ),
     modifiers(&Security, &ErrorCodes),
     tags(
@@ -46,6 +48,8 @@ use crate::{merchant, people, trade, wallet, webhook};
         (name = "merchants", description = "Shops, their gateway apps and keys, settlements \
             and statements, and the wallet's payment code. Shops take payments through the \
             Alipay-compatible open gateway at /gateway.do."),
+        (name = "funds", description = "The pocket-money fund: subscribe, redeem at once or \
+            the next business day, daily earnings as new units, the 7-day yield."),
         (name = "operator", description = "For the platform's operators."),
     )
 )]

@@ -24,6 +24,9 @@ pub struct ServerConfig {
     pub bank_delay: Duration,
     /// Whether webhook endpoints may be private or loopback addresses.
     pub private_webhooks: bool,
+    /// The address people and shops reach the server at (`https://pay.example.com`), for the
+    /// links in QR codes and statements; None takes it from each request's `Host`.
+    pub public_url: Option<String>,
 }
 
 /// A running server (the HTTP listener is the caller's).
@@ -63,7 +66,8 @@ impl Server {
             config.bank_delay,
             tokio::runtime::Handle::current(),
         ));
-        let state = AppState::new(engine, config.location, bank, config.private_webhooks);
+        let state = AppState::new(engine, config.location, bank, config.private_webhooks)
+            .with_public_url(config.public_url);
         send_open_movements(&state).await;
         // Settlements are made by the core's timers, not by a request: this loop sends them
         // (and anything else open) to the bank.

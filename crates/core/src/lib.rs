@@ -8,6 +8,7 @@
 
 mod command;
 mod effects;
+pub mod fund;
 pub mod merchant;
 mod money;
 pub mod products;
@@ -118,13 +119,35 @@ impl Core {
         open_movements.sort_unstable_by_key(|m| m.id);
         let mut merchants: Vec<_> = self.products.merchants.values().cloned().collect();
         merchants.sort_unstable_by_key(|m| m.id);
+        let mut funds: Vec<_> = self.products.funds.values().cloned().collect();
+        funds.sort_unstable_by_key(|f| f.id);
+        let mut open_subscriptions: Vec<_> =
+            self.products.subscriptions.values().cloned().collect();
+        open_subscriptions.sort_unstable_by_key(|s| s.id);
+        let mut open_redemptions: Vec<_> = self.products.redemptions.values().cloned().collect();
+        open_redemptions.sort_unstable_by_key(|r| r.id);
         ProductsLoaded {
             id_last: self.products.id_last,
             people,
             open_trades,
             open_movements,
             merchants,
+            funds,
+            holdings: self.products.holdings.values().cloned().collect(),
+            open_subscriptions,
+            open_redemptions,
+            holidays: self.products.calendar.holidays.iter().copied().collect(),
         }
+    }
+
+    /// The fund with this id.
+    pub fn fund(&self, id: Id) -> Option<&fund::Fund> {
+        self.products.funds.get(&id)
+    }
+
+    /// A person's holding of a fund.
+    pub fn holding(&self, fund: Id, holder: Id) -> Option<&fund::Holding> {
+        self.products.holdings.get(&(fund, holder))
     }
 
     /// The open trade with this id.
@@ -311,6 +334,7 @@ impl Core {
                     ProductCommand::Wallet(command) => self.apply_wallet(now, command),
                     ProductCommand::Trade(command) => self.apply_trade(now, command),
                     ProductCommand::Merchant(command) => self.apply_merchant(now, command),
+                    ProductCommand::Fund(command) => self.apply_fund(now, command),
                 };
                 if let Some(key) = &request.idempotency {
                     self.products.save_idempotency(key.clone(), &outcome, now);
@@ -325,10 +349,23 @@ impl Core {
     pub fn expire(&mut self, now: u64) -> Vec<u128> {
         assert!(self.batch.open, "timers run inside a batch");
         self.products.forget_codes(now);
+        // A business day's confirmations and payouts are due at the same midnight, a million
+        // at a time on a big fund: a chunk per batch, as accruals are, so that no batch grows
+        // without bound and payments keep flowing; the rest stay due for the next batches.
+        let mut fund_steps = self.products.settings.accrual_chunk.max(1);
         for due in self.products.due(now) {
+            if matches!(due, Due::FundConfirm(_) | Due::FundPayout(_)) {
+                if fund_steps == 0 {
+                    continue;
+                }
+                fund_steps -= 1;
+            }
             match due {
                 Due::Trade(id) => self.trade_due(now, id),
                 Due::Settlement(id) => self.settle_merchant(now, id),
+                Due::FundAccrual(id) => self.accrue(now, id),
+                Due::FundConfirm(id) => self.confirm_subscription(now, id),
+                Due::FundPayout(id) => self.pay_redemption(now, id),
                 Due::Movement(id) => {
                     let movement = self.products.movements[&id].clone();
                     let failure = Some("the bank did not answer in time".to_owned());

@@ -11,6 +11,9 @@ use formica_ledger::{Account, AccountFlags, CreateTransferResult, Ledger, Transf
 use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 
+use crate::fund::{
+    Calendar, Earning, Fund, FundCommand, Holding, Income, Redemption, Subscription,
+};
 use crate::merchant::{Merchant, MerchantCommand, RefundReceipt, Settlement};
 use crate::money::{Currency, Money};
 use crate::trade::{Trade, TradeCommand, TradeStatus};
@@ -85,6 +88,16 @@ pub mod account_kind {
     pub const MERCHANT: u16 = 3;
     /// The platform's fee revenue.
     pub const REVENUE: u16 = 4;
+    /// A fund's money: equal to its units outstanding.
+    pub const FUND: u16 = 5;
+    /// A fund's daily income, paid in by its manager, while the holders are credited.
+    pub const FUND_INCOME: u16 = 6;
+    /// What rounding each holder's earnings down left of a fund's daily incomes.
+    pub const FUND_RESIDUAL: u16 = 7;
+    /// A holder's units of a fund (in the fund's unit ledger).
+    pub const FUND_UNITS: u16 = 8;
+    /// A fund's issuer of units (in its unit ledger): debited for every unit outstanding.
+    pub const FUND_ISSUER: u16 = 9;
 }
 
 /// Why money moved (the ledger's transfer `code`).
@@ -107,6 +120,18 @@ pub mod transfer_kind {
     pub const SETTLEMENT: u16 = 8;
     /// A merchant's payment to a person (the gateway's transfer).
     pub const MERCHANT_PAYOUT: u16 = 9;
+    /// Money from a wallet into a fund.
+    pub const FUND_SUBSCRIPTION: u16 = 10;
+    /// Money from a fund back to a wallet.
+    pub const FUND_REDEMPTION: u16 = 11;
+    /// A fund's daily income: from the manager, then to the fund (or its residual).
+    pub const FUND_INCOME: u16 = 12;
+    /// Units issued to a holder as a day's earnings.
+    pub const FUND_EARNINGS: u16 = 13;
+    /// Units issued for a subscription or retired for a redemption.
+    pub const FUND_UNITS: u16 = 14;
+    /// What rounding left of a day's income, to the fund's residual account.
+    pub const FUND_RESIDUAL: u16 = 15;
 }
 
 /// The account id of `owner`'s account of `kind` in `currency` (owner zero is the platform):
@@ -141,6 +166,8 @@ pub struct Settings {
     pub settle_delay_days: u32,
     /// How long a paid merchant trade can be refunded before it is finished.
     pub refund_window_ns: u64,
+    /// Fund holders credited per batch while a day's income is accrued.
+    pub accrual_chunk: usize,
 }
 
 /// Nanoseconds per second.
@@ -163,6 +190,7 @@ impl Default for Settings {
             verified_daily_major: 200_000,
             settle_delay_days: 1,
             refund_window_ns: 90 * DAY_NS,
+            accrual_chunk: crate::fund::ACCRUAL_CHUNK,
         }
     }
 }
@@ -215,6 +243,8 @@ pub enum ProductCommand {
     Trade(TradeCommand),
     /// Merchants and their trades.
     Merchant(MerchantCommand),
+    /// The pocket-money fund.
+    Fund(FundCommand),
 }
 
 /// What a product command did.
@@ -237,6 +267,14 @@ pub enum Outcome {
     Merchant(Merchant),
     /// A refund of a merchant's trade.
     Refund(RefundReceipt),
+    /// A fund.
+    Fund(Fund),
+    /// A subscription to a fund.
+    Subscription(Subscription),
+    /// A redemption from a fund.
+    Redemption(Redemption),
+    /// The holiday calendar's days.
+    Holidays(Vec<i64>),
 }
 
 /// A person's level and wallets, as the core knows them.
@@ -359,6 +397,37 @@ pub enum Refusal {
         /// The currency expected.
         expected: Currency,
     },
+    /// No such fund.
+    #[error("fund not found")]
+    FundNotFound,
+    /// A cut-off outside the day.
+    #[error("the cut-off must be a time of day")]
+    CutoffInvalid,
+    /// Fewer confirmed units than asked to redeem.
+    #[error("only {confirmed} of units are confirmed and can be redeemed")]
+    UnitsInsufficient {
+        /// Confirmed units held.
+        confirmed: Money,
+    },
+    /// An instant redemption past the daily limit.
+    #[error(
+        "the instant redemption limit is {limit} a day ({used} used today); redeem the rest normally"
+    )]
+    InstantLimitExceeded {
+        /// The limit.
+        limit: Money,
+        /// Redeemed instantly today.
+        used: Money,
+    },
+    /// A day's income is still being credited.
+    #[error("the last income posted is still being credited; try again shortly")]
+    AccrualInProgress,
+    /// Incomes are posted for finished days, in order.
+    #[error("the next income to post is for day {expected}, once it is over")]
+    IncomeDayInvalid {
+        /// The day expected (days since 1970-01-01, platform time).
+        expected: i64,
+    },
 }
 
 /// A message for the outbox, delivered to the person's webhook endpoints.
@@ -410,6 +479,20 @@ pub struct ProductEffects {
     pub settlements: Vec<Settlement>,
     /// Payment codes used up.
     pub codes_used: Vec<String>,
+    /// Funds created or changed, as they stand.
+    pub funds: Vec<Fund>,
+    /// Fund holdings changed, as they stand.
+    pub holdings: Vec<Holding>,
+    /// Subscriptions made or confirmed.
+    pub subscriptions: Vec<Subscription>,
+    /// Redemptions made or paid.
+    pub redemptions: Vec<Redemption>,
+    /// Daily incomes posted: (fund, day, income per 10,000 units).
+    pub incomes: Vec<(Id, i64, Income)>,
+    /// Earnings credited.
+    pub earnings: Vec<Earning>,
+    /// The holiday calendar, if it changed.
+    pub holidays: Option<Vec<i64>>,
 }
 
 impl ProductEffects {
@@ -425,6 +508,13 @@ impl ProductEffects {
             && self.merchants.is_empty()
             && self.settlements.is_empty()
             && self.codes_used.is_empty()
+            && self.funds.is_empty()
+            && self.holdings.is_empty()
+            && self.subscriptions.is_empty()
+            && self.redemptions.is_empty()
+            && self.incomes.is_empty()
+            && self.earnings.is_empty()
+            && self.holidays.is_none()
     }
 }
 
@@ -441,14 +531,28 @@ pub struct ProductsLoaded {
     pub open_movements: Vec<Movement>,
     /// Every merchant, with its unsettled days.
     pub merchants: Vec<Merchant>,
+    /// Every fund.
+    pub funds: Vec<Fund>,
+    /// Every fund holding.
+    pub holdings: Vec<Holding>,
+    /// Subscriptions not yet confirmed.
+    pub open_subscriptions: Vec<Subscription>,
+    /// Normal redemptions not yet paid.
+    pub open_redemptions: Vec<Redemption>,
+    /// The holiday calendar.
+    pub holidays: Vec<i64>,
 }
 
 /// Something to do at a time: an open trade's or movement's deadline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum Due {
+    /// A fund's accrual in progress: a chunk every batch until done (due at time zero).
+    FundAccrual(Id),
     Trade(Id),
     Movement(Id),
     Settlement(Id),
+    FundConfirm(Id),
+    FundPayout(Id),
 }
 
 /// The products' state in memory.
@@ -462,6 +566,14 @@ pub(crate) struct Products {
     pub(crate) out_trade_nos: HashMap<(Id, String), Id>,
     pub(crate) movements: HashMap<Id, Movement>,
     pub(crate) merchants: HashMap<Id, Merchant>,
+    pub(crate) funds: HashMap<Id, Fund>,
+    /// Holdings by (fund, holder): in holder order within a fund, as accruals credit them.
+    pub(crate) holdings: std::collections::BTreeMap<(Id, Id), Holding>,
+    /// Subscriptions waiting for their confirmation day.
+    pub(crate) subscriptions: HashMap<Id, Subscription>,
+    /// Normal redemptions waiting for their day.
+    pub(crate) redemptions: HashMap<Id, Redemption>,
+    pub(crate) calendar: Calendar,
     /// When each merchant's settlement timer is set for.
     settle_timers: HashMap<Id, u64>,
     /// Payment codes that paid, until they expire (by code, and in the order used).
@@ -483,6 +595,13 @@ pub(crate) struct ProductBatch {
     merchants: HashMap<Id, Merchant>,
     settlements: Vec<Settlement>,
     codes_used: Vec<String>,
+    funds: HashMap<Id, Fund>,
+    holdings: HashMap<(Id, Id), Holding>,
+    subscriptions: HashMap<Id, Subscription>,
+    redemptions: HashMap<Id, Redemption>,
+    incomes: Vec<(Id, i64, Income)>,
+    earnings: Vec<Earning>,
+    holidays: Option<Vec<i64>>,
     /// Paid merchant trades the store loaded for this batch.
     recalled: HashMap<Id, Trade>,
     /// Numbers taken by trades not in memory: found in the store before the batch, or gone
@@ -508,6 +627,11 @@ enum Undo {
     Movement(Id, Option<Movement>),
     Merchant(Id, Option<Merchant>),
     CodeUsed(String),
+    Fund(Id, Option<Fund>),
+    Holding((Id, Id), Option<Holding>),
+    Subscription(Id, Option<Subscription>),
+    Redemption(Id, Option<Redemption>),
+    Calendar(Calendar),
 }
 
 impl Products {
@@ -526,6 +650,23 @@ impl Products {
         for merchant in loaded.merchants {
             products.set_merchant(merchant.id, Some(merchant));
         }
+        for fund in loaded.funds {
+            products.set_fund(fund.id, Some(fund));
+        }
+        for holding in loaded.holdings {
+            products
+                .holdings
+                .insert((holding.fund_id, holding.holder_id), holding);
+        }
+        for subscription in loaded.open_subscriptions {
+            products.set_subscription(subscription.id, Some(subscription));
+        }
+        for redemption in loaded.open_redemptions {
+            products.set_redemption(redemption.id, Some(redemption));
+        }
+        products.calendar = Calendar {
+            holidays: loaded.holidays.into_iter().collect(),
+        };
         products
     }
 
@@ -626,6 +767,78 @@ impl Products {
         self.batch.merchants.insert(id, merchant.clone());
         let before = self.set_merchant(id, Some(merchant));
         self.batch.undo.push(Undo::Merchant(id, before));
+    }
+
+    /// Records the fund as it now stands.
+    pub(crate) fn put_fund(&mut self, fund: Fund) {
+        let id = fund.id;
+        self.batch.funds.insert(id, fund.clone());
+        let before = self.set_fund(id, Some(fund));
+        self.batch.undo.push(Undo::Fund(id, before));
+    }
+
+    /// Records the holding as it now stands.
+    pub(crate) fn put_holding(&mut self, holding: Holding) {
+        let key = (holding.fund_id, holding.holder_id);
+        self.batch.holdings.insert(key, holding.clone());
+        let before = self.holdings.insert(key, holding);
+        self.batch.undo.push(Undo::Holding(key, before));
+    }
+
+    /// Records the subscription; a confirmed one leaves memory.
+    pub(crate) fn put_subscription(&mut self, subscription: Subscription) {
+        let id = subscription.id;
+        self.batch.subscriptions.insert(id, subscription.clone());
+        let keep = (!subscription.confirmed).then_some(subscription);
+        let before = self.set_subscription(id, keep);
+        self.batch.undo.push(Undo::Subscription(id, before));
+    }
+
+    /// Records the redemption; a paid one leaves memory.
+    pub(crate) fn put_redemption(&mut self, redemption: Redemption) {
+        let id = redemption.id;
+        self.batch.redemptions.insert(id, redemption.clone());
+        let keep = (!redemption.paid).then_some(redemption);
+        let before = self.set_redemption(id, keep);
+        self.batch.undo.push(Undo::Redemption(id, before));
+    }
+
+    /// Replaces the holiday calendar.
+    pub(crate) fn put_calendar(&mut self, calendar: Calendar) {
+        self.batch.holidays = Some(calendar.holidays.iter().copied().collect());
+        let before = std::mem::replace(&mut self.calendar, calendar);
+        self.batch.undo.push(Undo::Calendar(before));
+    }
+
+    pub(crate) fn record_income(&mut self, fund: Id, day: i64, income: Income) {
+        self.batch.incomes.push((fund, day, income));
+    }
+
+    pub(crate) fn record_earning(&mut self, earning: Earning) {
+        self.batch.earnings.push(earning);
+    }
+
+    /// A fund's holdings, in holder order.
+    pub(crate) fn holdings_of(&self, fund: Id) -> impl Iterator<Item = &Holding> {
+        self.holdings
+            .range((fund, Id(0))..=(fund, Id(u64::MAX)))
+            .map(|(_, h)| h)
+    }
+
+    /// A fund's holdings after holder `after`, in holder order.
+    pub(crate) fn holdings_after(
+        &self,
+        fund: Id,
+        after: Option<Id>,
+    ) -> impl Iterator<Item = &Holding> {
+        use std::ops::Bound;
+        let start = match after {
+            Some(holder) => Bound::Excluded((fund, holder)),
+            None => Bound::Included((fund, Id(0))),
+        };
+        self.holdings
+            .range((start, Bound::Included((fund, Id(u64::MAX)))))
+            .map(|(_, h)| h)
     }
 
     /// Whether a payment code already paid.
@@ -742,7 +955,22 @@ impl Products {
         movements.sort_unstable_by_key(|m| m.id);
         let mut merchants: Vec<_> = batch.merchants.drain().map(|(_, m)| m).collect();
         merchants.sort_unstable_by_key(|m| m.id);
+        let mut funds: Vec<_> = batch.funds.drain().map(|(_, f)| f).collect();
+        funds.sort_unstable_by_key(|f| f.id);
+        let mut holdings: Vec<_> = batch.holdings.drain().map(|(_, h)| h).collect();
+        holdings.sort_unstable_by_key(|h| (h.fund_id, h.holder_id));
+        let mut subscriptions: Vec<_> = batch.subscriptions.drain().map(|(_, s)| s).collect();
+        subscriptions.sort_unstable_by_key(|s| s.id);
+        let mut redemptions: Vec<_> = batch.redemptions.drain().map(|(_, r)| r).collect();
+        redemptions.sort_unstable_by_key(|r| r.id);
         ProductEffects {
+            funds,
+            holdings,
+            subscriptions,
+            redemptions,
+            incomes: std::mem::take(&mut batch.incomes),
+            earnings: std::mem::take(&mut batch.earnings),
+            holidays: batch.holidays.take(),
             merchants,
             settlements: std::mem::take(&mut batch.settlements),
             codes_used: std::mem::take(&mut batch.codes_used),
@@ -784,6 +1012,22 @@ impl Products {
                 Undo::CodeUsed(code) => {
                     self.codes_used.remove(&code);
                 }
+                Undo::Fund(id, before) => {
+                    self.set_fund(id, before);
+                }
+                Undo::Holding(key, before) => {
+                    match before {
+                        Some(holding) => self.holdings.insert(key, holding),
+                        None => self.holdings.remove(&key),
+                    };
+                }
+                Undo::Subscription(id, before) => {
+                    self.set_subscription(id, before);
+                }
+                Undo::Redemption(id, before) => {
+                    self.set_redemption(id, before);
+                }
+                Undo::Calendar(before) => self.calendar = before,
             }
         }
         self.batch = ProductBatch::default();
@@ -847,6 +1091,54 @@ impl Products {
         ))
     }
 
+    /// Replaces a fund, keeping its accrual timer in step: due at once while a day's income
+    /// is being credited.
+    fn set_fund(&mut self, id: Id, fund: Option<Fund>) -> Option<Fund> {
+        let before = self.funds.remove(&id);
+        self.timers.remove(&(0, Due::FundAccrual(id)));
+        if let Some(fund) = fund {
+            if fund.accrual.is_some() {
+                self.timers.insert((0, Due::FundAccrual(id)));
+            }
+            self.funds.insert(id, fund);
+        }
+        before
+    }
+
+    fn set_subscription(
+        &mut self,
+        id: Id,
+        subscription: Option<Subscription>,
+    ) -> Option<Subscription> {
+        let offset = self.settings.day_offset_seconds;
+        let before = self.subscriptions.remove(&id);
+        if let Some(old) = &before {
+            let at = crate::merchant::day_start(old.confirm_day, offset);
+            self.timers.remove(&(at, Due::FundConfirm(id)));
+        }
+        if let Some(subscription) = subscription {
+            let at = crate::merchant::day_start(subscription.confirm_day, offset);
+            self.timers.insert((at, Due::FundConfirm(id)));
+            self.subscriptions.insert(id, subscription);
+        }
+        before
+    }
+
+    fn set_redemption(&mut self, id: Id, redemption: Option<Redemption>) -> Option<Redemption> {
+        let offset = self.settings.day_offset_seconds;
+        let before = self.redemptions.remove(&id);
+        if let Some(old) = &before {
+            let at = crate::merchant::day_start(old.pay_day, offset);
+            self.timers.remove(&(at, Due::FundPayout(id)));
+        }
+        if let Some(redemption) = redemption {
+            let at = crate::merchant::day_start(redemption.pay_day, offset);
+            self.timers.insert((at, Due::FundPayout(id)));
+            self.redemptions.insert(id, redemption);
+        }
+        before
+    }
+
     fn set_movement(&mut self, id: Id, movement: Option<Movement>) -> Option<Movement> {
         let before = self.movements.remove(&id);
         if let Some(old) = &before {
@@ -888,6 +1180,29 @@ impl Books<'_> {
         );
         self.created.push(id);
         true
+    }
+
+    /// Creates an account of a ledger that is not a currency's (a fund's units) if it does not
+    /// exist yet.
+    pub(crate) fn ensure_ledger_account(
+        &mut self,
+        now: u64,
+        id: u128,
+        ledger: u32,
+        kind: u16,
+        flags: AccountFlags,
+    ) {
+        if self.ledger.account(id).is_some() {
+            return;
+        }
+        let account = Account::new(id, ledger, kind).with_flags(flags);
+        let results = self.ledger.create_accounts(now, &[account]);
+        assert!(
+            results[0].is_ok(),
+            "a new units account is valid: {:?}",
+            results[0]
+        );
+        self.created.push(id);
     }
 
     /// Creates transfers that must all succeed, or none: the chain's first failure, if any.

@@ -124,10 +124,13 @@ impl Writer {
     /// Blocks until a request arrives, the next pending transfer expires, or the writer has
     /// been idle long enough to checkpoint what changed.
     fn wait(&self, requests: &Receiver<Request>) -> Wait {
+        // A manual clock (tests, benchmarks) moves only when told to, but what is due already
+        // (an accrual's next chunk) runs at once, as with the system clock.
+        let now = self.config.clock.now();
         let expiry = match self.core.next_deadline() {
-            Some(at) if !self.config.clock.is_manual() => Some(Duration::from_nanos(
-                at.saturating_sub(self.config.clock.now()),
-            )),
+            Some(at) if !self.config.clock.is_manual() || at <= now => {
+                Some(Duration::from_nanos(at.saturating_sub(now)))
+            }
             _ => None,
         };
         let checkpoint_waiting = self.core.dirty_accounts() > 0

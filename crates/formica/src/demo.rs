@@ -49,6 +49,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let sandbox = args.data_dir.join("sandbox");
     let args = Args {
         listen: args.listen,
+        public_url: None,
         store: StoreArgs {
             data_dir: Some(args.data_dir),
             database_url: args.database_url,

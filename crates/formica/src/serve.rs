@@ -19,6 +19,10 @@ pub struct Args {
     /// Address to listen on (port 0 picks a free one; the address is printed).
     #[arg(long, env = "FORMICA_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// The address people and shops reach the server at (`https://pay.example.com`), used in
+    /// QR codes and links; by default each request's Host.
+    #[arg(long, env = "FORMICA_PUBLIC_URL")]
+    pub public_url: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
@@ -95,6 +99,7 @@ pub fn serve(args: Args, prepare: impl Prepare) -> anyhow::Result<()> {
         engine: args.rules.engine_config(),
         bank_delay: Duration::from_millis(args.rules.bank_delay_ms),
         private_webhooks: args.rules.webhooks_allow_private,
+        public_url: args.public_url.clone(),
     }))?;
     let served = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen).await?;

@@ -24,6 +24,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_books.sql")),
     (2, include_str!("../migrations/postgres/0002_products.sql")),
     (3, include_str!("../migrations/postgres/0003_merchants.sql")),
+    (4, include_str!("../migrations/postgres/0004_funds.sql")),
 ];
 
 /// The advisory lock migrations hold, so that two processes opening a fresh database at once

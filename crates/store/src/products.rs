@@ -164,6 +164,7 @@ pub(crate) fn write(sql: &mut dyn Sql, effects: &ProductEffects) -> Result<(), S
         &[Int, Text, Text, Text, Int],
         &keys,
     )?;
+    crate::fund::write(sql, effects)?;
     Ok(())
 }
 
@@ -235,13 +236,16 @@ pub(crate) fn load(sql: &mut dyn Sql) -> Result<ProductsLoaded, StoreError> {
             Ok(merchant)
         })
         .collect::<Result<_, StoreError>>()?;
-    Ok(ProductsLoaded {
+    let mut loaded = ProductsLoaded {
         id_last,
         people,
         open_trades,
         open_movements,
         merchants,
-    })
+        ..ProductsLoaded::default()
+    };
+    crate::fund::load(sql, &mut loaded)?;
+    Ok(loaded)
 }
 
 /// The trade columns, in the order `trade_params` writes and `trade_from` reads them.

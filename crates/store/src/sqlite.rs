@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_books.sql")),
     (2, include_str!("../migrations/sqlite/0002_products.sql")),
     (3, include_str!("../migrations/sqlite/0003_merchants.sql")),
+    (4, include_str!("../migrations/sqlite/0004_funds.sql")),
 ];
 
 /// SQLite page cache per connection, in KiB.

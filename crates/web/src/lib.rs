@@ -7,6 +7,7 @@
 
 mod checkout;
 mod form;
+mod fund;
 mod merchant;
 mod operator;
 pub mod session;
@@ -59,6 +60,9 @@ pub fn router() -> Router<AppState> {
         )
         .route("/wallet/trades/{id}", get(trade::show))
         .route("/wallet/trades/{id}/{step}", post(trade::step))
+        .route("/wallet/funds", get(fund::list))
+        .route("/wallet/funds/{id}", get(fund::show))
+        .route("/wallet/funds/{id}/{action}", post(fund::move_money))
         .route("/qr/{id}", get(checkout::show))
         .route("/checkout/{id}", get(checkout::show).post(checkout::pay))
         .route(
@@ -103,6 +107,13 @@ pub fn router() -> Router<AppState> {
         .route("/operator/lookup", get(operator::lookup))
         .route("/operator/people/{id}/level", post(operator::set_level))
         .route("/operator/trial-balance", get(operator::trial_balance))
+        .route(
+            "/operator/funds",
+            get(fund::operator_funds).post(fund::create),
+        )
+        .route("/operator/holidays", post(fund::set_holidays))
+        .route("/operator/funds/{id}", get(fund::operator_fund))
+        .route("/operator/funds/{id}/incomes", post(fund::post_income))
         .route("/static/formica.css", get(stylesheet))
         .route("/static/formica.js", get(script))
 }

@@ -174,7 +174,7 @@ impl FromRequestParts<AppState> for Ctx {
                 .uri
                 .path_and_query()
                 .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
-            base_url: formica_api::gateway::base_url(headers),
+            base_url: state.base_url(headers),
         })
     }
 }

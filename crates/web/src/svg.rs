@@ -101,6 +101,56 @@ pub fn month_chart(bars: &[(String, Money)]) -> String {
     svg
 }
 
+/// The 7-day yield day by day as a line, with its last value written at the end.
+pub fn yield_chart(points: &[(String, u64)]) -> String {
+    const WIDTH: u64 = 320;
+    const HEIGHT: u64 = 140;
+    const TOP: u64 = 20;
+    const BASE: u64 = 110;
+    if points.is_empty() {
+        return String::new();
+    }
+    let high = points.iter().map(|(_, v)| *v).max().unwrap_or(0);
+    let low = points.iter().map(|(_, v)| *v).min().unwrap_or(0);
+    let span = (high - low).max(1);
+    let step = if points.len() > 1 {
+        (WIDTH - 40) / (points.len() as u64 - 1)
+    } else {
+        0
+    };
+    let at = |i: usize, v: u64| (20 + i as u64 * step, BASE - (v - low) * (BASE - TOP) / span);
+    let line = points
+        .iter()
+        .enumerate()
+        .map(|(i, (_, v))| {
+            let (x, y) = at(i, *v);
+            format!("{x},{y}")
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let (last_label, last) = &points[points.len() - 1];
+    let (x, y) = at(points.len() - 1, *last);
+    let first = &points[0].0;
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" \
+         aria-labelledby=\"yield-title\"><title id=\"yield-title\">7-day annualised yield from {first} \
+         to {last_label}: {}</title><polyline points=\"{line}\" fill=\"none\" stroke=\"#1361d8\" \
+         stroke-width=\"2\"/><circle cx=\"{x}\" cy=\"{y}\" r=\"3\" fill=\"#1361d8\"/>\
+         <text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"end\" fill=\"#1d2733\">{}</text>\
+         <text x=\"20\" y=\"{}\" font-size=\"10\" fill=\"#5b6b7c\">{}</text>\
+         <text x=\"{}\" y=\"{}\" font-size=\"10\" text-anchor=\"end\" fill=\"#5b6b7c\">{}</text></svg>",
+        crate::fund::percent(*last),
+        x.max(60),
+        y.saturating_sub(8).max(12),
+        crate::fund::percent(*last),
+        BASE + 20,
+        first.get(5..).unwrap_or(first),
+        WIDTH - 20,
+        BASE + 20,
+        last_label.get(5..).unwrap_or(last_label),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -69,6 +69,11 @@ fn notice(done: &str) -> Option<&'static str> {
         "key" => "Public key saved.",
         "decided" => "Decision recorded and money moved.",
         "verified" => "Identity level set.",
+        "bought" => "Bought: the units earn from their confirmation day.",
+        "sold" => "Sold.",
+        "fund" => "Fund defined.",
+        "holidays" => "Holiday calendar saved.",
+        "income" => "Income posted: the holders are being credited.",
         _ => return None,
     })
 }

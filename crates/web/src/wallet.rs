@@ -460,6 +460,12 @@ fn services(operator: bool) -> Vec<Service> {
             "history statement spending",
         ),
         (
+            "Pocket fund",
+            "Earn every day on spare money; take it out at once",
+            "/wallet/funds",
+            "fund yield interest savings earn yu'e bao",
+        ),
+        (
             "Trades",
             "Escrow purchases and sales",
             "/wallet/trades",

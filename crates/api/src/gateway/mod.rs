@@ -326,7 +326,7 @@ async fn answer(
         None => None,
     };
     let page = method_name.as_deref().is_some_and(is_page_flow);
-    let base_url = base_url(headers);
+    let base_url = state.base_url(headers);
     let result = match params {
         Err(error) => Err(error),
         Ok(params) => match verify(state, params, keys.clone(), &base_url) {

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 /// The manual clock's start: 2027-01-15 12:00 UTC.
 pub const START: u64 = 1_800_000_000_000_000_000;
 pub const SECOND: u64 = 1_000_000_000;
+pub const DAY: u64 = 24 * 3600 * SECOND;
 
 /// A running server and a client for it.
 pub struct App {
@@ -87,6 +88,7 @@ impl App {
             },
             bank_delay: Duration::ZERO,
             private_webhooks: true,
+            public_url: None,
         };
         let server = self
             .runtime

@@ -4,6 +4,7 @@
 mod app;
 mod bad_input;
 mod flows;
+mod fund;
 mod gateway;
 mod webhooks;
 
@@ -27,6 +28,7 @@ macro_rules! api_suite {
 
 use bad_input::*;
 use flows::*;
+use fund::*;
 use gateway::*;
 use webhooks::*;
 
@@ -52,6 +54,7 @@ api_suite!(
     notifications_reach_notify_url_signed_until_it_answers_success,
     page_pay_sends_the_browser_to_the_hosted_checkout,
     a_shop_refunds_over_rest_once_per_refund_number,
+    fund_subscribe_earn_and_redeem,
     a_slow_notify_url_does_not_hold_up_other_merchants,
     a_legacy_rsa_app_is_answered_and_notified_in_sha1,
     a_hanging_endpoint_does_not_hold_up_other_peoples_webhooks,

@@ -17,6 +17,7 @@ use formica_core::{
 };
 use proptest::prelude::*;
 
+mod fund;
 mod merchant;
 
 const SECOND: u64 = 1_000_000_000;

@@ -2,6 +2,7 @@
 //! `--json` the last line of standard output is one JSON object.
 
 mod durable;
+mod fund;
 mod gateway;
 mod ledger;
 mod memory;
@@ -21,6 +22,8 @@ pub enum Workload {
     Payments(payments::Args),
     /// alipay.trade.pay over HTTP at the open gateway, signed as the SDKs sign.
     Gateway(gateway::Args),
+    /// A day's fund earnings credited to every holder while payments run.
+    FundAccrual(fund::Args),
 }
 
 /// Runs one workload.
@@ -29,6 +32,7 @@ pub fn run(workload: Workload) -> anyhow::Result<()> {
         Workload::Ledger(args) => ledger::run(args),
         Workload::Payments(args) => payments::run(args),
         Workload::Gateway(args) => gateway::run(args),
+        Workload::FundAccrual(args) => fund::run(args),
     }
 }
 

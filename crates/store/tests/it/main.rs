@@ -41,6 +41,7 @@ macro_rules! store_suite {
                 random_workloads_load_back_as_the_ledger_export,
                 an_expiry_after_the_last_event_is_inside_the_next_checkpoint,
                 products_load_back_as_memory_holds_them,
+                a_crash_in_the_middle_of_an_accrual_credits_each_holder_once,
             );
         }
     };
@@ -132,7 +133,7 @@ mod postgres_only {
                 .expect("an opener thread does not panic")
                 .expect("every concurrent open succeeds: the migration lock serializes them");
         }
-        assert_eq!(db.query_i64("SELECT COUNT(*) FROM schema_migrations"), 3);
+        assert_eq!(db.query_i64("SELECT COUNT(*) FROM schema_migrations"), 4);
     }
 
     /// Kills the server process behind `store` and waits until it is gone. Returns its pid.
@@ -171,10 +172,10 @@ fn schema_migration_is_idempotent(backend: Backend) {
     );
     drop(again);
     drop(db.open());
-    assert_eq!(db.query_i64("SELECT COUNT(*) FROM schema_migrations"), 3);
+    assert_eq!(db.query_i64("SELECT COUNT(*) FROM schema_migrations"), 4);
     assert_eq!(
         db.query_i64("SELECT MAX(version) FROM schema_migrations"),
-        3
+        4
     );
 }
 
@@ -185,7 +186,7 @@ fn schema_newer_than_known_is_refused(backend: Backend) {
     match Store::open(&db.location) {
         Err(StoreError::SchemaTooNew {
             found: 99,
-            known: 3,
+            known: 4,
         }) => {}
         other => panic!("a schema from the future is refused, got {other:?}"),
     }
@@ -1100,6 +1101,177 @@ impl ProductBooks {
 }
 
 use formica_core::Outcome;
+
+impl ProductBooks {
+    /// A batch of timers alone, checked like a command's.
+    fn tick(&mut self, advance: u64) {
+        self.now += advance;
+        self.core.begin_batch();
+        self.core.expire(self.now);
+        let effects = self.core.effects();
+        self.store.commit(&effects).expect("commit");
+        self.core.commit_batch();
+        let mut loaded = self.store.load().expect("load");
+        let mut held = self.core.export_products();
+        loaded.products.id_last = 0;
+        held.id_last = 0;
+        assert_eq!(loaded.products, held, "the store loads what memory holds");
+    }
+}
+
+#[allow(
+    clippy::inconsistent_digit_grouping,
+    reason = "amounts in fen read as yuan_fen: 100_00 is 100.00 yuan"
+)]
+fn a_crash_in_the_middle_of_an_accrual_credits_each_holder_once(backend: Backend) {
+    use formica_core::fund::{FundCommand, Income, fund_account, issuer_account, units_account};
+    use formica_core::wallet::WalletCommand;
+    use formica_core::{Currency, Id, Money, ProductCommand, Settings};
+    const DAY: u64 = 24 * 3600 * SECOND;
+    let settings = || Settings {
+        accrual_chunk: 2,
+        ..Settings::default()
+    };
+    let db = backend.fresh();
+    let mut store = db.open();
+    let mut core = Core::from_loaded(store.load().expect("load")).expect("fresh");
+    core.configure(settings());
+    let mut books = ProductBooks {
+        core,
+        store,
+        // Friday 16:00 in the platform's zone.
+        now: 1_800_000_000 * SECOND,
+    };
+    let cny = |minor| Money::new(minor, Currency::CNY);
+    let people: Vec<Id> = (1..=6).map(Id).collect();
+    for user in &people {
+        books.run(
+            SECOND,
+            ProductCommand::Wallet(WalletCommand::OpenWallet {
+                user_id: *user,
+                currency: Currency::CNY,
+            }),
+        );
+        let Some(Outcome::Movement(top_up)) = books.run(
+            SECOND,
+            ProductCommand::Wallet(WalletCommand::StartTopUp {
+                user_id: *user,
+                amount: cny(100_000_00),
+                card_id: Id(9),
+            }),
+        ) else {
+            panic!("a movement")
+        };
+        books.run(
+            SECOND,
+            ProductCommand::Wallet(WalletCommand::SettleMovement {
+                movement_id: top_up.id,
+                succeeded: true,
+                failure: None,
+            }),
+        );
+    }
+    let manager = people[0];
+    let Some(Outcome::Fund(fund)) = books.run(
+        SECOND,
+        ProductCommand::Fund(FundCommand::Create {
+            name: "Pocket".into(),
+            currency: Currency::CNY,
+            manager_id: manager,
+            cutoff_second: 15 * 3600,
+            instant_limit: cny(10_000_00),
+        }),
+    ) else {
+        panic!("a fund")
+    };
+    for (n, holder) in people[1..].iter().enumerate() {
+        books.run(
+            SECOND,
+            ProductCommand::Fund(FundCommand::Subscribe {
+                fund_id: fund.id,
+                holder_id: *holder,
+                amount: cny(50_000_00 + n as u64),
+            }),
+        );
+    }
+    // Tuesday: confirmed. Friday to Monday earn nothing (not confirmed yet).
+    books.tick(4 * DAY);
+    let friday = 20_833;
+    let post = |books: &mut ProductBooks, day| {
+        books.run(
+            SECOND,
+            ProductCommand::Fund(FundCommand::PostIncome {
+                fund_id: fund.id,
+                day,
+                income: Income::parse("0.9312").expect("an income"),
+            }),
+        )
+    };
+    for day in friday..friday + 4 {
+        post(&mut books, day);
+        books.tick(SECOND);
+        books.tick(SECOND);
+    }
+    books.tick(DAY);
+    // Tuesday's income: the first two holders are credited in the posting batch; then the
+    // writer dies.
+    post(&mut books, friday + 4);
+    let credited = |books: &ProductBooks| -> Vec<u128> {
+        people[1..]
+            .iter()
+            .map(|h| {
+                books
+                    .core
+                    .ledger()
+                    .account(units_account(*h, &fund))
+                    .map_or(0, |a| a.credits_posted - a.debits_posted)
+            })
+            .collect()
+    };
+    let before = credited(&books);
+    let earned = |units: &[u128]| -> Vec<u128> {
+        units
+            .iter()
+            .enumerate()
+            .map(|(n, u)| u - (50_000_00 + n as u128))
+            .collect()
+    };
+    assert_eq!(
+        earned(&before),
+        [4_65, 4_65, 0, 0, 0],
+        "two holders credited before the crash"
+    );
+    let ProductBooks { store, now, .. } = books;
+    drop(store);
+    let mut store = db.open();
+    let mut core = Core::from_loaded(store.load().expect("load")).expect("loads");
+    core.configure(settings());
+    let mut books = ProductBooks { core, store, now };
+    // The restarted writer picks the accrual up where it stopped.
+    books.tick(SECOND);
+    books.tick(SECOND);
+    // 50,000.0n units earn 4.65 each, once.
+    assert_eq!(earned(&credited(&books)), [4_65; 5]);
+    let fund_now = books.core.fund(fund.id).expect("the fund");
+    assert_eq!(fund_now.accrued_through, friday + 4);
+    assert!(fund_now.accrual.is_none());
+    let issuer = books
+        .core
+        .ledger()
+        .account(issuer_account(&fund))
+        .expect("issuer");
+    let money = books
+        .core
+        .ledger()
+        .account(fund_account(fund.id, Currency::CNY))
+        .expect("fund");
+    assert_eq!(
+        i128::try_from(issuer.debits_posted - issuer.credits_posted).expect("fits"),
+        money.available(),
+        "units outstanding equal the fund's money"
+    );
+    assert!(books.store.trial_balance().expect("trial balance").holds());
+}
 
 fn products_load_back_as_memory_holds_them(backend: Backend) {
     use formica_core::merchant::{MerchantCommand, MerchantProfile};

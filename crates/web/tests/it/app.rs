@@ -38,6 +38,11 @@ pub struct Person {
 
 impl App {
     pub fn start(backend: Backend) -> App {
+        App::start_with(backend, None)
+    }
+
+    /// With `--public-url`.
+    pub fn start_with(backend: Backend, public_url: Option<&str>) -> App {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -53,6 +58,7 @@ impl App {
             },
             bank_delay: Duration::ZERO,
             private_webhooks: true,
+            public_url: public_url.map(str::to_owned),
         };
         let server = runtime
             .block_on(Server::start(config))
@@ -250,6 +256,14 @@ impl App {
                 || "0.00".to_owned(),
                 |b| b["available"]["amount"].as_str().unwrap_or("").to_owned(),
             )
+    }
+
+    /// Moves the clock and runs the engine's timers.
+    pub fn advance(&self, nanos: u64) {
+        self.clock.advance(nanos);
+        self.runtime
+            .block_on(self.server().engine().tick())
+            .expect("the timers run");
     }
 
     /// Waits (up to 10 s) until `done` holds: for the simulated bank's answers.

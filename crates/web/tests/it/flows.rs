@@ -366,3 +366,101 @@ pub fn hosted_checkout_from_a_page_pay_link_back_to_return_url(backend: Backend)
     assert_eq!(app.available(&buyer), "60.10");
     app.finish();
 }
+
+pub fn the_pocket_fund_in_the_wallet_and_the_operator_console(backend: Backend) {
+    if !browser::available() {
+        return;
+    }
+    const DAY: u64 = 24 * 3600 * 1_000_000_000;
+    let app = App::start(backend);
+    let operator = app.operator("ops@example.com");
+    let manager = app.person("fund@example.com", "1000.00");
+    let alice = app.person("+8613800000001", "30000.00");
+    let driver = Driver::start();
+    let fund = app.runtime.block_on(async {
+        let ops = Browser::open(&driver, &app, "fund-operator").await;
+        sign_in(&ops, &operator).await;
+        ops.goto("/operator/funds").await;
+        ops.fill("fund-name", "Pocket").await;
+        ops.fill("manager", &manager.login).await;
+        ops.submit("fund-name").await;
+        assert!(ops.page_text().await.contains("Fund defined."));
+        let fund = ops.path().await;
+        let fund = fund
+            .strip_prefix("/operator/funds/")
+            .and_then(|f| f.split('?').next())
+            .expect("the fund's page")
+            .to_owned();
+        // Alice buys 20,000.00 on Friday evening: confirmed on Tuesday.
+        let wallet = Browser::open(&driver, &app, "fund-wallet").await;
+        sign_in(&wallet, &alice).await;
+        wallet.goto("/wallet/services?q=fund").await;
+        wallet.follow("Pocket fund").await;
+        wallet.follow("Pocket").await;
+        wallet.fill("buy-amount", "20000.00").await;
+        wallet.fill("buy-pin", PIN).await;
+        wallet.submit("buy-pin").await;
+        assert!(wallet.page_text().await.contains("not yet earning"));
+        assert_eq!(wallet.text("[data-testid=fund-units]").await, "¥20,000.00");
+        ops.close().await;
+        wallet.close().await;
+        fund
+    });
+    // A week passes; the operator posts each finished day's income.
+    for day in 15..=21 {
+        app.advance(DAY);
+        let (status, body) = app.api(
+            "POST",
+            &format!("/v1/funds/{fund}/incomes"),
+            Some(&operator.token),
+            None,
+            Some(json!({"day": format!("2027-01-{day}"), "income": "1.0700"})),
+        );
+        assert_eq!(status, 201, "{body}");
+    }
+    app.runtime.block_on(async {
+        let ops = Browser::open(&driver, &app, "fund-operator").await;
+        sign_in(&ops, &operator).await;
+        ops.goto(&format!("/operator/funds/{fund}")).await;
+        assert!(
+            ops.text("[data-testid=fund-report]")
+                .await
+                .contains("yes: units outstanding equal the fund's money")
+        );
+        // The day after the last one posted: Friday the 22nd, not over yet.
+        ops.fill("income", "1.07").await;
+        ops.submit("income").await;
+        assert!(ops.text("[role=alert]").await.contains("once it is over"));
+        ops.shot("report").await;
+        let wallet = Browser::open(&driver, &app, "fund-wallet").await;
+        sign_in(&wallet, &alice).await;
+        wallet.goto(&format!("/wallet/funds/{fund}")).await;
+        // Tuesday to Thursday earned 2.14 a day (20,000.00 × 1.07 / 10,000), compounding.
+        assert_eq!(
+            wallet.text("[data-testid=fund-yesterday]").await,
+            "+¥2.14 (2027-01-21)"
+        );
+        assert_eq!(wallet.text("[data-testid=fund-units]").await, "¥20,006.42");
+        wallet.shot("holding").await;
+        // Past the instant limit: refused, nothing moves.
+        wallet.fill("sell-amount", "10000.01").await;
+        wallet.fill("sell-pin", PIN).await;
+        wallet.submit("sell-pin").await;
+        assert!(
+            wallet
+                .text("[role=alert]")
+                .await
+                .contains("instant redemption limit")
+        );
+        wallet.fill("sell-amount", "6.42").await;
+        wallet.fill("sell-pin", PIN).await;
+        wallet.submit("sell-pin").await;
+        assert_eq!(wallet.text("[data-testid=fund-units]").await, "¥20,000.00");
+        wallet.goto("/wallet").await;
+        assert_eq!(wallet.text("[data-testid=balance-CNY]").await, "¥10,006.42");
+        ops.close().await;
+        wallet.close().await;
+    });
+    assert_eq!(app.available(&manager), "993.58");
+    app.finish();
+}

@@ -34,9 +34,11 @@ web_suite!(
     pages_carry_their_protections,
     hosted_checkout_pays_and_returns_to_the_shop_signed,
     a_shop_ships_its_escrow_trades_and_reshows_its_qr_codes,
+    qr_codes_carry_the_configured_public_url,
     sign_up_top_up_and_pay_a_shop_qr,
     escrow_purchase_through_to_confirmed_receipt,
     refund_from_the_merchant_console,
     dispute_decided_in_the_operator_console,
     hosted_checkout_from_a_page_pay_link_back_to_return_url,
+    the_pocket_fund_in_the_wallet_and_the_operator_console,
 );

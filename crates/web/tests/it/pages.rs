@@ -344,3 +344,19 @@ pub fn a_shop_ships_its_escrow_trades_and_reshows_its_qr_codes(backend: Backend)
     assert_eq!(app.available(&buyer), "70.00");
     app.finish();
 }
+
+pub fn qr_codes_carry_the_configured_public_url(backend: Backend) {
+    let app = App::start_with(backend, Some("https://pay.example.com/"));
+    let owner = app.person("shop@example.com", "0");
+    let shop = app.shop(&owner, "Tea House");
+    let mut console = Visitor::new(&app);
+    console.sign_in(&owner.login);
+    let page = console.get(&format!("/merchant/{shop}/qr"));
+    assert!(
+        page.body
+            .contains(&format!(">https://pay.example.com/pay/{shop}<")),
+        "{}",
+        page.body
+    );
+    app.finish();
+}
