@@ -84,6 +84,7 @@ impl Core {
     pub fn configure(&mut self, settings: Settings) {
         self.products.settings = settings;
         self.products.retime_merchants();
+        self.products.retime_funds();
     }
 
     /// The rules the products run by.

@@ -576,6 +576,9 @@ pub(crate) struct Products {
     pub(crate) calendar: Calendar,
     /// When each merchant's settlement timer is set for.
     settle_timers: HashMap<Id, u64>,
+    /// When each subscription's confirmation and each redemption's payout is set for (the
+    /// time zone may change between the load and the engine's settings).
+    fund_timers: HashMap<Due, u64>,
     /// Payment codes that paid, until they expire (by code, and in the order used).
     codes_used: HashMap<String, u64>,
     codes_by_age: std::collections::VecDeque<(u64, String)>,
@@ -1097,7 +1100,7 @@ impl Products {
         let before = self.funds.remove(&id);
         self.timers.remove(&(0, Due::FundAccrual(id)));
         if let Some(fund) = fund {
-            if fund.accrual.is_some() {
+            if fund.accrual.as_ref().is_some_and(|a| !a.stalled) {
                 self.timers.insert((0, Due::FundAccrual(id)));
             }
             self.funds.insert(id, fund);
@@ -1110,33 +1113,50 @@ impl Products {
         id: Id,
         subscription: Option<Subscription>,
     ) -> Option<Subscription> {
-        let offset = self.settings.day_offset_seconds;
         let before = self.subscriptions.remove(&id);
-        if let Some(old) = &before {
-            let at = crate::merchant::day_start(old.confirm_day, offset);
-            self.timers.remove(&(at, Due::FundConfirm(id)));
+        let due = Due::FundConfirm(id);
+        if let Some(at) = self.fund_timers.remove(&due) {
+            self.timers.remove(&(at, due));
         }
         if let Some(subscription) = subscription {
-            let at = crate::merchant::day_start(subscription.confirm_day, offset);
-            self.timers.insert((at, Due::FundConfirm(id)));
+            let at = crate::merchant::day_start(
+                subscription.confirm_day,
+                self.settings.day_offset_seconds,
+            );
+            self.timers.insert((at, due));
+            self.fund_timers.insert(due, at);
             self.subscriptions.insert(id, subscription);
         }
         before
     }
 
     fn set_redemption(&mut self, id: Id, redemption: Option<Redemption>) -> Option<Redemption> {
-        let offset = self.settings.day_offset_seconds;
         let before = self.redemptions.remove(&id);
-        if let Some(old) = &before {
-            let at = crate::merchant::day_start(old.pay_day, offset);
-            self.timers.remove(&(at, Due::FundPayout(id)));
+        let due = Due::FundPayout(id);
+        if let Some(at) = self.fund_timers.remove(&due) {
+            self.timers.remove(&(at, due));
         }
         if let Some(redemption) = redemption {
-            let at = crate::merchant::day_start(redemption.pay_day, offset);
-            self.timers.insert((at, Due::FundPayout(id)));
+            let at =
+                crate::merchant::day_start(redemption.pay_day, self.settings.day_offset_seconds);
+            self.timers.insert((at, due));
+            self.fund_timers.insert(due, at);
             self.redemptions.insert(id, redemption);
         }
         before
+    }
+
+    /// Sets every confirmation and payout timer again, for settings that changed (the store
+    /// loads them before the engine configures the core).
+    pub(crate) fn retime_funds(&mut self) {
+        let subscriptions: Vec<Subscription> = self.subscriptions.values().cloned().collect();
+        for subscription in subscriptions {
+            self.set_subscription(subscription.id, Some(subscription));
+        }
+        let redemptions: Vec<Redemption> = self.redemptions.values().cloned().collect();
+        for redemption in redemptions {
+            self.set_redemption(redemption.id, Some(redemption));
+        }
     }
 
     fn set_movement(&mut self, id: Id, movement: Option<Movement>) -> Option<Movement> {

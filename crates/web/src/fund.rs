@@ -476,7 +476,19 @@ async fn operator_fund_page(
             "Crediting now",
             fund.accrual.as_ref().map_or_else(
                 || "nothing".to_owned(),
-                |a| format!("{} ({} of {} so far)", day(a.day), a.credited, a.total),
+                |a| {
+                    let stalled = if a.stalled {
+                        " STALLED: a chunk would have credited more than was paid in"
+                    } else {
+                        ""
+                    };
+                    format!(
+                        "{} ({} of {} credited){stalled}",
+                        day(a.day),
+                        view::money(&Money::new(a.credited, fund.currency)),
+                        view::money(&Money::new(a.total, fund.currency))
+                    )
+                },
             ),
         ),
         ("Instant limit a day", view::money(&fund.instant_limit)),

@@ -357,3 +357,35 @@ proptest! {
         prop_assert_eq!(i128::from(credited) + residual + waiting, paid_in);
     }
 }
+
+#[test]
+fn timers_loaded_before_the_settings_follow_the_settings() {
+    // Regression: the store loads open subscriptions before the engine configures the core;
+    // their confirmation timers were set for the default time zone and never moved, so a
+    // core in another zone kept a dead timer due for ever.
+    let mut w = World::new();
+    let utc = Settings {
+        day_offset_seconds: 0,
+        ..Settings::default()
+    };
+    w.core.configure(utc.clone());
+    let manager = w.person(9, 0);
+    let alice = w.person(1, 100_00);
+    let fund = open_fund(&mut w, manager);
+    let bought = subscribe(&mut w, fund.id, alice, 100_00).expect("subscribes");
+    let loaded = formica_core::Loaded {
+        snapshot: w.core.ledger().export(),
+        heads: Vec::new(),
+        changed_since_checkpoint: Vec::new(),
+        products: w.core.export_products(),
+    };
+    let mut again = World::new();
+    again.now = w.now;
+    again.core = Core::from_loaded(loaded).expect("loads");
+    again.core.configure(utc);
+    let confirm_at = (bought.confirm_day as u64) * DAY;
+    assert_eq!(again.core.next_deadline(), Some(confirm_at));
+    again.advance(confirm_at - again.now);
+    assert_eq!(units(&again, &fund, alice), 100_00);
+    assert_eq!(again.core.next_deadline(), None, "no timer left behind");
+}
