@@ -7,9 +7,10 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use formica_core::fund::{
-    Earning, Fund, FundCommand, Income, Redemption, Subscription, fund_account, issuer_account,
-    residual_account,
+    Fund, FundCommand, Income, Redemption, Subscription, fund_account, issuer_account,
+    residual_account, units_account,
 };
+use formica_core::products::transfer_kind;
 use formica_core::{Currency, Id, Money, Outcome, ProductCommand};
 use serde::{Deserialize, Serialize};
 
@@ -139,7 +140,7 @@ async fn fund_of(state: &AppState, id: &str) -> Result<Fund, ApiError> {
 pub struct FundReport {
     /// The fund.
     pub fund: Fund,
-    /// People holding units.
+    /// People who hold or held units.
     pub holders: u64,
     /// Units outstanding, confirmed or not (as money: one unit is 1.00).
     pub units_outstanding: Money,
@@ -204,7 +205,7 @@ pub async fn report(
     Ok(Json(FundReport {
         holders: counts.0,
         units_outstanding: Money::new(minor(outstanding), currency),
-        units_pending: Money::new(counts.2, currency),
+        units_pending: Money::new(counts.1, currency),
         money: Money::new(minor(money), currency),
         residual: Money::new(minor(residual), currency),
         reconciled: outstanding == money,
@@ -345,50 +346,67 @@ pub async fn holding(
     Ok(Json(holding_view(&state, &fund, caller.0.id).await?))
 }
 
-/// A person's holding as shown to them (the wallet's fund page uses it too).
+/// Earnings by day shown (newest first), and how far back the books are read for them.
+const EARNINGS_SHOWN: usize = 30;
+const HISTORY_READ: u32 = 200;
+
+/// A person's holding as shown to them (the wallet's fund page uses it too): units from
+/// their units account, earnings from its `FUND_EARNINGS` transfers.
 pub async fn holding_view(
     state: &AppState,
     fund: &Fund,
     holder: Id,
 ) -> Result<HoldingView, ApiError> {
     let fund_id = fund.id;
-    let (holding, earnings, (subscriptions, redemptions)) = state
+    let account_id = units_account(holder, fund);
+    let (holding, (subscribed, redeemed), (subscriptions, redemptions), account, history) = state
         .pool()
-        .read(move |sql| {
-            Ok((
-                formica_store::fund::holding(sql, fund_id, holder)?,
-                formica_store::fund::earnings(sql, fund_id, holder, 30)?,
-                formica_store::fund::activity(sql, fund_id, holder, 20)?,
-            ))
+        .with_store(move |store| {
+            let rows = store.read_sql(|sql| {
+                Ok((
+                    formica_store::fund::holding(sql, fund_id, holder)?,
+                    formica_store::fund::net_in(sql, fund_id, holder)?,
+                    formica_store::fund::activity(sql, fund_id, holder, 20)?,
+                ))
+            })?;
+            let account = store.account(account_id)?;
+            let history = store.history(&formica_store::HistoryQuery {
+                account_id,
+                from: None,
+                before: None,
+                limit: HISTORY_READ,
+            })?;
+            Ok((rows.0, rows.1, rows.2, account, history))
         })
         .await?;
     let holding = holding.unwrap_or_default();
     let money = |minor: u64| Money::new(minor, fund.currency);
+    let units = account.map_or(0, |a| {
+        u64::try_from(a.credits_posted + a.credits_pending - a.debits_posted).unwrap_or(u64::MAX)
+    });
     let today = state.engine().settings().day(state.now());
     let used = if holding.instant_day == today {
         holding.instant_used
     } else {
         0
     };
+    let earnings: Vec<EarningView> = history
+        .iter()
+        .filter(|t| t.code == transfer_kind::FUND_EARNINGS && t.credit_account_id == account_id)
+        .take(EARNINGS_SHOWN)
+        .map(|t| EarningView {
+            day: time::format_day(t.user_data_64 as i64),
+            amount: money(u64::try_from(t.amount).unwrap_or(u64::MAX)),
+        })
+        .collect();
     Ok(HoldingView {
         fund_id,
-        units: money(holding.units),
+        units: money(units),
         pending: money(holding.pending),
-        earned_total: money(holding.earned_total),
-        last_earned: (holding.last_earned.1 > 0).then(|| {
-            (
-                time::format_day(holding.last_earned.0),
-                money(holding.last_earned.1),
-            )
-        }),
+        earned_total: money((units + redeemed).saturating_sub(subscribed)),
+        last_earned: earnings.first().map(|e| (e.day.clone(), e.amount)),
         instant_left: money(fund.instant_limit.amount_minor.saturating_sub(used)),
-        earnings: earnings
-            .into_iter()
-            .map(|Earning { day, amount, .. }| EarningView {
-                day: time::format_day(day),
-                amount: money(amount),
-            })
-            .collect(),
+        earnings,
         subscriptions,
         redemptions,
     })

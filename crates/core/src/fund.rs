@@ -323,22 +323,21 @@ pub struct Holding {
     pub fund_id: Id,
     /// The holder.
     pub holder_id: Id,
-    /// Units held, confirmed or not, in minor units.
+    /// Units held, confirmed or not, in minor units: the holder's units account says the
+    /// same, so the store does not keep it (the core fills it in from the books at load, and
+    /// a day's earnings need write nothing but their transfers).
     pub units: u64,
     /// Of which not yet confirmed.
     pub pending: u64,
-    /// Changes dated after the last accrued day: (day, +units confirmed that day, or
-    /// −units redeemed that day). The units that earn for day `d` are `units` less those
-    /// dated after `d`.
+    /// Changes dated after the last accrued day, when last written: (day, +units confirmed
+    /// that day, or −units redeemed that day). The units that earn for day `d` are `units`
+    /// less those dated after `d`; older entries count for no day still to accrue, and are
+    /// dropped when the holding is next written.
     pub recent: Vec<(i64, i64)>,
     /// The day of `instant_used`.
     pub instant_day: i64,
     /// Redeemed instantly that day.
     pub instant_used: u64,
-    /// Earnings credited in all.
-    pub earned_total: u64,
-    /// The last day earnings were credited for, and how much.
-    pub last_earned: (i64, u64),
 }
 
 impl Holding {
@@ -400,7 +399,8 @@ pub struct Redemption {
     pub money_transfer: u128,
 }
 
-/// One holder's earnings for one day.
+/// One holder's earnings for one day: a units transfer of kind `FUND_EARNINGS` whose
+/// `user_data_64` is the day.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Earning {
     /// The fund.
@@ -683,6 +683,7 @@ impl Core {
             ],
         )?;
         let mut holding = self.holding_of(fund_id, holder);
+        holding.recent.retain(|(at, _)| *at > fund.accrued_through);
         holding.units += amount.amount_minor;
         holding.pending += amount.amount_minor;
         holding.recent.push((
@@ -767,6 +768,7 @@ impl Core {
             ],
         )?;
         // The units stop earning today.
+        holding.recent.retain(|(at, _)| *at > fund.accrued_through);
         holding.units -= amount.amount_minor;
         holding
             .recent
@@ -901,34 +903,25 @@ impl Core {
                 transfer_kind::FUND_INCOME,
             ));
         }
-        for (mut holding, earned) in chunk.iter().cloned().zip(earned) {
-            let dated = holding.recent.len();
-            holding.recent.retain(|(at, _)| *at > accrual.day);
+        // Only the transfers are written: a holding's units are its account's, and its
+        // dated changes are pruned when it is next written.
+        for (holding, earned) in chunk.iter().zip(earned) {
             accrual.after = Some(holding.holder_id);
-            if earned == 0 && holding.recent.len() == dated {
-                // Nothing to write for this holder today.
+            if earned == 0 {
                 continue;
             }
-            if earned > 0 {
-                transfers.push(Transfer::new(
-                    self.products.next_transfer_id(now),
-                    issuer_account(&fund),
-                    units_account(holding.holder_id, &fund),
-                    u128::from(earned),
-                    fund.unit_ledger,
-                    transfer_kind::FUND_EARNINGS,
-                ));
-                holding.units += earned;
-                holding.earned_total += earned;
-                holding.last_earned = (accrual.day, earned);
-                self.products.record_earning(Earning {
-                    fund_id,
-                    holder_id: holding.holder_id,
-                    day: accrual.day,
-                    amount: earned,
-                });
-            }
-            self.products.put_holding(holding);
+            let mut transfer = Transfer::new(
+                self.products.next_transfer_id(now),
+                issuer_account(&fund),
+                units_account(holding.holder_id, &fund),
+                u128::from(earned),
+                fund.unit_ledger,
+                transfer_kind::FUND_EARNINGS,
+            );
+            transfer.user_data_64 = accrual.day as u64;
+            transfers.push(transfer);
+            self.products
+                .credit_units((fund_id, holding.holder_id), earned);
         }
         accrual.credited += credited;
         let done = chunk.len() < self.products.settings.accrual_chunk.max(1);

@@ -77,6 +77,20 @@ impl Core {
         core.heads = loaded.heads.into_iter().collect();
         core.dirty = loaded.changed_since_checkpoint.into_iter().collect();
         core.products = Products::from_loaded(loaded.products);
+        // A holding's units are its units account's: confirmed and earned (posted credits),
+        // bought and not yet confirmed (pending credits), less what was sold.
+        let Core {
+            ledger, products, ..
+        } = &mut core;
+        for holding in products.holdings.values_mut() {
+            if let Some(fund) = products.funds.get(&holding.fund_id)
+                && let Some(account) = ledger.account(fund::units_account(holding.holder_id, fund))
+            {
+                let units =
+                    account.credits_posted + account.credits_pending - account.debits_posted;
+                holding.units = u64::try_from(units).unwrap_or(u64::MAX);
+            }
+        }
         Ok(core)
     }
 
@@ -134,7 +148,16 @@ impl Core {
             open_movements,
             merchants,
             funds,
-            holdings: self.products.holdings.values().cloned().collect(),
+            // As the store keeps them: units are the books'.
+            holdings: self
+                .products
+                .holdings
+                .values()
+                .map(|h| fund::Holding {
+                    units: 0,
+                    ..h.clone()
+                })
+                .collect(),
             open_subscriptions,
             open_redemptions,
             holidays: self.products.calendar.holidays.iter().copied().collect(),

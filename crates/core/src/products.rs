@@ -11,9 +11,7 @@ use formica_ledger::{Account, AccountFlags, CreateTransferResult, Ledger, Transf
 use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 
-use crate::fund::{
-    Calendar, Earning, Fund, FundCommand, Holding, Income, Redemption, Subscription,
-};
+use crate::fund::{Calendar, Fund, FundCommand, Holding, Income, Redemption, Subscription};
 use crate::merchant::{Merchant, MerchantCommand, RefundReceipt, Settlement};
 use crate::money::{Currency, Money};
 use crate::trade::{Trade, TradeCommand, TradeStatus};
@@ -489,8 +487,6 @@ pub struct ProductEffects {
     pub redemptions: Vec<Redemption>,
     /// Daily incomes posted: (fund, day, income per 10,000 units).
     pub incomes: Vec<(Id, i64, Income)>,
-    /// Earnings credited.
-    pub earnings: Vec<Earning>,
     /// The holiday calendar, if it changed.
     pub holidays: Option<Vec<i64>>,
 }
@@ -513,7 +509,6 @@ impl ProductEffects {
             && self.subscriptions.is_empty()
             && self.redemptions.is_empty()
             && self.incomes.is_empty()
-            && self.earnings.is_empty()
             && self.holidays.is_none()
     }
 }
@@ -603,7 +598,6 @@ pub(crate) struct ProductBatch {
     subscriptions: HashMap<Id, Subscription>,
     redemptions: HashMap<Id, Redemption>,
     incomes: Vec<(Id, i64, Income)>,
-    earnings: Vec<Earning>,
     holidays: Option<Vec<i64>>,
     /// Paid merchant trades the store loaded for this batch.
     recalled: HashMap<Id, Trade>,
@@ -817,8 +811,14 @@ impl Products {
         self.batch.incomes.push((fund, day, income));
     }
 
-    pub(crate) fn record_earning(&mut self, earning: Earning) {
-        self.batch.earnings.push(earning);
+    /// Adds a day's earnings to a holding's units in memory (the store has them as the
+    /// units account's transfers).
+    pub(crate) fn credit_units(&mut self, key: (Id, Id), earned: u64) {
+        if let Some(holding) = self.holdings.get_mut(&key) {
+            let before = holding.clone();
+            holding.units += earned;
+            self.batch.undo.push(Undo::Holding(key, Some(before)));
+        }
     }
 
     /// A fund's holdings, in holder order.
@@ -972,7 +972,6 @@ impl Products {
             subscriptions,
             redemptions,
             incomes: std::mem::take(&mut batch.incomes),
-            earnings: std::mem::take(&mut batch.earnings),
             holidays: batch.holidays.take(),
             merchants,
             settlements: std::mem::take(&mut batch.settlements),

@@ -1,8 +1,9 @@
 //! The pocket-money fund's rows: written by the engine's batches (funds, holdings,
-//! subscriptions, redemptions, incomes, earnings, holidays), loaded back for the core, and read
-//! for statements and reports.
+//! subscriptions, redemptions, incomes, holidays), loaded back for the core, and read for
+//! statements and reports. A holder's units and daily earnings are the books' (their units
+//! account and its `FUND_EARNINGS` transfers), not rows here.
 
-use formica_core::fund::{Earning, Fund, Holding, Income, Redemption, Subscription};
+use formica_core::fund::{Fund, Holding, Income, Redemption, Subscription};
 use formica_core::products::ProductEffects;
 use formica_core::{Id, Money, ProductsLoaded};
 
@@ -41,13 +42,11 @@ pub(crate) fn write(sql: &mut dyn Sql, effects: &ProductEffects) -> Result<(), S
     sql.execute_many(
         &format!(
             "INSERT INTO fund_holdings ({HOLDING_COLUMNS}) {{rows}} \
-             ON CONFLICT (fund_id, holder_id) DO UPDATE SET units = excluded.units, \
-             pending = excluded.pending, recent = excluded.recent, \
-             instant_day = excluded.instant_day, instant_used = excluded.instant_used, \
-             earned_total = excluded.earned_total, last_day = excluded.last_day, \
-             last_earned = excluded.last_earned"
+             ON CONFLICT (fund_id, holder_id) DO UPDATE SET pending = excluded.pending, \
+             recent = excluded.recent, instant_day = excluded.instant_day, \
+             instant_used = excluded.instant_used"
         ),
-        &[Int, Int, Int, Int, Text, Int, Int, Int, Int, Int],
+        &[Int, Int, Int, Text, Int, Int],
         &holdings,
     )?;
     let subscriptions: Vec<Vec<Value>> = effects
@@ -111,23 +110,6 @@ pub(crate) fn write(sql: &mut dyn Sql, effects: &ProductEffects) -> Result<(), S
         &[Int, Int, Text],
         &incomes,
     )?;
-    let earnings: Vec<Vec<Value>> = effects
-        .earnings
-        .iter()
-        .map(|e| {
-            vec![
-                e.fund_id.0.into(),
-                e.holder_id.0.into(),
-                e.day.into(),
-                e.amount.into(),
-            ]
-        })
-        .collect();
-    sql.execute_many(
-        "INSERT INTO fund_earnings (fund_id, holder_id, day, amount_minor) {rows}",
-        &[Int, Int, Int, Int],
-        &earnings,
-    )?;
     if let Some(days) = &effects.holidays {
         sql.execute("DELETE FROM holidays", &[])?;
         let rows: Vec<Vec<Value>> = days.iter().map(|d| vec![(*d).into()]).collect();
@@ -136,8 +118,7 @@ pub(crate) fn write(sql: &mut dyn Sql, effects: &ProductEffects) -> Result<(), S
     Ok(())
 }
 
-const HOLDING_COLUMNS: &str = "fund_id, holder_id, units, pending, recent, instant_day, \
-    instant_used, earned_total, last_day, last_earned";
+const HOLDING_COLUMNS: &str = "fund_id, holder_id, pending, recent, instant_day, instant_used";
 
 const SUBSCRIPTION_COLUMNS: &str = "id, fund_id, holder_id, amount_minor, currency, \
     confirm_day, confirmed, created_at, units_transfer";
@@ -149,30 +130,25 @@ fn holding_params(h: &Holding) -> Vec<Value> {
     vec![
         h.fund_id.0.into(),
         h.holder_id.0.into(),
-        h.units.into(),
         h.pending.into(),
         serde_json::to_string(&h.recent)
             .expect("pairs serialize")
             .into(),
         h.instant_day.into(),
         h.instant_used.into(),
-        h.earned_total.into(),
-        h.last_earned.0.into(),
-        h.last_earned.1.into(),
     ]
 }
 
+/// A holding as stored: its units (the books') are zero here.
 fn holding_from(row: &Row) -> Result<Holding, StoreError> {
     Ok(Holding {
         fund_id: Id(row.uint(0)?),
         holder_id: Id(row.uint(1)?),
-        units: row.uint(2)?,
-        pending: row.uint(3)?,
-        recent: serde_json::from_str(&row.text(4)?).map_err(|e| corrupt("holding", e))?,
-        instant_day: row.int(5)?,
-        instant_used: row.uint(6)?,
-        earned_total: row.uint(7)?,
-        last_earned: (row.int(8)?, row.uint(9)?),
+        units: 0,
+        pending: row.uint(2)?,
+        recent: serde_json::from_str(&row.text(3)?).map_err(|e| corrupt("holding", e))?,
+        instant_day: row.int(4)?,
+        instant_used: row.uint(5)?,
     })
 }
 
@@ -297,28 +273,23 @@ pub fn holdings_of(sql: &mut dyn Sql, holder: Id) -> Result<Vec<Holding>, StoreE
     .collect()
 }
 
-/// A holder's daily earnings, newest first.
-pub fn earnings(
-    sql: &mut dyn Sql,
-    fund: Id,
-    holder: Id,
-    limit: u32,
-) -> Result<Vec<Earning>, StoreError> {
-    sql.query(
-        "SELECT day, amount_minor FROM fund_earnings WHERE fund_id = $1 AND holder_id = $2 \
-         ORDER BY day DESC LIMIT $3",
-        &[fund.0.into(), holder.0.into(), i64::from(limit).into()],
-    )?
-    .iter()
-    .map(|row| {
-        Ok(Earning {
-            fund_id: fund,
-            holder_id: holder,
-            day: row.int(0)?,
-            amount: row.uint(1)?,
-        })
-    })
-    .collect()
+/// What a holder put in and took out of a fund: (subscribed, redeemed), in minor units. Their
+/// units less this net is what they earned in all.
+pub fn net_in(sql: &mut dyn Sql, fund: Id, holder: Id) -> Result<(u64, u64), StoreError> {
+    let sum = |sql: &mut dyn Sql, table: &str| -> Result<u64, StoreError> {
+        sql.query_opt(
+            &format!(
+                "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) FROM {table} \
+                 WHERE fund_id = $1 AND holder_id = $2"
+            ),
+            &[fund.0.into(), holder.0.into()],
+        )?
+        .map_or(Ok(0), |row| row.uint(0))
+    };
+    Ok((
+        sum(sql, "fund_subscriptions")?,
+        sum(sql, "fund_redemptions")?,
+    ))
 }
 
 /// A fund's daily incomes, newest first.
@@ -335,18 +306,17 @@ pub fn incomes(sql: &mut dyn Sql, fund: Id, limit: u32) -> Result<Vec<(i64, Inco
     .collect()
 }
 
-/// A fund's report: holders, units held (confirmed or not) and units pending.
-pub fn report(sql: &mut dyn Sql, fund: Id) -> Result<(u64, u64, u64), StoreError> {
+/// A fund's report: people who ever held it, and units pending confirmation.
+pub fn report(sql: &mut dyn Sql, fund: Id) -> Result<(u64, u64), StoreError> {
     let row = sql
         .query_opt(
             // PostgreSQL sums bigints as numeric: back to bigint.
-            "SELECT COUNT(*), CAST(COALESCE(SUM(units), 0) AS BIGINT), \
-             CAST(COALESCE(SUM(pending), 0) AS BIGINT) \
-             FROM fund_holdings WHERE fund_id = $1 AND units > 0",
+            "SELECT COUNT(*), CAST(COALESCE(SUM(pending), 0) AS BIGINT) \
+             FROM fund_holdings WHERE fund_id = $1",
             &[fund.0.into()],
         )?
         .ok_or_else(|| StoreError::Corrupt("no report row".into()))?;
-    Ok((row.uint(0)?, row.uint(1)?, row.uint(2)?))
+    Ok((row.uint(0)?, row.uint(1)?))
 }
 
 /// The holiday calendar.

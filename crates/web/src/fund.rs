@@ -60,26 +60,37 @@ pub async fn list(State(state): State<AppState>, Signed(ctx, caller): Signed) ->
         Ok(funds) => funds,
         Err(response) => return response,
     };
-    let holder = caller.0.id;
-    let holdings = state
+    // What the person holds of each: their units accounts.
+    let accounts: Vec<u128> = funds
+        .iter()
+        .map(|f| formica_core::fund::units_account(caller.0.id, f))
+        .collect();
+    let held = state
         .pool()
-        .read(move |sql| formica_store::fund::holdings_of(sql, holder))
+        .with_store(move |store| {
+            accounts
+                .iter()
+                .map(|id| store.account(*id))
+                .collect::<Result<Vec<_>, _>>()
+        })
         .await
         .unwrap_or_default();
     let lines = funds
         .iter()
-        .map(|fund| {
-            let held = holdings.iter().find(|h| h.fund_id == fund.id);
-            let money = |minor| view::money(&Money::new(minor, fund.currency));
+        .enumerate()
+        .map(|(i, fund)| {
+            let units = held.get(i).copied().flatten().map(|a| {
+                u64::try_from(a.credits_posted + a.credits_pending - a.debits_posted)
+                    .unwrap_or(u64::MAX)
+            });
             FundLine {
                 id: fund.id.to_string(),
                 name: fund.name.clone(),
                 yield_7d: fund.yield_7d_ppm.map(percent).unwrap_or_default(),
-                units: held.map(|h| money(h.units)).unwrap_or_default(),
-                last_earned: held
-                    .filter(|h| h.last_earned.1 > 0)
-                    .map(|h| money(h.last_earned.1))
+                units: units
+                    .map(|u| view::money(&Money::new(u, fund.currency)))
                     .unwrap_or_default(),
+                last_earned: String::new(),
             }
         })
         .collect();

@@ -38,6 +38,9 @@ pub struct Args {
     /// Requests in flight at once (setup and payments).
     #[arg(long, default_value_t = 2048)]
     concurrency: usize,
+    /// Holders credited per batch (the engine's `accrual_chunk`).
+    #[arg(long, default_value_t = formica_core::fund::ACCRUAL_CHUNK)]
+    chunk: usize,
     /// Seconds of payments measured before the accrual (the baseline).
     #[arg(long, default_value_t = 5.0)]
     baseline_seconds: f64,
@@ -179,6 +182,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         clock: clock.clone(),
         settings: Settings {
             unverified_daily_major: u64::MAX / 1_000,
+            accrual_chunk: args.chunk.max(1),
             ..Settings::default()
         },
         ..Config::default()
@@ -256,7 +260,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         let pending = tokio::task::block_in_place(|| {
             reader.read_sql(|sql| formica_store::fund::report(sql, fund.id))
         })?
-        .2;
+        .1;
         if stored.accrued_through == MONDAY && pending == 0 {
             break;
         }
@@ -311,15 +315,19 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     let during_rate = during_payments as f64 / started.elapsed().as_secs_f64();
     // Every holder got 1,000.00 × 1.07 / 10,000 = 0.107 → 0.10, and the books agree.
     let stored = tokio::task::block_in_place(|| stored_fund(&mut reader, fund.id))?;
-    let (holders, units, pending) = tokio::task::block_in_place(|| {
+    let (holders, pending) = tokio::task::block_in_place(|| {
         reader.read_sql(|sql| formica_store::fund::report(sql, fund.id))
     })?;
     ensure!(
         holders == args.holders && pending == 0,
         "every holder holds"
     );
+    let issuer =
+        tokio::task::block_in_place(|| reader.account(formica_core::fund::issuer_account(&fund)))?
+            .context("the fund's issuer account")?;
+    let units = issuer.debits_posted - issuer.credits_posted;
     ensure!(
-        units == args.holders * 100_010,
+        units == u128::from(args.holders) * 100_010,
         "every holder earned 0.10 once: {units}"
     );
     drop(reader);
@@ -355,6 +363,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
                 "bench": "fund-accrual",
                 "store": store,
                 "holders": args.holders,
+                "chunk": args.chunk,
                 "accrual_seconds": (accrual_seconds * 1000.0).round() / 1000.0,
                 "baseline": "payments",
                 "baseline_per_second": baseline_rate.round(),

@@ -1,6 +1,7 @@
--- The pocket-money fund: funds, holdings, subscriptions, redemptions, daily incomes and each
--- holder's daily earnings, and the operator's holiday calendar. All written by the engine's
--- batches.
+-- The pocket-money fund: funds, holdings, subscriptions, redemptions, daily incomes and the
+-- operator's holiday calendar. All written by the engine's batches. Each holder's daily
+-- earnings are the transfers of kind FUND_EARNINGS (13) to their units account, the day in
+-- user_data_64.
 
 CREATE TABLE funds (
     id bigint PRIMARY KEY,
@@ -10,18 +11,16 @@ CREATE TABLE funds (
     state text NOT NULL
 );
 
+-- A holder's units are their units account's (the books): not kept here, so that a day's
+-- earnings write nothing but their transfers.
 CREATE TABLE fund_holdings (
     fund_id bigint NOT NULL REFERENCES funds (id),
     holder_id bigint NOT NULL,
-    units bigint NOT NULL,
     pending bigint NOT NULL,
-    -- Changes dated after the last accrued day, as JSON [[day, delta], ...].
+    -- Changes dated after the last accrued day when written, as JSON [[day, delta], ...].
     recent text NOT NULL,
     instant_day bigint NOT NULL,
     instant_used bigint NOT NULL,
-    earned_total bigint NOT NULL,
-    last_day bigint NOT NULL,
-    last_earned bigint NOT NULL,
     PRIMARY KEY (fund_id, holder_id)
 );
 CREATE INDEX fund_holdings_holder ON fund_holdings (holder_id);
@@ -62,14 +61,6 @@ CREATE TABLE fund_incomes (
     -- Per 10,000 units, as a decimal string ("0.9312").
     income text NOT NULL,
     PRIMARY KEY (fund_id, day)
-);
-
-CREATE TABLE fund_earnings (
-    fund_id bigint NOT NULL,
-    holder_id bigint NOT NULL,
-    day bigint NOT NULL,
-    amount_minor bigint NOT NULL,
-    PRIMARY KEY (fund_id, holder_id, day)
 );
 
 CREATE TABLE holidays (

@@ -1,6 +1,7 @@
--- The pocket-money fund: funds, holdings, subscriptions, redemptions, daily incomes and each
--- holder's daily earnings, and the operator's holiday calendar. All written by the engine's
--- batches.
+-- The pocket-money fund: funds, holdings, subscriptions, redemptions, daily incomes and the
+-- operator's holiday calendar. All written by the engine's batches. Each holder's daily
+-- earnings are the transfers of kind FUND_EARNINGS (13) to their units account, the day in
+-- user_data_64.
 
 CREATE TABLE funds (
     id INTEGER PRIMARY KEY,
@@ -10,18 +11,16 @@ CREATE TABLE funds (
     state TEXT NOT NULL
 );
 
+-- A holder's units are their units account's (the books): not kept here, so that a day's
+-- earnings write nothing but their transfers.
 CREATE TABLE fund_holdings (
     fund_id INTEGER NOT NULL REFERENCES funds (id),
     holder_id INTEGER NOT NULL,
-    units INTEGER NOT NULL,
     pending INTEGER NOT NULL,
-    -- Changes dated after the last accrued day, as JSON [[day, delta], ...].
+    -- Changes dated after the last accrued day when written, as JSON [[day, delta], ...].
     recent TEXT NOT NULL,
     instant_day INTEGER NOT NULL,
     instant_used INTEGER NOT NULL,
-    earned_total INTEGER NOT NULL,
-    last_day INTEGER NOT NULL,
-    last_earned INTEGER NOT NULL,
     PRIMARY KEY (fund_id, holder_id)
 );
 CREATE INDEX fund_holdings_holder ON fund_holdings (holder_id);
@@ -62,14 +61,6 @@ CREATE TABLE fund_incomes (
     -- Per 10,000 units, as a decimal string ("0.9312").
     income TEXT NOT NULL,
     PRIMARY KEY (fund_id, day)
-);
-
-CREATE TABLE fund_earnings (
-    fund_id INTEGER NOT NULL,
-    holder_id INTEGER NOT NULL,
-    day INTEGER NOT NULL,
-    amount_minor INTEGER NOT NULL,
-    PRIMARY KEY (fund_id, holder_id, day)
 );
 
 CREATE TABLE holidays (
