@@ -289,8 +289,20 @@ pub struct PinConfirmation {
     pub pin: String,
 }
 
-/// Pays a trade: the money moves from the buyer's wallet into escrow.
-#[utoipa::path(post, path = "/v1/trades/{id}/pay", tag = "trades", request_body = PinConfirmation,
+/// How a trade is paid.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PayInput {
+    /// The payment PIN.
+    pub pin: String,
+    /// Pay from this pocket fund instead of the wallet: exactly the amount is redeemed and
+    /// paid on, in one step.
+    pub fund_id: Option<Id>,
+}
+
+/// Pays a trade: the money moves from the buyer's wallet (or their pocket fund) into escrow,
+/// or to the shop for a shop's trade.
+#[utoipa::path(post, path = "/v1/trades/{id}/pay", tag = "trades", request_body = PayInput,
     params(("id" = String, Path, description = "The trade"),
         ("Idempotency-Key" = String, Header, description = "Required: makes a retry safe")),
     responses((status = 200, body = Trade), (status = 404, body = ErrorBody),
@@ -301,20 +313,43 @@ pub async fn pay(
     caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Body<PinConfirmation>,
+    body: Body<PayInput>,
 ) -> Result<Json<Trade>, ApiError> {
     let pin = Some(body.value.pin.as_str());
-    act(
+    let Some(fund_id) = body.value.fund_id else {
+        return act(
+            &state,
+            &caller,
+            &id,
+            &headers,
+            &body.digest,
+            "pay",
+            pin,
+            |trade_id, buyer_id| Ok(TradeCommand::Pay { trade_id, buyer_id }),
+        )
+        .await;
+    };
+    let key = idempotency::key(&headers, true)?;
+    let trade_id = trade_id(&id)?;
+    check_pin(&state, &caller, &body.value.pin).await?;
+    let command = ProductCommand::Fund(formica_core::fund::FundCommand::PayTrade {
+        fund_id,
+        trade_id,
+        buyer_id: caller.0.id,
+    });
+    let path = format!("/v1/trades/{trade_id}/pay");
+    match idempotency::submit(
         &state,
-        &caller,
-        &id,
-        &headers,
-        &body.digest,
-        "pay",
-        pin,
-        |trade_id, buyer_id| Ok(TradeCommand::Pay { trade_id, buyer_id }),
+        caller.0.id,
+        key,
+        fingerprint("POST", &path, &body.digest),
+        command,
     )
-    .await
+    .await?
+    {
+        Outcome::Trade(trade) => Ok(Json(trade)),
+        other => Err(ApiError::internal(&format!("unexpected outcome {other:?}"))),
+    }
 }
 
 /// The seller's shipping note.

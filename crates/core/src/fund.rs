@@ -455,6 +455,17 @@ pub enum FundCommand {
         /// At once (within the daily limit) or on the next business day.
         instant: bool,
     },
+    /// Pays an open trade from the buyer's units: exactly the trade's amount is redeemed to
+    /// the wallet and paid on, in this one command (and not counted against the instant
+    /// redemption limit, which is for cash taken out).
+    PayTrade {
+        /// The fund.
+        fund_id: Id,
+        /// The trade.
+        trade_id: Id,
+        /// The buyer.
+        buyer_id: Id,
+    },
     /// Posts a finished day's income per 10,000 units; the holders are credited in the
     /// batches that follow.
     PostIncome {
@@ -558,7 +569,12 @@ impl Core {
                 holder_id,
                 amount,
                 instant,
-            } => self.redeem(now, *fund_id, *holder_id, *amount, *instant),
+            } => self.redeem(now, *fund_id, *holder_id, *amount, *instant, false),
+            FundCommand::PayTrade {
+                fund_id,
+                trade_id,
+                buyer_id,
+            } => self.pay_from_fund(now, *fund_id, *trade_id, *buyer_id),
             FundCommand::PostIncome {
                 fund_id,
                 day,
@@ -705,6 +721,8 @@ impl Core {
         Ok(Outcome::Subscription(subscription))
     }
 
+    /// Sells units back; `for_payment` redemptions pay at once and do not count against
+    /// the instant limit.
     fn redeem(
         &mut self,
         now: u64,
@@ -712,6 +730,7 @@ impl Core {
         holder: Id,
         amount: Money,
         instant: bool,
+        for_payment: bool,
     ) -> Result<Outcome, Refusal> {
         let fund = self.fund_of(fund_id)?;
         crate::wallet::positive(amount)?;
@@ -732,7 +751,7 @@ impl Core {
         } else {
             0
         };
-        if instant && used + amount.amount_minor > fund.instant_limit.amount_minor {
+        if instant && !for_payment && used + amount.amount_minor > fund.instant_limit.amount_minor {
             return Err(Refusal::InstantLimitExceeded {
                 limit: fund.instant_limit,
                 used: Money::new(used, fund.currency),
@@ -773,7 +792,7 @@ impl Core {
         holding
             .recent
             .push((day, -i64::try_from(amount.amount_minor).unwrap_or(i64::MAX)));
-        if instant {
+        if instant && !for_payment {
             holding.instant_day = day;
             holding.instant_used = used + amount.amount_minor;
         }
@@ -798,6 +817,46 @@ impl Core {
         };
         self.products.put_redemption(redemption.clone());
         Ok(Outcome::Redemption(redemption))
+    }
+
+    /// Pays a trade from the fund: the trade's own checks first, so that nothing is redeemed
+    /// for a payment that would be refused; then the redemption and the payment.
+    fn pay_from_fund(
+        &mut self,
+        now: u64,
+        fund_id: Id,
+        trade_id: Id,
+        buyer: Id,
+    ) -> Result<Outcome, Refusal> {
+        let fund = self.fund_of(fund_id)?;
+        let trade = self
+            .products
+            .trade(trade_id)
+            .filter(|t| !t.status.is_final())
+            .cloned()
+            .ok_or(Refusal::TradeNotFound)?;
+        if trade.buyer_id.is_some_and(|named| named != buyer) {
+            return Err(Refusal::TradeNotFound);
+        }
+        if trade.status != crate::trade::TradeStatus::WaitBuyerPay {
+            return Err(Refusal::TradeStatusInvalid {
+                status: trade.status,
+            });
+        }
+        if trade.seller_id == buyer {
+            return Err(Refusal::BuyerIsSeller);
+        }
+        if trade.amount.currency != fund.currency {
+            return Err(Refusal::CurrencyMismatch {
+                expected: fund.currency,
+            });
+        }
+        self.check_limit(now, buyer, trade.amount)?;
+        self.redeem(now, fund_id, buyer, trade.amount, true, true)?;
+        // The money is in the wallet and the trade was checked: the payment goes through.
+        let paid = self.pay_trade(now, trade_id, buyer);
+        debug_assert!(paid.is_ok(), "a checked payment from the fund: {paid:?}");
+        paid
     }
 
     fn post_income(

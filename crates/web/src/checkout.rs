@@ -35,6 +35,8 @@ struct Checkout {
     open: bool,
     closed: bool,
     signed_in: bool,
+    /// Pocket funds the signed-in buyer can pay from.
+    sources: Vec<(String, String)>,
     login: String,
     key: String,
     error: Option<String>,
@@ -62,7 +64,12 @@ async fn page(
     let party = viewer.is_some()
         && (viewer == trade.buyer_id || viewer == merchant.as_ref().map(|m| m.owner_id));
     let shop = merchant.map_or_else(|| "a Formica user".to_owned(), |m| m.name);
+    let sources = match viewer {
+        Some(viewer) if open => crate::fund::sources(state, viewer, trade.amount.currency).await,
+        _ => Vec::new(),
+    };
     let page = Checkout {
+        sources,
         chrome: Chrome::new(ctx, "checkout", format!("Pay {shop}")),
         hidden: !open && !party,
         id: trade.id.to_string(),
@@ -96,6 +103,9 @@ pub struct PayForm {
     #[serde(default)]
     password: String,
     pin: String,
+    /// `wallet`, or a pocket fund's id.
+    #[serde(default)]
+    source: String,
 }
 
 /// Who pays: the session's person, or the one the form signs in.
@@ -132,10 +142,17 @@ pub async fn pay(
         auth::check_secret(&state, &user, Secret::Pin, &value.pin)
             .await
             .map_err(|e| view::say(&e))?;
-        let command = ProductCommand::Trade(TradeCommand::Pay {
-            trade_id: trade.id,
-            buyer_id: user.id,
-        });
+        let command = match value.source.parse() {
+            Ok(fund_id) => ProductCommand::Fund(formica_core::fund::FundCommand::PayTrade {
+                fund_id,
+                trade_id: trade.id,
+                buyer_id: user.id,
+            }),
+            Err(_) => ProductCommand::Trade(TradeCommand::Pay {
+                trade_id: trade.id,
+                buyer_id: user.id,
+            }),
+        };
         let fingerprint = format!("POST /checkout/{} {digest}", trade.id);
         let key = crate::session::form_key(&value.key).map_err(|e| view::say(&e))?;
         match formica_api::idempotency::submit(&state, user.id, Some(key), fingerprint, command)

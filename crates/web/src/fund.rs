@@ -25,6 +25,52 @@ pub fn percent(ppm: u64) -> String {
     format!("{}.{:04}%", ppm / 10_000, ppm % 10_000)
 }
 
+/// The pocket funds a person can pay from in `currency`: (fund id, name and units held).
+pub async fn sources(
+    state: &AppState,
+    holder: formica_core::Id,
+    currency: formica_core::Currency,
+) -> Vec<(String, String)> {
+    let Ok(funds) = funds_list(state).await else {
+        return Vec::new();
+    };
+    let funds: Vec<Fund> = funds
+        .into_iter()
+        .filter(|f| f.currency == currency)
+        .collect();
+    let accounts: Vec<u128> = funds
+        .iter()
+        .map(|f| formica_core::fund::units_account(holder, f))
+        .collect();
+    let held = state
+        .pool()
+        .with_store(move |store| {
+            accounts
+                .iter()
+                .map(|id| store.account(*id))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .unwrap_or_default();
+    funds
+        .iter()
+        .zip(held)
+        .filter_map(|(fund, account)| {
+            // Confirmed units: posted credits less what was sold.
+            let units = account.map_or(0, |a| a.credits_posted - a.debits_posted);
+            let units = u64::try_from(units).ok().filter(|u| *u > 0)?;
+            Some((
+                fund.id.to_string(),
+                format!(
+                    "{} ({})",
+                    fund.name,
+                    view::money(&Money::new(units, fund.currency))
+                ),
+            ))
+        })
+        .collect()
+}
+
 /// `?done=`.
 #[derive(Debug, Default, Deserialize)]
 pub struct Done {

@@ -7,7 +7,7 @@
 
 mod checkout;
 mod form;
-mod fund;
+pub mod fund;
 mod merchant;
 mod operator;
 pub mod session;

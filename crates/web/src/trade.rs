@@ -192,6 +192,8 @@ pub async fn sell(State(state): State<AppState>, form: Posted<SellForm>) -> Resp
 #[template(path = "wallet/trade.html")]
 struct TradePage {
     chrome: Chrome,
+    /// Pocket funds the buyer can pay from.
+    sources: Vec<(String, String)>,
     t: TradeLine,
     seller: bool,
     can_pay: bool,
@@ -230,7 +232,13 @@ async fn trade_page(
     let buyer = trade.buyer_id == Some(viewer) || (!seller && trade.buyer_id.is_none());
     let offset = state.engine().settings().day_offset_seconds;
     let status = trade.status;
+    let sources = if buyer && status == TradeStatus::WaitBuyerPay {
+        crate::fund::sources(state, viewer, trade.amount.currency).await
+    } else {
+        Vec::new()
+    };
     let page = TradePage {
+        sources,
         chrome: Chrome::new(ctx, "wallet", trade.subject.clone()).notice(done),
         seller,
         can_pay: buyer && status == TradeStatus::WaitBuyerPay,
@@ -285,6 +293,9 @@ pub struct StepForm {
     amount: String,
     #[serde(default)]
     reason: String,
+    /// `wallet`, or the id of a pocket fund to pay from.
+    #[serde(default)]
+    source: String,
 }
 
 /// Runs one step of trade `id` for `caller` through the API's handler for it: the trade after
@@ -311,10 +322,17 @@ pub async fn run_step(
         pin: value.pin.clone(),
     };
     let (result, done) = match step {
-        "pay" => (
-            formica_api::trade::pay(st, c, p, h, body(pin())).await,
-            "paid",
-        ),
+        "pay" => {
+            // The wallet, or a pocket fund the form names.
+            let pay = Body {
+                value: formica_api::trade::PayInput {
+                    pin: value.pin.clone(),
+                    fund_id: value.source.parse().ok(),
+                },
+                digest: digest.to_owned(),
+            };
+            (formica_api::trade::pay(st, c, p, h, pay).await, "paid")
+        }
         "confirm" => (
             formica_api::trade::confirm(st, c, p, h, body(pin())).await,
             "confirmed",

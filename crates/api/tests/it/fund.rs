@@ -149,6 +149,33 @@ pub fn fund_subscribe_earn_and_redeem(backend: Backend) {
     assert_eq!(app.available(&alice), "15000.00");
     app.advance(DAY);
     assert_eq!(app.available(&alice), "16000.00");
+    // A trade paid straight from the fund: exactly its amount is redeemed and paid on.
+    let seller = app.person("+8613800000002", "0");
+    let offer = app.post(
+        "/v1/trades",
+        &seller.token,
+        Some("offer"),
+        json!({"out_trade_no": "F1", "subject": "kettle",
+               "amount": {"amount": "500.00", "currency": "CNY"}}),
+    );
+    let trade = offer.body["id"].as_str().expect("an id").to_owned();
+    let paid = app.post(
+        &format!("/v1/trades/{trade}/pay"),
+        &alice.token,
+        Some("from-fund"),
+        json!({"pin": PIN, "fund_id": fund}),
+    );
+    assert_eq!(paid.status, 200, "{paid:?}");
+    assert_eq!(paid.body["status"], "WAIT_SELLER_SEND");
+    assert_eq!(
+        app.available(&alice),
+        "16000.00",
+        "the wallet only passes it on"
+    );
+    let holding = app.get(&format!("/v1/funds/{fund}/holding"), &alice.token);
+    assert_eq!(holding.body["units"]["amount"], "3500.93", "{holding:?}");
+    let report = app.get(&format!("/v1/funds/{fund}"), &alice.token);
+    assert_eq!(report.body["reconciled"], true, "{report:?}");
     // The holiday calendar is the operator's.
     let set = app.send(
         "PUT",

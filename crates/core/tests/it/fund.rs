@@ -401,3 +401,54 @@ fn timers_loaded_before_the_settings_follow_the_settings() {
     assert_eq!(units(&again, &fund, alice), 100_00);
     assert_eq!(again.core.next_deadline(), None, "no timer left behind");
 }
+
+#[test]
+fn a_trade_is_paid_from_the_fund_in_one_command() {
+    let mut w = World::new();
+    let manager = w.person(9, 0);
+    let seller = w.person(2, 0);
+    let alice = w.person(1, 20_000_00);
+    // A verified person: the daily limit is above what is paid here.
+    w.wallet(WalletCommand::SetLevel {
+        user_id: alice,
+        level: Level::Verified,
+    })
+    .expect("verified");
+    let fund = open_fund(&mut w, manager);
+    subscribe(&mut w, fund.id, alice, 15_000_00).expect("subscribes");
+    w.advance(4 * DAY);
+    let trade = w.create(seller, "F1", 12_000_00);
+    let pay = |w: &mut World, trade| {
+        w.run(ProductCommand::Fund(FundCommand::PayTrade {
+            fund_id: fund.id,
+            trade_id: trade,
+            buyer_id: alice,
+        }))
+    };
+    // 12,000.00 from the fund: past the 10,000.00 instant limit, which is for cash out.
+    let paid = pay(&mut w, trade);
+    assert_eq!(w.status(paid), TradeStatus::WaitSellerSend);
+    assert_eq!(units(&w, &fund, alice), 3_000_00);
+    assert_eq!(
+        w.balance(alice),
+        (5_000_00, 12_000_00),
+        "the wallet only passes it on"
+    );
+    assert_reconciled(&w, &fund);
+    // More than the units: refused, nothing redeemed.
+    let dear = w.create(seller, "F2", 3_000_01);
+    assert!(matches!(
+        pay(&mut w, dear),
+        Err(Refusal::UnitsInsufficient { .. })
+    ));
+    // A trade that cannot be paid redeems nothing either.
+    assert_eq!(
+        pay(&mut w, trade).map(|_| ()),
+        Err(Refusal::TradeStatusInvalid {
+            status: TradeStatus::WaitSellerSend
+        })
+    );
+    assert_eq!(units(&w, &fund, alice), 3_000_00);
+    assert_eq!(w.balance(alice).0, 5_000_00);
+    assert_reconciled(&w, &fund);
+}

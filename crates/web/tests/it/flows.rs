@@ -406,6 +406,9 @@ pub fn the_pocket_fund_in_the_wallet_and_the_operator_console(backend: Backend) 
         wallet.close().await;
         fund
     });
+    // A shop, for paying from the fund later.
+    let owner = app.person("shop@example.com", "0");
+    let shop = app.shop(&owner, "Tea House");
     // A week passes; the operator posts each finished day's income.
     for day in 15..=21 {
         app.advance(DAY);
@@ -456,6 +459,25 @@ pub fn the_pocket_fund_in_the_wallet_and_the_operator_console(backend: Backend) 
         wallet.fill("sell-pin", PIN).await;
         wallet.submit("sell-pin").await;
         assert_eq!(wallet.text("[data-testid=fund-units]").await, "¥20,000.00");
+        wallet.goto("/wallet").await;
+        assert_eq!(wallet.text("[data-testid=balance-CNY]").await, "¥10,006.42");
+        // A shop's QR code paid from the fund at the checkout.
+        let qr = app.post(
+            &format!("/v1/merchants/{shop}/trades"),
+            &owner.token,
+            None,
+            json!({"out_trade_no": "Q1", "subject": "Oolong",
+                   "amount": {"amount": "88.00", "currency": "CNY"}}),
+        );
+        let trade = qr["trade"]["id"].as_str().expect("an id").to_owned();
+        wallet.goto(&format!("/qr/{trade}")).await;
+        wallet.choose("source", &fund).await;
+        wallet.fill("pin", PIN).await;
+        wallet.shot("pay-from-fund").await;
+        wallet.submit("pin").await;
+        assert_eq!(wallet.text("[data-testid=paid-amount]").await, "¥88.00");
+        wallet.goto(&format!("/wallet/funds/{fund}")).await;
+        assert_eq!(wallet.text("[data-testid=fund-units]").await, "¥19,912.00");
         wallet.goto("/wallet").await;
         assert_eq!(wallet.text("[data-testid=balance-CNY]").await, "¥10,006.42");
         ops.close().await;
