@@ -25,6 +25,28 @@ pub fn percent(ppm: u64) -> String {
     format!("{}.{:04}%", ppm / 10_000, ppm % 10_000)
 }
 
+/// A person's units account of each fund (None where they never held it).
+async fn units_accounts(
+    state: &AppState,
+    holder: formica_core::Id,
+    funds: &[Fund],
+) -> Vec<Option<formica_ledger::Account>> {
+    let accounts: Vec<u128> = funds
+        .iter()
+        .map(|f| formica_core::fund::units_account(holder, f))
+        .collect();
+    state
+        .pool()
+        .with_store(move |store| {
+            accounts
+                .iter()
+                .map(|id| store.account(*id))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .unwrap_or_default()
+}
+
 /// The pocket funds a person can pay from in `currency`: (fund id, name and units held).
 pub async fn sources(
     state: &AppState,
@@ -38,20 +60,7 @@ pub async fn sources(
         .into_iter()
         .filter(|f| f.currency == currency)
         .collect();
-    let accounts: Vec<u128> = funds
-        .iter()
-        .map(|f| formica_core::fund::units_account(holder, f))
-        .collect();
-    let held = state
-        .pool()
-        .with_store(move |store| {
-            accounts
-                .iter()
-                .map(|id| store.account(*id))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await
-        .unwrap_or_default();
+    let held = units_accounts(state, holder, &funds).await;
     funds
         .iter()
         .zip(held)
@@ -106,21 +115,7 @@ pub async fn list(State(state): State<AppState>, Signed(ctx, caller): Signed) ->
         Ok(funds) => funds,
         Err(response) => return response,
     };
-    // What the person holds of each: their units accounts.
-    let accounts: Vec<u128> = funds
-        .iter()
-        .map(|f| formica_core::fund::units_account(caller.0.id, f))
-        .collect();
-    let held = state
-        .pool()
-        .with_store(move |store| {
-            accounts
-                .iter()
-                .map(|id| store.account(*id))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await
-        .unwrap_or_default();
+    let held = units_accounts(&state, caller.0.id, &funds).await;
     let lines = funds
         .iter()
         .enumerate()
