@@ -373,17 +373,7 @@ impl Core {
     pub fn expire(&mut self, now: u64) -> Vec<u128> {
         assert!(self.batch.open, "timers run inside a batch");
         self.products.forget_codes(now);
-        // A business day's confirmations and payouts are due at the same midnight, a million
-        // at a time on a big fund: a chunk per batch, as accruals are, so that no batch grows
-        // without bound and payments keep flowing; the rest stay due for the next batches.
-        let mut fund_steps = self.products.settings.accrual_chunk.max(1);
         for due in self.products.due(now) {
-            if matches!(due, Due::FundConfirm(_) | Due::FundPayout(_)) {
-                if fund_steps == 0 {
-                    continue;
-                }
-                fund_steps -= 1;
-            }
             match due {
                 Due::Trade(id) => self.trade_due(now, id),
                 Due::Settlement(id) => self.settle_merchant(now, id),

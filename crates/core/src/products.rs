@@ -687,12 +687,27 @@ impl Products {
     }
 
     /// The objects whose deadline has passed at `now`, earliest first.
+    ///
+    /// A business day's fund confirmations and payouts fall due at one midnight, a million
+    /// at a time on a big fund: at most `accrual_chunk` of them are taken per batch, as
+    /// accruals are, so that no batch grows without bound and payments keep flowing. The
+    /// rest (and anything ordered after them) stay due for the next batches.
     pub(crate) fn due(&self, now: u64) -> Vec<Due> {
-        self.timers
-            .iter()
-            .take_while(|(at, _)| *at <= now)
-            .map(|(_, due)| *due)
-            .collect()
+        let mut fund_steps = self.settings.accrual_chunk.max(1);
+        let mut due = Vec::new();
+        for (at, timer) in &self.timers {
+            if *at > now {
+                break;
+            }
+            if matches!(timer, Due::FundConfirm(_) | Due::FundPayout(_)) {
+                if fund_steps == 0 {
+                    break;
+                }
+                fund_steps -= 1;
+            }
+            due.push(*timer);
+        }
+        due
     }
 
     pub(crate) fn put_person(&mut self, id: Id, person: Person) {
