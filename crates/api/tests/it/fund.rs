@@ -196,3 +196,107 @@ pub fn fund_subscribe_earn_and_redeem(backend: Backend) {
     assert_eq!(refused.status, 403);
     app.finish();
 }
+
+pub fn fund_endpoints_refuse_bad_input_and_change_nothing(backend: Backend) {
+    let app = App::start(backend);
+    let operator = app.operator();
+    app.person("fund@example.com", "100.00");
+    let alice = app.person("+8613800000001", "100.00");
+    let create = |body: serde_json::Value| app.post("/v1/funds", &operator.token, None, body);
+    for (body, code, field) in [
+        (
+            json!({"name": "P", "currency": "XXX", "manager": {"login": "fund@example.com"}}),
+            "unknown_currency",
+            "currency",
+        ),
+        (
+            json!({"name": "P", "currency": "CNY", "manager": {"login": "fund@example.com"},
+                   "cutoff": "25:00"}),
+            "invalid_field",
+            "cutoff",
+        ),
+        (
+            json!({"name": "", "currency": "CNY", "manager": {"login": "fund@example.com"}}),
+            "invalid_field",
+            "name",
+        ),
+        (
+            json!({"name": "P", "currency": "CNY", "manager": {"login": "nobody@example.com"}}),
+            "payee_not_found",
+            "manager",
+        ),
+        (
+            json!({"name": "P", "currency": "CNY", "manager": {"login": "fund@example.com"},
+                   "instant_limit": "1.001"}),
+            "amount_too_precise",
+            "instant_limit",
+        ),
+    ] {
+        let refused = create(body);
+        assert_eq!(
+            (refused.code(), refused.body["error"]["field"].as_str()),
+            (code, Some(field)),
+            "{refused:?}"
+        );
+    }
+    let funds = app.get("/v1/funds", &operator.token);
+    assert_eq!(funds.body, json!([]), "nothing was made");
+    let made = create(
+        json!({"name": "Pocket", "currency": "CNY", "manager": {"login": "fund@example.com"}}),
+    );
+    let fund = made.body["id"].as_str().expect("an id").to_owned();
+    let incomes = format!("/v1/funds/{fund}/incomes");
+    for (body, field) in [
+        (json!({"day": "2027-13-01", "income": "1"}), "day"),
+        (json!({"day": "2027-01-14", "income": "0.12345"}), "income"),
+        (json!({"day": "2027-01-14", "income": "-1"}), "income"),
+    ] {
+        let refused = app.post(&incomes, &operator.token, None, body);
+        assert_eq!(
+            (refused.code(), refused.body["error"]["field"].as_str()),
+            ("invalid_field", Some(field)),
+            "{refused:?}"
+        );
+    }
+    let path = format!("/v1/funds/{fund}/subscriptions");
+    for (body, code) in [
+        (
+            json!({"amount": {"amount": "0", "currency": "CNY"}, "pin": PIN}),
+            "amount_not_positive",
+        ),
+        (
+            json!({"amount": {"amount": "1.00", "currency": "USD"}, "pin": PIN}),
+            "currency_mismatch",
+        ),
+        (
+            json!({"amount": {"amount": "1.00", "currency": "CNY"}, "pin": PIN, "instant": true}),
+            "invalid_field",
+        ),
+        (
+            json!({"amount": {"amount": "1.00", "currency": "CNY"}, "pin": PIN, "extra": 1}),
+            "unknown_field",
+        ),
+    ] {
+        let refused = app.post(&path, &alice.token, Some(&format!("{body}")), body);
+        assert_eq!(refused.code(), code, "{refused:?}");
+    }
+    let missing = app.post(
+        "/v1/funds/123/subscriptions",
+        &alice.token,
+        Some("missing"),
+        json!({"amount": {"amount": "1.00", "currency": "CNY"}, "pin": PIN}),
+    );
+    assert_eq!((missing.status, missing.code()), (404, "fund_not_found"));
+    let holidays = app.send(
+        "PUT",
+        "/v1/holidays",
+        Some(&operator.token),
+        None,
+        Some(&json!({"days": ["2027-02-30"]}).to_string()),
+    );
+    assert_eq!(holidays.code(), "invalid_field", "{holidays:?}");
+    assert_eq!(app.available(&alice), "100.00");
+    let holding = app.get(&format!("/v1/funds/{fund}/holding"), &alice.token);
+    assert_eq!(holding.body["units"]["amount"], "0.00");
+    app.finish();
+}

@@ -55,6 +55,7 @@ api_suite!(
     page_pay_sends_the_browser_to_the_hosted_checkout,
     a_shop_refunds_over_rest_once_per_refund_number,
     fund_subscribe_earn_and_redeem,
+    fund_endpoints_refuse_bad_input_and_change_nothing,
     a_slow_notify_url_does_not_hold_up_other_merchants,
     a_legacy_rsa_app_is_answered_and_notified_in_sha1,
     a_hanging_endpoint_does_not_hold_up_other_peoples_webhooks,
