@@ -187,11 +187,13 @@ pub async fn report(
                     formica_store::fund::incomes(sql, fund_id, 30)?,
                 ))
             })?;
-            let accounts = (
-                store.account(issuer)?,
-                store.account(fund_account(fund_id, currency))?,
-                store.account(residual_account(fund_id, currency))?,
-            );
+            // One read: units and money of the same moment, or they may seem not to agree.
+            let read = store.accounts(&[
+                issuer,
+                fund_account(fund_id, currency),
+                residual_account(fund_id, currency),
+            ])?;
+            let accounts = (read[0], read[1], read[2]);
             Ok((counts, incomes, accounts))
         })
         .await?;

@@ -255,6 +255,14 @@ impl Store {
         dispatch!(self, store => store.read(|reader| replay::account(reader, id)))
     }
 
+    /// Several stored accounts, read in one transaction so that their balances are of the
+    /// same moment (a fund's units against its money, say).
+    pub fn accounts(&mut self, ids: &[u128]) -> Result<Vec<Option<Account>>, StoreError> {
+        dispatch!(self, store => store.read(|reader| {
+            ids.iter().map(|id| replay::account(reader, *id)).collect()
+        }))
+    }
+
     /// A page of an account's transfers, newest first.
     pub fn history(&mut self, query: &HistoryQuery) -> Result<Vec<Transfer>, StoreError> {
         let limit = query.limit.clamp(1, HISTORY_PAGE_MAX);

@@ -37,12 +37,7 @@ async fn units_accounts(
         .collect();
     state
         .pool()
-        .with_store(move |store| {
-            accounts
-                .iter()
-                .map(|id| store.account(*id))
-                .collect::<Result<Vec<_>, _>>()
-        })
+        .with_store(move |store| store.accounts(&accounts))
         .await
         .unwrap_or_default()
 }
