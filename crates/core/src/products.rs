@@ -626,6 +626,7 @@ enum Undo {
     CodeUsed(String),
     Fund(Id, Option<Fund>),
     Holding((Id, Id), Option<Holding>),
+    Units((Id, Id), u64),
     Subscription(Id, Option<Subscription>),
     Redemption(Id, Option<Redemption>),
     Calendar(Calendar),
@@ -830,9 +831,10 @@ impl Products {
     /// units account's transfers).
     pub(crate) fn credit_units(&mut self, key: (Id, Id), earned: u64) {
         if let Some(holding) = self.holdings.get_mut(&key) {
-            let before = holding.clone();
             holding.units += earned;
-            self.batch.undo.push(Undo::Holding(key, Some(before)));
+            // Only the units change: undoing takes them back (no copy of the holding, which a
+            // day's accrual would make a million times).
+            self.batch.undo.push(Undo::Units(key, earned));
         }
     }
 
@@ -1037,6 +1039,11 @@ impl Products {
                         Some(holding) => self.holdings.insert(key, holding),
                         None => self.holdings.remove(&key),
                     };
+                }
+                Undo::Units(key, earned) => {
+                    if let Some(holding) = self.holdings.get_mut(&key) {
+                        holding.units -= earned;
+                    }
                 }
                 Undo::Subscription(id, before) => {
                     self.set_subscription(id, before);

@@ -209,6 +209,56 @@ fn holders_are_credited_rounded_down_and_the_rest_is_kept() {
     );
 }
 
+/// A batch whose commit failed takes an accrual chunk back whole: the holders' units in
+/// memory and in the books are as before, and the retry credits each holder once.
+#[test]
+fn an_accrual_chunk_rolled_back_is_credited_once_on_the_retry() {
+    let mut w = World::new();
+    w.core.configure(Settings {
+        accrual_chunk: 2,
+        ..Settings::default()
+    });
+    let manager = w.person(9, 1_000_00);
+    let fund = open_fund(&mut w, manager);
+    let holders: Vec<Id> = (1..=3).map(|n| w.person(n, 100_000_00)).collect();
+    for holder in &holders {
+        subscribe(&mut w, fund.id, *holder, 50_000_00).expect("subscribes");
+    }
+    w.advance(4 * DAY);
+    for day in FRIDAY..FRIDAY + 4 {
+        post(&mut w, fund.id, day, "0.9312").expect("posts");
+        w.advance(SECOND);
+        w.advance(SECOND);
+    }
+    w.advance(DAY);
+    post(&mut w, fund.id, FRIDAY + 4, "0.9312").expect("posts");
+    let held = |w: &World| {
+        holders
+            .iter()
+            .map(|h| w.core.holding(fund.id, *h).expect("a holding").units)
+            .collect::<Vec<_>>()
+    };
+    let (before, digest) = (held(&w), w.core.ledger().digest());
+    // The third holder's chunk, applied and then rolled back as after a failed commit.
+    w.now += SECOND;
+    w.core.begin_batch();
+    w.core.expire(w.now);
+    assert_ne!(held(&w), before, "the chunk credits the last holder");
+    let _ = w.core.effects();
+    w.core.rollback_batch();
+    assert_eq!(held(&w), before);
+    assert_eq!(w.core.ledger().digest(), digest);
+    w.advance(SECOND);
+    for holder in &holders {
+        assert_eq!(units(&w, &fund, *holder), 50_004_65);
+        assert_eq!(
+            w.core.holding(fund.id, *holder).expect("a holding").units,
+            50_004_65
+        );
+    }
+    assert_reconciled(&w, &fund);
+}
+
 #[test]
 fn instant_redemption_is_capped_per_day_and_normal_arrives_next_business_day() {
     let mut w = World::new();
