@@ -469,7 +469,8 @@ pub struct Holidays {
     pub days: Vec<String>,
 }
 
-/// Replaces the holiday calendar (operators only).
+/// Replaces the holiday calendar (operators only); confirmations and normal payouts still
+/// open move to the business days of the new one.
 #[utoipa::path(put, path = "/v1/holidays", tag = "funds", request_body = Holidays,
     responses((status = 200, body = Holidays), (status = 400, body = ErrorBody),
         (status = 403, body = ErrorBody)),

@@ -557,6 +557,7 @@ impl Core {
                     holidays: days.iter().copied().collect(),
                 };
                 self.products.put_calendar(calendar);
+                self.follow_calendar(now);
                 Ok(Outcome::Holidays(days.clone()))
             }
             FundCommand::Subscribe {
@@ -1044,6 +1045,58 @@ impl Core {
         .expect("a redemption's money is pending until its day");
         redemption.paid = true;
         self.products.put_redemption(redemption);
+    }
+
+    /// Open confirmations and normal payouts follow a new holiday calendar: each is counted
+    /// again from when it was made, and never moves before today (what falls due today is
+    /// done at once). Days already credited cannot change: they are all before today.
+    fn follow_calendar(&mut self, now: u64) {
+        let mut open: Vec<Subscription> = self.products.subscriptions.values().cloned().collect();
+        open.sort_by_key(|s| s.id);
+        for mut subscription in open {
+            let moved = self.recounted_day(now, subscription.fund_id, subscription.created_at);
+            if moved == subscription.confirm_day {
+                continue;
+            }
+            // The holding counts the units as earning from the confirmation day.
+            let delta = i64::try_from(subscription.amount.amount_minor).unwrap_or(i64::MAX);
+            let mut holding = self.holding_of(subscription.fund_id, subscription.holder_id);
+            if let Some(entry) = holding
+                .recent
+                .iter_mut()
+                .find(|(at, d)| *at == subscription.confirm_day && *d == delta)
+            {
+                entry.0 = moved;
+            }
+            self.products.put_holding(holding);
+            subscription.confirm_day = moved;
+            self.products.put_subscription(subscription);
+        }
+        let mut open: Vec<Redemption> = self.products.redemptions.values().cloned().collect();
+        open.sort_by_key(|r| r.id);
+        for mut redemption in open {
+            let moved = self.recounted_day(now, redemption.fund_id, redemption.created_at);
+            if moved != redemption.pay_day {
+                redemption.pay_day = moved;
+                self.products.put_redemption(redemption);
+            }
+        }
+    }
+
+    /// The business day after the trade day of what was made at `made` in this fund, by
+    /// today's calendar; today if that is earlier.
+    fn recounted_day(&self, now: u64, fund_id: Id, made: u64) -> i64 {
+        let (today, _) = self.day_and_second(now);
+        let cutoff = self
+            .products
+            .funds
+            .get(&fund_id)
+            .map_or(CUTOFF_DEFAULT, |f| f.cutoff_second);
+        let (day, second) = self.day_and_second(made);
+        self.products
+            .calendar
+            .confirm_day(day, second, cutoff)
+            .max(today)
     }
 
     /// Today and the second of the day, in the platform's time zone.

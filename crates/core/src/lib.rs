@@ -174,6 +174,16 @@ impl Core {
         self.products.holdings.get(&(fund, holder))
     }
 
+    /// The subscription with this id, while it waits for its confirmation day.
+    pub fn subscription(&self, id: Id) -> Option<&fund::Subscription> {
+        self.products.subscriptions.get(&id)
+    }
+
+    /// The normal redemption with this id, while its money waits for its day.
+    pub fn redemption(&self, id: Id) -> Option<&fund::Redemption> {
+        self.products.redemptions.get(&id)
+    }
+
     /// The open trade with this id.
     pub fn open_trade(&self, id: Id) -> Option<&trade::Trade> {
         self.products.trades.get(&id)

@@ -69,7 +69,8 @@ pub(crate) fn write(sql: &mut dyn Sql, effects: &ProductEffects) -> Result<(), S
     sql.execute_many(
         &format!(
             "INSERT INTO fund_subscriptions ({SUBSCRIPTION_COLUMNS}) {{rows}} \
-             ON CONFLICT (id) DO UPDATE SET confirmed = excluded.confirmed"
+             ON CONFLICT (id) DO UPDATE SET confirmed = excluded.confirmed, \
+             confirm_day = excluded.confirm_day"
         ),
         &[Int, Int, Int, Int, Text, Int, Int, Int, Text],
         &subscriptions,
@@ -95,7 +96,7 @@ pub(crate) fn write(sql: &mut dyn Sql, effects: &ProductEffects) -> Result<(), S
     sql.execute_many(
         &format!(
             "INSERT INTO fund_redemptions ({REDEMPTION_COLUMNS}) {{rows}} \
-             ON CONFLICT (id) DO UPDATE SET paid = excluded.paid"
+             ON CONFLICT (id) DO UPDATE SET paid = excluded.paid, pay_day = excluded.pay_day"
         ),
         &[Int, Int, Int, Int, Text, Int, Int, Int, Int, Text],
         &redemptions,

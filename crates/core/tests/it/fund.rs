@@ -339,6 +339,67 @@ fn the_holiday_calendar_moves_confirmation() {
     assert_eq!(bought.confirm_day, FRIDAY + 6);
 }
 
+/// Holidays declared after a subscription and a normal redemption were made move them: the
+/// units are confirmed and the money paid on the business days of the new calendar, and the
+/// units earn only from their new confirmation day. Taking the holidays back moves them back.
+#[test]
+fn holidays_declared_later_move_open_confirmations_and_payouts() {
+    let mut w = World::new();
+    let manager = w.person(9, 1_000_00);
+    let alice = w.person(1, 200_000_00);
+    let fund = open_fund(&mut w, manager);
+    subscribe(&mut w, fund.id, alice, 100_000_00).expect("subscribes");
+    w.advance(4 * DAY);
+    // Tuesday: confirmed; a second buy after the cut-off (Tuesday 16:00) and a normal
+    // redemption are both due on Thursday.
+    assert_eq!(units(&w, &fund, alice), 100_000_00);
+    let later = subscribe(&mut w, fund.id, alice, 50_000_00).expect("subscribes");
+    assert_eq!(later.confirm_day, FRIDAY + 6);
+    let normal = redeem(&mut w, fund.id, alice, 1_000_00, false).expect("redeems");
+    assert_eq!(normal.pay_day, FRIDAY + 6);
+    // Then Thursday and Friday are made holidays: both move to the Monday after.
+    w.run(ProductCommand::Fund(FundCommand::SetHolidays {
+        days: vec![FRIDAY + 6, FRIDAY + 7],
+    }))
+    .expect("sets");
+    let monday = FRIDAY + 10;
+    let moved = |w: &World| {
+        (
+            w.core.subscription(later.id).map(|s| s.confirm_day),
+            w.core.redemption(normal.id).map(|r| r.pay_day),
+        )
+    };
+    assert_eq!(moved(&w), (Some(monday), Some(monday)));
+    // Friday to Monday's incomes: Alice's units earn from Tuesday.
+    for day in FRIDAY..FRIDAY + 4 {
+        post(&mut w, fund.id, day, "1.0000").expect("posts");
+        w.advance(SECOND);
+    }
+    assert_eq!(units(&w, &fund, alice), 99_000_00);
+    let cash = w.balance(alice).0;
+    w.advance(2 * DAY);
+    // Thursday: nothing confirmed or paid.
+    assert_eq!(units(&w, &fund, alice), 99_000_00);
+    assert_eq!(w.balance(alice).0, cash);
+    // Taking Friday back: Friday again (not before today).
+    w.run(ProductCommand::Fund(FundCommand::SetHolidays {
+        days: vec![FRIDAY + 6],
+    }))
+    .expect("sets");
+    assert_eq!(moved(&w), (Some(FRIDAY + 7), Some(FRIDAY + 7)));
+    // Tuesday's and Wednesday's incomes: only the confirmed 99,000.00 earn (and what they
+    // earned).
+    for day in [FRIDAY + 4, FRIDAY + 5] {
+        post(&mut w, fund.id, day, "1.0000").expect("posts");
+        w.advance(SECOND);
+    }
+    assert_eq!(units(&w, &fund, alice), 99_000_00 + 2 * 9_90);
+    w.advance(DAY);
+    assert_eq!(units(&w, &fund, alice), 149_000_00 + 2 * 9_90);
+    assert_eq!(w.balance(alice).0, cash + 1_000_00);
+    assert_reconciled(&w, &fund);
+}
+
 #[derive(Clone, Debug)]
 enum FundStep {
     Subscribe(u8, u64),

@@ -1271,6 +1271,40 @@ fn a_crash_in_the_middle_of_an_accrual_credits_each_holder_once(backend: Backend
         "units outstanding equal the fund's money"
     );
     assert!(books.store.trial_balance().expect("trial balance").holds());
+    // A holiday calendar set while a subscription and a payout are open moves their days,
+    // in the store as in memory (each run checks that the store loads what memory holds).
+    let holder = people[1];
+    let Some(Outcome::Subscription(bought)) = books.run(
+        SECOND,
+        ProductCommand::Fund(FundCommand::Subscribe {
+            fund_id: fund.id,
+            holder_id: holder,
+            amount: cny(1_000_00),
+        }),
+    ) else {
+        panic!("a subscription")
+    };
+    let Some(Outcome::Redemption(redeemed)) = books.run(
+        SECOND,
+        ProductCommand::Fund(FundCommand::Redeem {
+            fund_id: fund.id,
+            holder_id: holder,
+            amount: cny(1_000_00),
+            instant: false,
+        }),
+    ) else {
+        panic!("a redemption")
+    };
+    let holidays: Vec<i64> = (bought.confirm_day..bought.confirm_day + 3).collect();
+    books.run(
+        SECOND,
+        ProductCommand::Fund(FundCommand::SetHolidays { days: holidays }),
+    );
+    let later = |day: Option<i64>| day.is_some_and(|d| d > bought.confirm_day);
+    assert!(later(
+        books.core.subscription(bought.id).map(|s| s.confirm_day)
+    ));
+    assert!(later(books.core.redemption(redeemed.id).map(|r| r.pay_day)));
 }
 
 fn products_load_back_as_memory_holds_them(backend: Backend) {
