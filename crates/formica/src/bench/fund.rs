@@ -80,8 +80,8 @@ fn yuan(major: u64) -> Money {
     Money::new(major * 100, Currency::CNY)
 }
 
-/// Opens a wallet with `major` yuan in it.
-async fn funded(engine: &Engine, person: Id, major: u64) -> anyhow::Result<()> {
+/// Opens a wallet with `major` yuan in it (also the fund crash load's setup).
+pub(crate) async fn funded(engine: &Engine, person: Id, major: u64) -> anyhow::Result<()> {
     submit(
         engine,
         ProductCommand::Wallet(WalletCommand::OpenWallet {

@@ -2,7 +2,7 @@
 //! `--json` the last line of standard output is one JSON object.
 
 mod durable;
-mod fund;
+pub(crate) mod fund;
 mod gateway;
 mod ledger;
 mod memory;

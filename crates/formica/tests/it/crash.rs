@@ -14,6 +14,8 @@
 
 #![cfg(unix)]
 
+mod fund;
+
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};
@@ -103,7 +105,13 @@ fn crash_test(database: &str, location: &Location) {
             "{database}, kill {kill} of {kills}, seed {seed}: crash-load --seed {load_seed} \
              --clients {clients} killed {moment}"
         );
-        let run = run_and_kill(location, load_seed, clients, moment)
+        let load = [
+            "--seed".to_owned(),
+            load_seed.to_string(),
+            "--clients".to_owned(),
+            clients.to_string(),
+        ];
+        let run = run_and_kill(location, &load, moment)
             .unwrap_or_else(|problem| panic!("{context}: {problem}"));
         for &id in &run.acks {
             assert!(
@@ -176,6 +184,10 @@ impl std::fmt::Display for Moment {
 struct Run {
     /// Payments acknowledged, in the order printed.
     acks: Vec<u128>,
+    /// With `--fund`: the days whose income was acknowledged as posted.
+    incomes: Vec<i64>,
+    /// With `--fund`: the last day every holder was credited for.
+    accrued: Option<i64>,
     /// Whether it printed `ready` before the kill.
     ready: bool,
     stderr: String,
@@ -183,18 +195,12 @@ struct Run {
 
 /// Runs `formica crash-load` and kills it at `moment`. A child that exits on its own, or
 /// prints something the test does not expect, is an error showing its stderr.
-fn run_and_kill(
-    location: &Location,
-    seed: u64,
-    clients: u64,
-    moment: Moment,
-) -> Result<Run, String> {
+fn run_and_kill(location: &Location, load: &[String], moment: Moment) -> Result<Run, String> {
     let mut child = Killed(
         formica()
             .arg("crash-load")
             .args(store_args(location))
-            .args(["--seed", &seed.to_string()])
-            .args(["--clients", &clients.to_string()])
+            .args(load)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -244,6 +250,8 @@ fn run_and_kill(
     }
     Ok(Run {
         acks: stdout.acks,
+        incomes: stdout.incomes,
+        accrued: stdout.accrued,
         ready: stdout.ready,
         stderr,
     })
@@ -276,6 +284,8 @@ impl Drop for Killed {
 struct Stdout {
     ready: bool,
     acks: Vec<u128>,
+    incomes: Vec<i64>,
+    accrued: Option<i64>,
     unexpected: Vec<String>,
 }
 
@@ -298,6 +308,16 @@ fn read_stdout(stdout: ChildStdout, ready: mpsc::Sender<()>) -> Stdout {
         if whole == "ready" && !read.ready {
             read.ready = true;
             let _ = ready.send(());
+        } else if let Some(day) = whole
+            .strip_prefix("ack income ")
+            .and_then(|day| day.parse().ok())
+        {
+            read.incomes.push(day);
+        } else if let Some(day) = whole
+            .strip_prefix("accrued ")
+            .and_then(|day| day.parse().ok())
+        {
+            read.accrued = Some(day);
         } else if let Some(id) = whole.strip_prefix("ack ").and_then(|id| id.parse().ok()) {
             read.acks.push(id);
         } else {
