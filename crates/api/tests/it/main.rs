@@ -6,6 +6,7 @@ mod bad_input;
 mod flows;
 mod fund;
 mod gateway;
+mod security;
 mod webhooks;
 
 use formica_testkit::Backend;
@@ -30,6 +31,7 @@ use bad_input::*;
 use flows::*;
 use fund::*;
 use gateway::*;
+use security::*;
 use webhooks::*;
 
 api_suite!(
@@ -42,7 +44,6 @@ api_suite!(
     withdrawal_succeeds_or_returns_the_money_when_the_bank_fails,
     an_idempotent_retry_returns_the_saved_answer_and_moves_money_once,
     bad_input_gets_its_code_and_changes_nothing,
-    another_persons_ids_are_not_found,
     five_wrong_pins_lock_the_pin,
     webhook_to_a_failing_endpoint_is_retried_until_it_recovers,
     open_trades_and_their_timers_survive_a_restart,
@@ -58,6 +59,8 @@ api_suite!(
     fund_endpoints_refuse_bad_input_and_change_nothing,
     a_slow_notify_url_does_not_hold_up_other_merchants,
     a_legacy_rsa_app_is_answered_and_notified_in_sha1,
+    every_route_that_needs_a_caller_refuses_an_anonymous_one,
+    no_route_answers_a_second_person_with_the_first_ones_objects,
     a_hanging_endpoint_does_not_hold_up_other_peoples_webhooks,
     merchant_endpoints_refuse_bad_input_and_change_nothing,
 );

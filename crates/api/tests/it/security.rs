@@ -1,0 +1,349 @@
+//! Access control over every route, driven by the OpenAPI document so that a new route cannot
+//! slip past: each route that needs a caller refuses an anonymous one (and a forged token),
+//! and no route that names an object answers a second person with the first one's object.
+
+use std::collections::BTreeSet;
+
+use formica_testkit::Backend;
+use serde_json::{Value, json};
+
+use super::app::{App, PIN};
+use super::gateway::open_shop;
+
+/// The routes anyone may call: signing up and signing in.
+const PUBLIC: &[(&str, &str)] = &[("post", "/v1/users"), ("post", "/v1/sessions")];
+
+/// (method, path) of every operation in the document, and whether it names a security
+/// requirement.
+fn operations(app: &App) -> Vec<(String, String, bool)> {
+    let (status, text) = app.get_text("/v1/openapi.json");
+    assert_eq!(status, 200);
+    let document: Value = serde_json::from_str(&text).expect("the document is JSON");
+    let mut found = Vec::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("an item") {
+            let secured = operation["security"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty());
+            found.push((method.clone(), path.clone(), secured));
+        }
+    }
+    assert!(found.len() > 40, "the document lists the routes: {found:?}");
+    found
+}
+
+/// `{name}` segments replaced by `value`.
+fn filled(path: &str, value: impl Fn(&str) -> String) -> String {
+    path.split('/')
+        .map(
+            |segment| match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) => value(name),
+                None => segment.to_owned(),
+            },
+        )
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+pub fn every_route_that_needs_a_caller_refuses_an_anonymous_one(backend: Backend) {
+    let app = App::start(backend);
+    let alice = app.person("alice@example.com", "100.00");
+    let operations = operations(&app);
+    let public: BTreeSet<(String, String)> = operations
+        .iter()
+        .filter(|(_, _, secured)| !secured)
+        .map(|(method, path, _)| (method.clone(), path.clone()))
+        .collect();
+    let expected: BTreeSet<(String, String)> = PUBLIC
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    assert_eq!(
+        public, expected,
+        "only signing up and in are open to anyone; a new route says who may call it"
+    );
+    for (method, path, secured) in &operations {
+        if !secured {
+            continue;
+        }
+        // Real ids where a route names a person, so that only the missing caller is wrong.
+        let path = filled(path, |_| alice.id.clone());
+        let body = (method != "get" && method != "delete").then_some("{}");
+        for token in [None, Some("not-a-token"), Some("")] {
+            let answer = app.send(&method.to_uppercase(), &path, token, Some("k"), body);
+            assert_eq!(
+                answer.status, 401,
+                "{method} {path} with token {token:?}: {answer:?}"
+            );
+            assert_eq!(
+                answer.code(),
+                "unauthenticated",
+                "{method} {path}: {answer:?}"
+            );
+        }
+    }
+    assert_eq!(app.available(&alice), "100.00");
+    app.finish();
+}
+
+/// What a second person sends to a route naming the first one's object: a body that would be
+/// accepted from the owner, so that only the ownership check can refuse it.
+struct Attempt {
+    method: &'static str,
+    path: &'static str,
+    body: Value,
+    /// `None`: refused (403 or 404). `Some(why)`: the route acts on the caller's own data or
+    /// on what is public, so it may answer 2xx, but never with the first person's data.
+    own: Option<&'static str>,
+}
+
+fn attempt(method: &'static str, path: &'static str, body: Value) -> Attempt {
+    Attempt {
+        method,
+        path,
+        body,
+        own: None,
+    }
+}
+
+pub fn no_route_answers_a_second_person_with_the_first_ones_objects(backend: Backend) {
+    let app = App::start(backend);
+    let operator = app.operator();
+    // Alice: a shop with an app and a trade, an escrow purchase, a top-up, a transfer and a
+    // webhook endpoint; and a fund whose manager (a fund company's account, shown in its
+    // public report) is not Mallory.
+    let shop = open_shop(&app, "alice@example.com", false);
+    let alice = shop.owner.clone();
+    let movement = app.top_up(&alice, "300.00", &alice.card_id)["id"]
+        .as_str()
+        .expect("a movement")
+        .to_owned();
+    let seller = app.person("seller@example.com", "0");
+    let mallory = app.person("mallory@example.com", "300.00");
+    app.person("fundco@example.com", "0");
+    let money = |yuan: &str| json!({"amount": yuan, "currency": "CNY"});
+    let escrow = app.post(
+        "/v1/trades",
+        &seller.token,
+        None,
+        json!({"out_trade_no": "T-1", "subject": "a lamp", "amount": money("50.00"),
+               "buyer": {"user_id": alice.id}}),
+    );
+    let escrow = escrow.body["id"].as_str().expect("a trade").to_owned();
+    let paid = app.post(
+        &format!("/v1/trades/{escrow}/pay"),
+        &alice.token,
+        Some("pay"),
+        json!({"pin": PIN}),
+    );
+    assert_eq!(paid.status, 200, "{paid:?}");
+    let transfer = app.post(
+        "/v1/transfers",
+        &alice.token,
+        Some("t"),
+        json!({"to": {"login": "seller@example.com"}, "amount": money("10.00"), "pin": PIN}),
+    );
+    assert_eq!(transfer.status, 201, "{transfer:?}");
+    let transfer = transfer.body["id"].as_str().expect("a transfer").to_owned();
+    let counter = app.post(
+        &format!("/v1/merchants/{}/trades", shop.merchant_id),
+        &alice.token,
+        None,
+        json!({"out_trade_no": "C-1", "amount": money("8.00"), "subject": "tea"}),
+    );
+    assert_eq!(counter.status, 201, "{counter:?}");
+    let counter = counter.body["trade"]["id"]
+        .as_str()
+        .expect("a trade")
+        .to_owned();
+    let endpoint = app.post(
+        "/v1/webhook-endpoints",
+        &alice.token,
+        None,
+        json!({"url": "http://127.0.0.1:9/hook"}),
+    );
+    let endpoint = endpoint.body["id"]
+        .as_str()
+        .expect("an endpoint")
+        .to_owned();
+    let fund = app.post(
+        "/v1/funds",
+        &operator.token,
+        None,
+        json!({"name": "Pocket", "currency": "CNY", "manager": {"login": "fundco@example.com"}}),
+    );
+    let fund = fund.body["id"].as_str().expect("a fund").to_owned();
+    let before = (app.balance(&alice), app.balance(&mallory));
+
+    let pin = json!({"pin": PIN});
+    let attempts = [
+        attempt(
+            "put",
+            "/v1/apps/{app_id}/public-key",
+            json!({"public_key": "x"}),
+        ),
+        attempt("get", "/v1/apps/{app_id}/platform-key", Value::Null),
+        Attempt {
+            own: Some("a fund's report is public, as a fund's size is"),
+            ..attempt("get", "/v1/funds/{id}", Value::Null)
+        },
+        Attempt {
+            own: Some("the caller's own holding"),
+            ..attempt("get", "/v1/funds/{id}/holding", Value::Null)
+        },
+        attempt(
+            "post",
+            "/v1/funds/{id}/incomes",
+            json!({"day": "2027-01-15", "income": "1.0000"}),
+        ),
+        Attempt {
+            own: Some("the caller redeems their own units (and has none)"),
+            ..attempt(
+                "post",
+                "/v1/funds/{id}/redemptions",
+                json!({"amount": money("1.00"), "instant": true, "pin": PIN}),
+            )
+        },
+        Attempt {
+            own: Some("the caller buys with their own money"),
+            ..attempt(
+                "post",
+                "/v1/funds/{id}/subscriptions",
+                json!({"amount": money("1.00"), "pin": PIN}),
+            )
+        },
+        attempt("get", "/v1/merchants/{id}", Value::Null),
+        attempt("get", "/v1/merchants/{id}/apps", Value::Null),
+        attempt(
+            "post",
+            "/v1/merchants/{id}/apps",
+            json!({"name": "mine", "escrow": false}),
+        ),
+        attempt("get", "/v1/merchants/{id}/notifications", Value::Null),
+        attempt("get", "/v1/merchants/{id}/settlements", Value::Null),
+        attempt(
+            "get",
+            "/v1/merchants/{id}/statement?date=2027-01-15",
+            Value::Null,
+        ),
+        attempt("get", "/v1/merchants/{id}/trades", Value::Null),
+        attempt(
+            "post",
+            "/v1/merchants/{id}/trades",
+            json!({"out_trade_no": "M-1", "amount": money("1.00"), "subject": "mine"}),
+        ),
+        attempt(
+            "post",
+            "/v1/merchants/{id}/trades/{trade}/refunds",
+            json!({"amount": money("1.00"), "out_request_no": "R-1"}),
+        ),
+        attempt("put", "/v1/merchants/{id}/fee-rate", json!({"fee_ppm": 0})),
+        attempt("get", "/v1/movements/{id}", Value::Null),
+        attempt("get", "/v1/trades/{id}", Value::Null),
+        attempt("post", "/v1/trades/{id}/close", json!({})),
+        attempt("post", "/v1/trades/{id}/confirm", pin.clone()),
+        attempt(
+            "post",
+            "/v1/trades/{id}/decision",
+            json!({"decision": "refund"}),
+        ),
+        attempt("post", "/v1/trades/{id}/pay", pin.clone()),
+        attempt(
+            "post",
+            "/v1/trades/{id}/refund-request",
+            json!({"amount": money("50.00"), "reason": "mine now"}),
+        ),
+        attempt("post", "/v1/trades/{id}/refund-request/agree", json!({})),
+        attempt("post", "/v1/trades/{id}/refund-request/refuse", json!({})),
+        attempt("post", "/v1/trades/{id}/ship", json!({"tracking": "SF1"})),
+        attempt("get", "/v1/transfers/{id}", Value::Null),
+        attempt(
+            "post",
+            "/v1/users/{id}/verification",
+            json!({"level": "verified"}),
+        ),
+        attempt("get", "/v1/webhook-endpoints/{id}/deliveries", Value::Null),
+    ];
+    // Every route naming an object is in the table.
+    let named: BTreeSet<(String, String)> = operations(&app)
+        .into_iter()
+        .filter(|(_, path, _)| path.contains('{'))
+        .map(|(method, path, _)| (method, path))
+        .collect();
+    let tried: BTreeSet<(String, String)> = attempts
+        .iter()
+        .map(|a| {
+            let path = a.path.split('?').next().unwrap_or(a.path);
+            (a.method.to_owned(), path.to_owned())
+        })
+        .collect();
+    assert_eq!(
+        tried, named,
+        "every route that names an object is tried with another person's"
+    );
+    for a in &attempts {
+        let id = |name: &str| -> String {
+            match (name, a.path) {
+                ("app_id", _) => shop.app_id.clone(),
+                ("trade", _) => counter.clone(),
+                (_, p) if p.starts_with("/v1/funds") => fund.clone(),
+                (_, p) if p.starts_with("/v1/merchants") => shop.merchant_id.clone(),
+                (_, p) if p.starts_with("/v1/movements") => movement.clone(),
+                (_, p) if p.starts_with("/v1/trades") => escrow.clone(),
+                (_, p) if p.starts_with("/v1/transfers") => transfer.clone(),
+                (_, p) if p.starts_with("/v1/users") => alice.id.clone(),
+                (_, p) if p.starts_with("/v1/webhook-endpoints") => endpoint.clone(),
+                _ => panic!("no id of alice's for {name} in {}", a.path),
+            }
+        };
+        let path = filled(a.path, id);
+        let body = (!a.body.is_null()).then(|| a.body.to_string());
+        let key = format!("mallory-{}-{path}", a.method);
+        let answer = app.send(
+            &a.method.to_uppercase(),
+            &path,
+            Some(&mallory.token),
+            Some(&key),
+            body.as_deref(),
+        );
+        let text = answer.body.to_string();
+        // Nothing of Alice's in any answer: not her id, login, card, trade or endpoint.
+        for secret in [
+            &alice.id,
+            &alice.card_id,
+            &escrow,
+            &counter,
+            &transfer,
+            &endpoint,
+            &movement,
+        ] {
+            assert!(
+                !text.contains(secret.as_str()),
+                "{} {path} shows alice's {secret}: {text}",
+                a.method
+            );
+        }
+        assert!(
+            !text.contains("alice@example.com") && !text.contains("a lamp"),
+            "{} {path}: {text}",
+            a.method
+        );
+        match a.own {
+            None => assert!(
+                matches!(answer.status, 403 | 404),
+                "{} {path} answered another person's object: {answer:?}",
+                a.method
+            ),
+            Some(why) => assert!(
+                answer.status < 500,
+                "{} {path} ({why}): {answer:?}",
+                a.method
+            ),
+        }
+    }
+    // Only Mallory's own subscription moved money: 1.00 of hers into the fund.
+    assert_eq!(app.balance(&alice), before.0);
+    assert_eq!(app.available(&mallory), "299.00");
+    assert_eq!(before.1.0, "300.00");
+    app.finish();
+}
