@@ -71,6 +71,8 @@ pub const CODES: &[(&str, u16)] = &[
     ("pin_locked", 423),
     ("signin_locked", 429),
     ("busy", 503),
+    ("overloaded", 503),
+    ("request_timeout", 408),
     ("internal", 500),
 ];
 

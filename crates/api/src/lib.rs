@@ -56,6 +56,32 @@ struct Inner {
     sent: std::sync::Mutex<std::collections::HashSet<formica_core::Id>>,
     /// Where people reach the server, if configured.
     public_url: Option<String>,
+    /// Requests in flight and how long one may take.
+    limits: Limits,
+}
+
+/// What the server takes at once: beyond `in_flight` requests it answers 503 `overloaded`
+/// at once instead of queueing them (so a rush degrades into quick refusals a client can
+/// retry, not into timeouts for everyone), and a request that takes longer than
+/// `request_timeout` (a client trickling its body, say) is answered 408 `request_timeout`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Requests handled at once.
+    pub in_flight: usize,
+    /// How long one request may take, its body's arrival included.
+    pub request_timeout: std::time::Duration,
+}
+
+/// Requests handled at once by default.
+pub const IN_FLIGHT_DEFAULT: usize = 4096;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            in_flight: IN_FLIGHT_DEFAULT,
+            request_timeout: std::time::Duration::from_secs(30),
+        }
+    }
 }
 
 impl AppState {
@@ -77,6 +103,7 @@ impl AppState {
                 gateway: gateway::Gateway::default(),
                 sent: std::sync::Mutex::default(),
                 public_url: None,
+                limits: Limits::default(),
             }),
         }
     }
@@ -87,6 +114,17 @@ impl AppState {
             unreachable!("a new state has one handle");
         };
         inner.public_url = public_url.map(|url| url.trim_end_matches('/').to_owned());
+        AppState {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// With these limits on requests in flight and their time.
+    pub fn with_limits(self, limits: Limits) -> Self {
+        let Ok(mut inner) = Arc::try_unwrap(self.inner) else {
+            unreachable!("a new state has one handle");
+        };
+        inner.limits = limits;
         AppState {
             inner: Arc::new(inner),
         }
@@ -173,6 +211,7 @@ pub fn router(state: AppState) -> Router {
 /// The server's routes with `pages` (the `web` crate's) beside them, behind the same request
 /// metrics.
 pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
+    let limits = state.inner.limits;
     let v1 = Router::new()
         .route("/users", post(people::sign_up))
         .route("/users/{id}/verification", post(people::verify))
@@ -259,11 +298,36 @@ pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
         .route("/metrics", get(metrics::render))
         .merge(pages)
         .layer(DefaultBodyLimit::max(body::BODY_MAX_BYTES))
+        // Inside the metrics, so that refusals are counted too.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(axum::error_handling::HandleErrorLayer::new(refused))
+                .load_shed()
+                // One count for the whole server (`Router::layer` wraps each route).
+                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                    limits.in_flight,
+                ))
+                .timeout(limits.request_timeout),
+        )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
         ))
         .with_state(state)
+}
+
+/// The answer to a request the limits refused: too many in flight, or too slow.
+async fn refused(error: tower::BoxError) -> ApiError {
+    if error.is::<tower::load_shed::error::Overloaded>() {
+        ApiError::new(
+            "overloaded",
+            "too many requests at once: try again in a moment",
+        )
+    } else if error.is::<tower::timeout::error::Elapsed>() {
+        ApiError::new("request_timeout", "the request took too long")
+    } else {
+        ApiError::new("internal", "the request could not be served")
+    }
 }
 
 /// Alive and serving: the writer answers between batches.

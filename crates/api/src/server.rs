@@ -27,6 +27,8 @@ pub struct ServerConfig {
     /// The address people and shops reach the server at (`https://pay.example.com`), for the
     /// links in QR codes and statements; None takes it from each request's `Host`.
     pub public_url: Option<String>,
+    /// Requests in flight and how long one may take.
+    pub limits: crate::Limits,
 }
 
 /// A running server (the HTTP listener is the caller's).
@@ -67,7 +69,8 @@ impl Server {
             tokio::runtime::Handle::current(),
         ));
         let state = AppState::new(engine, config.location, bank, config.private_webhooks)
-            .with_public_url(config.public_url);
+            .with_public_url(config.public_url)
+            .with_limits(config.limits);
         send_open_movements(&state).await;
         // Settlements are made by the core's timers, not by a request: this loop sends them
         // (and anything else open) to the bank.

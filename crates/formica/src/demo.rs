@@ -50,6 +50,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let args = Args {
         listen: args.listen,
         public_url: None,
+        max_in_flight: formica_api::IN_FLIGHT_DEFAULT as u64,
+        request_timeout_seconds: 30,
         store: StoreArgs {
             data_dir: Some(args.data_dir),
             database_url: args.database_url,

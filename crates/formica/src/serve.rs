@@ -23,6 +23,14 @@ pub struct Args {
     /// QR codes and links; by default each request's Host.
     #[arg(long, env = "FORMICA_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Requests handled at once; more are answered 503 `overloaded` at once.
+    #[arg(long, env = "FORMICA_MAX_IN_FLIGHT", default_value_t = formica_api::IN_FLIGHT_DEFAULT as u64,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_in_flight: u64,
+    /// Seconds a request may take, its body's arrival included; then 408 `request_timeout`.
+    #[arg(long, env = "FORMICA_REQUEST_TIMEOUT_SECONDS", default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_seconds: u64,
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
@@ -100,6 +108,10 @@ pub fn serve(args: Args, prepare: impl Prepare) -> anyhow::Result<()> {
         bank_delay: Duration::from_millis(args.rules.bank_delay_ms),
         private_webhooks: args.rules.webhooks_allow_private,
         public_url: args.public_url.clone(),
+        limits: formica_api::Limits {
+            in_flight: usize::try_from(args.max_in_flight).unwrap_or(usize::MAX),
+            request_timeout: Duration::from_secs(args.request_timeout_seconds),
+        },
     }))?;
     let served = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen).await?;

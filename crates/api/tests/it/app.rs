@@ -22,6 +22,7 @@ pub struct App {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     pub db: TestDb,
     agent: ureq::Agent,
+    limits: formica_api::Limits,
 }
 
 /// An answer: status and JSON body (Null when empty).
@@ -50,6 +51,11 @@ pub const PIN: &str = "246810";
 
 impl App {
     pub fn start(backend: Backend) -> App {
+        App::start_limited(backend, formica_api::Limits::default())
+    }
+
+    /// A server with these limits on requests in flight and their time.
+    pub fn start_limited(backend: Backend, limits: formica_api::Limits) -> App {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -67,6 +73,7 @@ impl App {
                 .timeout_global(Some(Duration::from_secs(30)))
                 .build()
                 .into(),
+            limits,
         };
         app.start_server();
         app
@@ -89,6 +96,7 @@ impl App {
             bank_delay: Duration::ZERO,
             private_webhooks: true,
             public_url: None,
+            limits: self.limits,
         };
         let server = self
             .runtime

@@ -61,6 +61,8 @@ api_suite!(
     a_legacy_rsa_app_is_answered_and_notified_in_sha1,
     every_route_that_needs_a_caller_refuses_an_anonymous_one,
     no_route_answers_a_second_person_with_the_first_ones_objects,
+    the_server_sheds_load_beyond_its_limit_and_recovers,
+    a_client_too_slow_to_send_its_body_is_timed_out,
     a_hanging_endpoint_does_not_hold_up_other_peoples_webhooks,
     merchant_endpoints_refuse_bad_input_and_change_nothing,
 );

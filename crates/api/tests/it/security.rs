@@ -347,3 +347,117 @@ pub fn no_route_answers_a_second_person_with_the_first_ones_objects(backend: Bac
     assert_eq!(before.1.0, "300.00");
     app.finish();
 }
+
+/// A request whose headers and first body bytes are sent, the rest held back: it holds its
+/// place in the server until the body is finished or the server gives up on it.
+struct Trickle {
+    stream: std::net::TcpStream,
+    rest: String,
+}
+
+impl Trickle {
+    fn start(app: &App, path: &str, token: &str, key: &str, body: &Value) -> Trickle {
+        use std::io::Write;
+        let body = body.to_string();
+        let (head, rest) = body.split_at(body.len() / 2);
+        let address = app.url.strip_prefix("http://").expect("an http URL");
+        let mut stream = std::net::TcpStream::connect(address).expect("connects");
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .expect("a read timeout");
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
+             Idempotency-Key: {key}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{head}",
+            body.len()
+        )
+        .expect("writes");
+        stream.flush().expect("flushes");
+        Trickle {
+            stream,
+            rest: rest.to_owned(),
+        }
+    }
+
+    /// Sends the rest of the body (if `finish`) and reads the answer's status.
+    fn answer(mut self, finish: bool) -> u16 {
+        use std::io::{Read, Write};
+        if finish {
+            self.stream
+                .write_all(self.rest.as_bytes())
+                .expect("writes the rest");
+        }
+        let mut response = Vec::new();
+        let _ = self.stream.read_to_end(&mut response);
+        String::from_utf8_lossy(&response)
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("a status line")
+    }
+}
+
+/// Three slow payments fill a server that takes three requests at once: the next request is
+/// refused with 503 at once, not queued; once they finish, the server answers again, and the
+/// slow payments themselves went through.
+pub fn the_server_sheds_load_beyond_its_limit_and_recovers(backend: Backend) {
+    let limits = formica_api::Limits {
+        in_flight: 3,
+        ..formica_api::Limits::default()
+    };
+    let app = App::start_limited(backend, limits);
+    let alice = app.person("alice@example.com", "100.00");
+    app.person("bob@example.com", "0");
+    let pay = json!({"to": {"login": "bob@example.com"},
+                     "amount": {"amount": "1.00", "currency": "CNY"}, "pin": PIN});
+    let slow: Vec<Trickle> = (0..3)
+        .map(|n| {
+            Trickle::start(
+                &app,
+                "/v1/transfers",
+                &alice.token,
+                &format!("slow-{n}"),
+                &pay,
+            )
+        })
+        .collect();
+    // The three hold their places (the server reads their headers at once).
+    let mut shed = None;
+    for _ in 0..200 {
+        let answer = app.get("/v1/wallet", &alice.token);
+        if answer.status == 503 {
+            shed = Some(answer);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let shed = shed.expect("a fourth request is refused while three are in flight");
+    assert_eq!(shed.code(), "overloaded", "{shed:?}");
+    for trickle in slow {
+        assert_eq!(trickle.answer(true), 201);
+    }
+    assert_eq!(app.get("/v1/wallet", &alice.token).status, 200);
+    assert_eq!(app.available(&alice), "97.00");
+    app.finish();
+}
+
+/// A client that stops sending its body half way is answered 408 once the request timeout
+/// passes, its payment is not made, and its place is free again.
+pub fn a_client_too_slow_to_send_its_body_is_timed_out(backend: Backend) {
+    let limits = formica_api::Limits {
+        in_flight: 1,
+        request_timeout: std::time::Duration::from_millis(500),
+    };
+    let app = App::start_limited(backend, limits);
+    let alice = app.person("alice@example.com", "100.00");
+    app.person("bob@example.com", "0");
+    let pay = json!({"to": {"login": "bob@example.com"},
+                     "amount": {"amount": "1.00", "currency": "CNY"}, "pin": PIN});
+    let stalled = Trickle::start(&app, "/v1/transfers", &alice.token, "stalled", &pay);
+    assert_eq!(stalled.answer(false), 408);
+    assert_eq!(app.available(&alice), "100.00");
+    let paid = app.post("/v1/transfers", &alice.token, Some("after"), pay);
+    assert_eq!(paid.status, 201, "{paid:?}");
+    app.finish();
+}

@@ -173,6 +173,7 @@ fn one_run(args: &Args, hot: u8) -> anyhow::Result<Run> {
         bank_delay: Duration::ZERO,
         private_webhooks: false,
         public_url: None,
+        limits: Default::default(),
     };
     let server = runtime.block_on(Server::start(config))?;
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;

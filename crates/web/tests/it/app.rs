@@ -59,6 +59,7 @@ impl App {
             bank_delay: Duration::ZERO,
             private_webhooks: true,
             public_url: public_url.map(str::to_owned),
+            limits: Default::default(),
         };
         let server = runtime
             .block_on(Server::start(config))
