@@ -119,6 +119,11 @@ impl AppState {
         }
     }
 
+    /// HTTP requests being handled now.
+    pub fn requests_in_flight(&self) -> u64 {
+        self.inner.http.1.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// With these limits on requests in flight and their time.
     pub fn with_limits(self, limits: Limits) -> Self {
         let Ok(mut inner) = Arc::try_unwrap(self.inner) else {

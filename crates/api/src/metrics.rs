@@ -31,7 +31,11 @@ const BUCKETS: [(&str, u64); 10] = [
 
 /// Requests served, per (method, route, status).
 #[derive(Debug, Default)]
-pub(crate) struct HttpMetrics(Mutex<BTreeMap<(String, String, u16), Series>>);
+pub(crate) struct HttpMetrics(
+    Mutex<BTreeMap<(String, String, u16), Series>>,
+    /// Requests being handled now (refused ones included until they are answered).
+    pub(crate) std::sync::atomic::AtomicU64,
+);
 
 #[derive(Debug, Default)]
 struct Series {
@@ -49,7 +53,10 @@ pub(crate) async fn track(State(state): State<AppState>, request: Request, next:
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let http = &state.inner.http;
+    http.1.fetch_add(1, Ordering::Relaxed);
     let response = next.run(request).await;
+    http.1.fetch_sub(1, Ordering::Relaxed);
     let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
     let mut series = state
         .inner
@@ -75,6 +82,13 @@ fn render_http(metrics: &HttpMetrics, body: &mut String) {
         .0
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _ = writeln!(
+        body,
+        "# HELP formica_http_requests_in_flight HTTP requests being handled.\n\
+         # TYPE formica_http_requests_in_flight gauge\n\
+         formica_http_requests_in_flight {}",
+        metrics.1.load(Ordering::Relaxed)
+    );
     let _ = writeln!(
         body,
         "# HELP formica_http_requests_total HTTP requests served.\n\

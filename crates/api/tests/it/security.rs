@@ -422,17 +422,16 @@ pub fn the_server_sheds_load_beyond_its_limit_and_recovers(backend: Backend) {
             )
         })
         .collect();
-    // The three hold their places (the server reads their headers at once).
-    let mut shed = None;
-    for _ in 0..200 {
-        let answer = app.get("/v1/wallet", &alice.token);
-        if answer.status == 503 {
-            shed = Some(answer);
+    // Once the server holds the three (it reads their headers at once), a fourth is refused.
+    for _ in 0..2000 {
+        if app.server().state.requests_in_flight() == 3 {
             break;
         }
-        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    let shed = shed.expect("a fourth request is refused while three are in flight");
+    assert_eq!(app.server().state.requests_in_flight(), 3);
+    let shed = app.get("/v1/wallet", &alice.token);
+    assert_eq!(shed.status, 503, "{shed:?}");
     assert_eq!(shed.code(), "overloaded", "{shed:?}");
     for trickle in slow {
         assert_eq!(trickle.answer(true), 201);
