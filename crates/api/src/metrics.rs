@@ -64,6 +64,16 @@ pub(crate) async fn track(State(state): State<AppState>, request: Request, next:
         .0
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // The access log names the route's template, never the raw path or its query (which
+    // can carry a signed link's token).
+    tracing::info!(
+        target: "formica::http",
+        method = %method,
+        route = %route,
+        status = response.status().as_u16(),
+        micros = nanos / 1_000,
+        "request"
+    );
     let entry = series
         .entry((method, route, response.status().as_u16()))
         .or_default();

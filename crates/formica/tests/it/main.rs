@@ -2,4 +2,5 @@
 
 mod crash;
 mod sdk;
+mod secrets;
 mod serve;
