@@ -460,3 +460,34 @@ pub fn a_client_too_slow_to_send_its_body_is_timed_out(backend: Backend) {
     assert_eq!(paid.status, 201, "{paid:?}");
     app.finish();
 }
+
+/// Guessing a password is rate limited: five wrong ones in a row lock signing in for 15
+/// minutes, the right password included, and an unknown login is answered exactly as a
+/// wrong password (so sign-in does not tell which logins exist).
+pub fn wrong_passwords_lock_signing_in_for_a_while(backend: Backend) {
+    let app = App::start(backend);
+    app.person("alice@example.com", "0");
+    let sign_in = |login: &str, password: &str| {
+        app.send(
+            "POST",
+            "/v1/sessions",
+            None,
+            None,
+            Some(&json!({"login": login, "password": password}).to_string()),
+        )
+    };
+    let unknown = sign_in("nobody@example.com", "whatever-it-is");
+    let wrong = sign_in("alice@example.com", "not her password");
+    assert_eq!((unknown.status, wrong.status), (401, 401), "{wrong:?}");
+    assert_eq!(unknown.code(), "signin_failed");
+    assert_eq!(wrong.code(), "signin_failed");
+    for _ in 0..4 {
+        sign_in("alice@example.com", "not her password");
+    }
+    let locked = sign_in("alice@example.com", "correct horse");
+    assert_eq!(locked.status, 429, "{locked:?}");
+    assert_eq!(locked.code(), "signin_locked");
+    app.advance(16 * 60 * super::app::SECOND);
+    assert_eq!(sign_in("alice@example.com", "correct horse").status, 201);
+    app.finish();
+}
