@@ -430,6 +430,7 @@ pub struct NewIncome {
 #[utoipa::path(post, path = "/v1/funds/{id}/incomes", tag = "funds", request_body = NewIncome,
     params(("id" = String, Path, description = "The fund")),
     responses((status = 201, body = Fund), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn post_income(

@@ -39,7 +39,7 @@ use crate::{fund, merchant, people, trade, wallet, webhook};
         fund::create, fund::list, fund::report, fund::subscribe, fund::redeem, fund::holding,
         fund::post_income, fund::set_holidays, fund::holidays,
     ),
-    modifiers(&Security, &ErrorCodes),
+    modifiers(&Security, &ErrorCodes, &CommonAnswers),
     tags(
         (name = "people", description = "Sign up, sign in, the payment PIN."),
         (name = "wallet", description = "Balances, bill list, cards, top-ups, withdrawals, transfers."),
@@ -78,6 +78,110 @@ impl Modify for ErrorCodes {
             .collect();
         let extensions = openapi.extensions.get_or_insert_with(Default::default);
         extensions.insert("x-error-codes".to_owned(), codes.into());
+    }
+}
+
+/// The answers any operation can give besides its own, so that the document lists every
+/// status a client can meet: 400 (a malformed id, query or body), 401 (no or a bad token, on
+/// the operations that need one), 408 (too slow), 413 and 415 (a body too large or not
+/// JSON, on those that take one), 403 and 423 (a wrong, unset or locked PIN, on those whose
+/// body has one) and 503 (the server or its queue full).
+struct CommonAnswers;
+
+/// Whether the operation's JSON body is a schema with a `pin` property.
+fn takes_pin(
+    components: Option<&utoipa::openapi::Components>,
+    operation: &utoipa::openapi::path::Operation,
+) -> bool {
+    use utoipa::openapi::{RefOr, schema::Schema};
+    let Some(body) = &operation.request_body else {
+        return false;
+    };
+    body.content.values().any(|content| match &content.schema {
+        Some(RefOr::Ref(reference)) => {
+            let name = reference
+                .ref_location
+                .rsplit('/')
+                .next()
+                .unwrap_or_default();
+            components
+                .and_then(|c| c.schemas.get(name))
+                .is_some_and(|schema| {
+                    matches!(schema, RefOr::T(Schema::Object(object))
+                        if object.properties.contains_key("pin"))
+                })
+        }
+        _ => false,
+    })
+}
+
+impl Modify for CommonAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let answer = |description: &str| -> RefOr<utoipa::openapi::Response> {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        };
+        let components = openapi.components.clone();
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+                let has_body = operation.request_body.is_some();
+                let pin = takes_pin(components.as_ref(), operation);
+                let responses = &mut operation.responses.responses;
+                let mut add = |status: &str, description: &str| {
+                    responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| answer(description));
+                };
+                add(
+                    "400",
+                    "Malformed input (`invalid_id`, `invalid_json`, `unknown_field`, ...).",
+                );
+                if secured {
+                    add(
+                        "401",
+                        "No session token, or not a valid one (`unauthenticated`).",
+                    );
+                }
+                if has_body {
+                    add("413", "The body is too large (`body_too_large`).");
+                    add("415", "The body is not JSON (`unsupported_media_type`).");
+                }
+                if pin {
+                    add(
+                        "403",
+                        "A wrong PIN, or none set (`pin_incorrect`, `pin_not_set`).",
+                    );
+                    add(
+                        "423",
+                        "Too many wrong PINs: locked for a while (`pin_locked`).",
+                    );
+                }
+                add("408", "The request took too long (`request_timeout`).");
+                add(
+                    "503",
+                    "Too many requests at once, or the engine's queue full (`overloaded`, `busy`).",
+                );
+            }
+        }
     }
 }
 
