@@ -271,8 +271,12 @@ pub enum Outcome {
     Subscription(Subscription),
     /// A redemption from a fund.
     Redemption(Redemption),
-    /// The holiday calendar's days.
-    Holidays(Vec<i64>),
+    /// The holiday calendar. (A struct variant: the outcome is saved as JSON tagged with
+    /// `object`, which a bare sequence cannot carry.)
+    Holidays {
+        /// Its days (since 1970-01-01 in the platform's zone).
+        days: Vec<i64>,
+    },
 }
 
 /// A person's level and wallets, as the core knows them.

@@ -514,6 +514,43 @@ fn timers_loaded_before_the_settings_follow_the_settings() {
 }
 
 #[test]
+fn holidays_set_under_an_idempotency_key_are_saved_and_answered_again() {
+    // Regression (found by `formica sim`): the holidays outcome could not be saved as JSON,
+    // so a keyed command panicked the writer.
+    let mut w = World::new();
+    let key = formica_core::IdempotencyKey {
+        owner: Id(0),
+        key: "holidays-1".into(),
+        fingerprint: "set".into(),
+    };
+    let command = Command::Product(ProductRequest {
+        command: ProductCommand::Fund(FundCommand::SetHolidays {
+            days: vec![FRIDAY + 3],
+        }),
+        idempotency: Some(key.clone()),
+    });
+    w.core.begin_batch();
+    let first = w.core.apply(w.now, &command);
+    let saved = w.core.effects().products.idempotency;
+    w.core.commit_batch();
+    assert_eq!(
+        first,
+        Ok(Reply::Product(Outcome::Holidays {
+            days: vec![FRIDAY + 3]
+        }))
+    );
+    // The retry, in a later batch, gets the saved answer back from the store's row.
+    let [row] = &saved[..] else {
+        panic!("one saved key: {saved:?}")
+    };
+    w.core
+        .recall_idempotency(key.owner, key.key, key.fingerprint, row.outcome.clone());
+    w.core.begin_batch();
+    assert_eq!(w.core.apply(w.now + SECOND, &command), first);
+    w.core.commit_batch();
+}
+
+#[test]
 fn a_trade_is_paid_from_the_fund_in_one_command() {
     let mut w = World::new();
     let manager = w.person(9, 0);
