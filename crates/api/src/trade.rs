@@ -164,16 +164,7 @@ async fn submit(
     command: TradeCommand,
 ) -> Result<Trade, ApiError> {
     let fingerprint = fingerprint("POST", path, digest);
-    let trade_id = match &command {
-        TradeCommand::Create { .. } => None,
-        TradeCommand::Pay { trade_id, .. }
-        | TradeCommand::Ship { trade_id, .. }
-        | TradeCommand::ConfirmReceipt { trade_id, .. }
-        | TradeCommand::Close { trade_id, .. }
-        | TradeCommand::RequestRefund { trade_id, .. }
-        | TradeCommand::AnswerRefund { trade_id, .. }
-        | TradeCommand::Decide { trade_id, .. } => Some(*trade_id),
-    };
+    let trade_id = command.trade_id();
     let submitted = idempotency::submit(
         state,
         caller.0.id,

@@ -345,6 +345,22 @@ pub enum TradeCommand {
     },
 }
 
+impl TradeCommand {
+    /// The trade the command names (none for a new one).
+    pub fn trade_id(&self) -> Option<Id> {
+        match self {
+            TradeCommand::Create { .. } => None,
+            TradeCommand::Pay { trade_id, .. }
+            | TradeCommand::Ship { trade_id, .. }
+            | TradeCommand::ConfirmReceipt { trade_id, .. }
+            | TradeCommand::Close { trade_id, .. }
+            | TradeCommand::RequestRefund { trade_id, .. }
+            | TradeCommand::AnswerRefund { trade_id, .. }
+            | TradeCommand::Decide { trade_id, .. } => Some(*trade_id),
+        }
+    }
+}
+
 /// Who is asking: the trade is found only for its parties (others get `TradeNotFound`, so that
 /// nobody learns of another person's trade).
 #[derive(Clone, Copy)]

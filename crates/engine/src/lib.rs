@@ -13,6 +13,7 @@
 //! transfers that follow it.
 
 pub mod bank;
+pub mod batch;
 mod clock;
 pub mod webhooks;
 mod writer;

@@ -236,79 +236,10 @@ impl Writer {
         }
         let now = self.config.clock.now().max(self.last_now);
         self.last_now = now;
-        let ids = self
-            .core
-            .uncached_ids(batch.commands.iter().map(|(command, _)| command));
-        if !ids.is_empty() {
-            match self.store.lookup_transfers(&ids) {
-                Ok(found) => {
-                    for (transfer, status) in found {
-                        self.core.cache(transfer, status);
-                    }
-                }
-                Err(error) => {
-                    self.fail(batch, error);
-                    return;
-                }
-            }
-        }
-        let keys = self
-            .core
-            .idempotency_keys(batch.commands.iter().map(|(command, _)| command));
-        if !keys.is_empty() {
-            match self.store.saved_keys(&keys) {
-                Ok(saved) => {
-                    for (owner, key, fingerprint, outcome) in saved {
-                        self.core
-                            .recall_idempotency(owner, key, fingerprint, outcome);
-                    }
-                }
-                Err(error) => {
-                    self.fail(batch, error);
-                    return;
-                }
-            }
-        }
-        // Trades and numbers the commands name that memory does not hold: paid merchant
-        // trades live in the store, and a number may be taken by one.
-        let commands = || batch.commands.iter().map(|(command, _)| command);
-        let recall = self.core.trades_to_recall(commands());
-        let numbers = self.core.numbers_to_check(commands());
-        if !recall.is_empty() || !numbers.is_empty() {
-            let found = self.store.read_sql(|sql| {
-                Ok((
-                    formica_store::trade::trades_by_id(sql, &recall)?,
-                    formica_store::trade::numbers_taken(sql, &numbers)?,
-                ))
-            });
-            match found {
-                Ok((trades, taken)) => {
-                    for trade in trades {
-                        self.core.recall_trade(trade);
-                    }
-                    for (seller, number) in taken {
-                        self.core.recall_number(seller, number);
-                    }
-                }
-                Err(error) => {
-                    self.fail(batch, error);
-                    return;
-                }
-            }
-        }
-        self.core.begin_batch();
-        self.core.expire(now);
-        let answers: Vec<_> = batch
-            .commands
-            .iter()
-            .map(|(command, _)| self.core.apply(now, command))
-            .collect();
-        let effects = self.core.effects();
-        let committing = Instant::now();
-        match self.store.commit(&effects) {
-            Ok(()) => {
-                self.core.commit_batch();
-                let nanos = u64::try_from(committing.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let commands: Vec<&Command> = batch.commands.iter().map(|(command, _)| command).collect();
+        match crate::batch::run(&mut self.core, &mut self.store, now, &commands) {
+            Ok(done) => {
+                let nanos = u64::try_from(done.commit_time.as_nanos()).unwrap_or(u64::MAX);
                 self.stats.commit_nanos.fetch_add(nanos, Ordering::Relaxed);
                 self.stats.batches.fetch_add(1, Ordering::Relaxed);
                 self.stats
@@ -317,7 +248,7 @@ impl Writer {
                 self.stats
                     .largest_batch_events
                     .fetch_max(batch.events as u64, Ordering::Relaxed);
-                for ((_, reply), answer) in batch.commands.drain(..).zip(answers) {
+                for ((_, reply), answer) in batch.commands.drain(..).zip(done.replies) {
                     // A caller that gave up waiting is no error: its command is durable.
                     let _ = reply.send(answer.map_err(EngineError::from));
                 }
@@ -326,13 +257,10 @@ impl Writer {
                 }
                 batch.events = 0;
             }
-            Err(error) => {
-                self.core.rollback_batch();
-                // The commit may have reached the database even though it failed here (a
-                // connection lost after COMMIT was sent): rebuild memory from the database
-                // before the next batch, so that memory and disk agree either way.
-                self.reload_needed = true;
-                self.fail(batch, error);
+            Err(failed) => {
+                // Memory and disk must agree either way: see `batch::Failed`.
+                self.reload_needed |= failed.reload;
+                self.fail(batch, failed.error);
             }
         }
     }

@@ -7,6 +7,7 @@ mod crash_load;
 mod demo;
 mod location;
 mod serve;
+mod sim;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
@@ -42,6 +43,9 @@ enum Command {
         #[command(subcommand)]
         task: admin::Task,
     },
+    /// Simulate the engine under faults and crashes, deterministically from a seed, and
+    /// check after every step that nothing was lost, invented or answered twice.
+    Sim(sim::Args),
     /// Drive the engine with payments and print each acknowledged one (for crash tests).
     #[command(hide = true)]
     CrashLoad(crash_load::Args),
@@ -66,6 +70,7 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args),
         Command::Bench { workload } => bench::run(workload),
         Command::Admin { task } => admin::run(task),
+        Command::Sim(args) => sim::run(args),
         Command::CrashLoad(args) => crash_load::run(args),
     }
 }

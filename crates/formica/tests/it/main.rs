@@ -4,3 +4,4 @@ mod crash;
 mod sdk;
 mod secrets;
 mod serve;
+mod sim;

@@ -1,0 +1,380 @@
+//! The simulated clients: people who top up, withdraw, pay each other, trade through escrow,
+//! refund and dispute, and keep pocket money in the fund; an operator who decides disputes,
+//! posts the fund's daily income and sets holidays. Every command carries an idempotency key,
+//! and a client whose command got no answer sends it again with the same key until it does,
+//! as a well-behaved client of the API would.
+
+#![allow(
+    clippy::inconsistent_digit_grouping,
+    reason = "amounts in fen read as yuan_fen: 100_00 is 100.00 yuan"
+)]
+
+use formica_core::fund::{FundCommand, Income};
+use formica_core::products::PLATFORM;
+use formica_core::trade::{Decision, TradeCommand, TradeStatus};
+use formica_core::wallet::{Level, MovementStatus, WalletCommand};
+use formica_core::{
+    Command, CommandError, Core, Currency, Id, IdempotencyKey, Money, Outcome, ProductCommand,
+    ProductRequest, Refusal, Reply,
+};
+use rand::Rng;
+use rand::rngs::SmallRng;
+
+/// People 1..=PEOPLE; the last one manages the fund.
+pub const PEOPLE: u64 = 6;
+const MANAGER: Id = Id(PEOPLE);
+
+/// What the clients know: the objects their acknowledged commands made.
+#[derive(Debug, Default)]
+pub struct Clients {
+    /// Keys handed out so far.
+    keys: u64,
+    /// Trades, as their last answer showed them.
+    pub trades: Vec<TradeView>,
+    /// Bank movements waiting for the bank.
+    pub movements: Vec<Id>,
+    /// The fund, once the operator opened it.
+    pub fund: Option<Id>,
+    /// The out_trade_no handed out last.
+    numbers: u64,
+}
+
+/// A trade as a client last saw it.
+#[derive(Clone, Copy, Debug)]
+pub struct TradeView {
+    id: Id,
+    seller: Id,
+    buyer: Option<Id>,
+    status: TradeStatus,
+}
+
+fn cny(minor: u64) -> Money {
+    Money::new(minor, Currency::CNY)
+}
+
+impl Clients {
+    /// The commands that open the world: wallets, levels, a first top-up each, the fund.
+    pub fn setup(&mut self) -> Vec<Command> {
+        let mut commands = Vec::new();
+        for person in 1..=PEOPLE {
+            let user_id = Id(person);
+            commands.push(self.keyed(
+                user_id,
+                ProductCommand::Wallet(WalletCommand::OpenWallet {
+                    user_id,
+                    currency: Currency::CNY,
+                }),
+            ));
+            if person % 2 == 0 {
+                commands.push(self.keyed(
+                    PLATFORM,
+                    ProductCommand::Wallet(WalletCommand::SetLevel {
+                        user_id,
+                        level: Level::Verified,
+                    }),
+                ));
+            }
+        }
+        commands.push(self.keyed(
+            PLATFORM,
+            ProductCommand::Fund(FundCommand::Create {
+                name: "Pocket".into(),
+                currency: Currency::CNY,
+                manager_id: MANAGER,
+                cutoff_second: 15 * 3600,
+                instant_limit: cny(10_000_00),
+            }),
+        ));
+        commands
+    }
+
+    /// A command under a key of its own.
+    fn keyed(&mut self, owner: Id, command: ProductCommand) -> Command {
+        self.keys += 1;
+        Command::Product(ProductRequest {
+            idempotency: Some(IdempotencyKey {
+                owner,
+                key: format!("sim-{}", self.keys),
+                fingerprint: format!("{command:?}"),
+            }),
+            command,
+        })
+    }
+
+    /// Learns from the answer to a command.
+    pub fn learn(&mut self, command: &Command, answer: &Result<Reply, CommandError>) {
+        let outcome = match answer {
+            Ok(Reply::Product(outcome)) => outcome,
+            Err(CommandError::Refused(Refusal::MovementNotFound)) => {
+                // The bank's timeout failed it first.
+                if let Command::Product(ProductRequest {
+                    command:
+                        ProductCommand::Wallet(WalletCommand::SettleMovement { movement_id, .. }),
+                    ..
+                }) = command
+                {
+                    self.movements.retain(|id| id != movement_id);
+                }
+                return;
+            }
+            Err(CommandError::Refused(Refusal::TradeNotFound)) => {
+                // Closed by its timer (or never this client's): forgotten.
+                if let Command::Product(ProductRequest {
+                    command: ProductCommand::Trade(trade),
+                    ..
+                }) = command
+                {
+                    let id = trade.trade_id();
+                    self.trades.retain(|t| Some(t.id) != id);
+                }
+                return;
+            }
+            _ => return,
+        };
+        match outcome {
+            Outcome::Trade(trade) => {
+                let view = TradeView {
+                    id: trade.id,
+                    seller: trade.seller_id,
+                    buyer: trade.buyer_id,
+                    status: trade.status,
+                };
+                // Over is over: clients move on to the open ones.
+                self.trades.retain(|t| t.id != trade.id);
+                if !matches!(
+                    trade.status,
+                    TradeStatus::TradeFinished | TradeStatus::TradeClosed
+                ) {
+                    self.trades.push(view);
+                }
+            }
+            Outcome::Movement(movement) => {
+                if movement.status == MovementStatus::Pending {
+                    if !self.movements.contains(&movement.id) {
+                        self.movements.push(movement.id);
+                    }
+                } else {
+                    self.movements.retain(|id| *id != movement.id);
+                }
+            }
+            Outcome::Fund(fund) => self.fund = Some(fund.id),
+            _ => {}
+        }
+    }
+
+    /// A random command of a random client. `core` is the platform as it stands (the
+    /// operator reads the fund's progress from it, as from its report page).
+    pub fn next(&mut self, rng: &mut SmallRng, core: &Core) -> Command {
+        let person = |rng: &mut SmallRng| Id(rng.random_range(1..=PEOPLE));
+        let amount = |rng: &mut SmallRng| cny(rng.random_range(1..=3_000_00));
+        let trade = |rng: &mut SmallRng, trades: &[TradeView]| {
+            // Mostly the recent trades, which are the ones still open.
+            let recent = trades.len().saturating_sub(8);
+            (!trades.is_empty()).then(|| trades[rng.random_range(recent..trades.len())])
+        };
+        loop {
+            let (owner, command) = match rng.random_range(0..100) {
+                0..12 => {
+                    let user_id = person(rng);
+                    let command = if rng.random_bool(0.7) {
+                        WalletCommand::StartTopUp {
+                            user_id,
+                            amount: cny(rng.random_range(100_00..=20_000_00)),
+                            card_id: Id(1),
+                        }
+                    } else {
+                        WalletCommand::StartWithdrawal {
+                            user_id,
+                            amount: amount(rng),
+                            card_id: Id(1),
+                        }
+                    };
+                    (user_id, ProductCommand::Wallet(command))
+                }
+                12..20 => {
+                    if self.movements.is_empty() {
+                        continue;
+                    }
+                    let movement_id = self.movements[rng.random_range(0..self.movements.len())];
+                    let succeeded = rng.random_bool(0.85);
+                    (
+                        PLATFORM,
+                        ProductCommand::Wallet(WalletCommand::SettleMovement {
+                            movement_id,
+                            succeeded,
+                            failure: (!succeeded).then(|| "declined".into()),
+                        }),
+                    )
+                }
+                20..30 => {
+                    let from_user_id = person(rng);
+                    (
+                        from_user_id,
+                        ProductCommand::Wallet(WalletCommand::Transfer {
+                            from_user_id,
+                            to_user_id: person(rng),
+                            amount: amount(rng),
+                            note: String::new(),
+                        }),
+                    )
+                }
+                30..40 => {
+                    let seller_id = person(rng);
+                    self.numbers += 1;
+                    let buyer_id = rng.random_bool(0.5).then(|| person(rng));
+                    (
+                        seller_id,
+                        ProductCommand::Trade(TradeCommand::Create {
+                            seller_id,
+                            buyer_id,
+                            out_trade_no: format!("T{}", self.numbers),
+                            subject: "a teapot".into(),
+                            amount: amount(rng),
+                        }),
+                    )
+                }
+                40..75 => {
+                    let Some(trade) = trade(rng, &self.trades) else {
+                        continue;
+                    };
+                    return self.trade_command(rng, trade);
+                }
+                75..98 => {
+                    let Some(fund_id) = self.fund else {
+                        continue;
+                    };
+                    let holder_id = person(rng);
+                    let command = match rng.random_range(0..10) {
+                        0..4 => FundCommand::Subscribe {
+                            fund_id,
+                            holder_id,
+                            amount: amount(rng),
+                        },
+                        4..7 => FundCommand::Redeem {
+                            fund_id,
+                            holder_id,
+                            amount: amount(rng),
+                            instant: rng.random_bool(0.6),
+                        },
+                        7 => {
+                            let Some(trade) = trade(rng, &self.trades) else {
+                                continue;
+                            };
+                            FundCommand::PayTrade {
+                                fund_id,
+                                trade_id: trade.id,
+                                buyer_id: trade.buyer.unwrap_or(holder_id),
+                            }
+                        }
+                        _ => {
+                            let Some(fund) = core.fund(fund_id) else {
+                                continue;
+                            };
+                            let income = Income(rng.random_range(0..30_000));
+                            return self.keyed(
+                                MANAGER,
+                                ProductCommand::Fund(FundCommand::PostIncome {
+                                    fund_id,
+                                    day: fund.accrued_through + 1,
+                                    income,
+                                }),
+                            );
+                        }
+                    };
+                    (holder_id, ProductCommand::Fund(command))
+                }
+                _ => {
+                    // A holiday or two around today, as an operator declares them.
+                    let today = core.settings().day(core.ledger().timestamp());
+                    let days = (0..rng.random_range(0..3))
+                        .map(|_| today + rng.random_range(-2..10))
+                        .collect();
+                    (
+                        PLATFORM,
+                        ProductCommand::Fund(FundCommand::SetHolidays { days }),
+                    )
+                }
+            };
+            return self.keyed(owner, command);
+        }
+    }
+
+    /// What a party of `trade` does next, as its status allows; now and then something it
+    /// does not allow, or by someone who is not a party.
+    fn trade_command(&mut self, rng: &mut SmallRng, trade: TradeView) -> Command {
+        let person = Id(rng.random_range(1..=PEOPLE));
+        let stray = rng.random_bool(0.15);
+        let seller_id = if stray { person } else { trade.seller };
+        let buyer_id = match trade.buyer {
+            Some(buyer) if !stray => buyer,
+            _ => person,
+        };
+        let most = trade_amount_hint(rng);
+        let amount = cny(rng.random_range(1..=most));
+        let trade_id = trade.id;
+        let status = if stray {
+            TradeStatus::ALL[rng.random_range(0..TradeStatus::ALL.len())]
+        } else {
+            trade.status
+        };
+        let command = match status {
+            TradeStatus::WaitBuyerPay if rng.random_bool(0.85) => {
+                TradeCommand::Pay { trade_id, buyer_id }
+            }
+            TradeStatus::WaitBuyerPay => TradeCommand::Close {
+                trade_id,
+                seller_id,
+            },
+            TradeStatus::WaitSellerSend if rng.random_bool(0.75) => TradeCommand::Ship {
+                trade_id,
+                seller_id,
+                tracking: "SF123".into(),
+            },
+            TradeStatus::WaitBuyerConfirm if rng.random_bool(0.7) => {
+                TradeCommand::ConfirmReceipt { trade_id, buyer_id }
+            }
+            TradeStatus::WaitSellerSend
+            | TradeStatus::WaitBuyerConfirm
+            | TradeStatus::TradeSuccess
+            | TradeStatus::TradeFinished
+            | TradeStatus::TradeClosed => TradeCommand::RequestRefund {
+                trade_id,
+                buyer_id,
+                amount,
+                reason: "broken".into(),
+            },
+            TradeStatus::RefundRequested => TradeCommand::AnswerRefund {
+                trade_id,
+                seller_id,
+                agree: rng.random_bool(0.5),
+            },
+            TradeStatus::Dispute => {
+                let decision = match rng.random_range(0..3) {
+                    0 => Decision::Refund,
+                    1 => Decision::Release,
+                    _ => Decision::Split { refund: amount },
+                };
+                return self.keyed(
+                    PLATFORM,
+                    ProductCommand::Trade(TradeCommand::Decide { trade_id, decision }),
+                );
+            }
+        };
+        let owner = match command {
+            TradeCommand::Ship { .. }
+            | TradeCommand::AnswerRefund { .. }
+            | TradeCommand::Close { .. } => seller_id,
+            _ => buyer_id,
+        };
+        self.keyed(owner, ProductCommand::Trade(command))
+    }
+}
+
+/// The largest refund a buyer asks for: mostly small, sometimes more than the price.
+fn trade_amount_hint(rng: &mut SmallRng) -> u64 {
+    if rng.random_bool(0.8) {
+        500_00
+    } else {
+        5_000_00
+    }
+}
