@@ -9,6 +9,7 @@ pub mod error;
 pub mod fund;
 pub mod gateway;
 pub mod idempotency;
+pub mod listen;
 pub mod merchant;
 mod metrics;
 mod openapi;
@@ -63,23 +64,35 @@ struct Inner {
 /// What the server takes at once: beyond `in_flight` requests it answers 503 `overloaded`
 /// at once instead of queueing them (so a rush degrades into quick refusals a client can
 /// retry, not into timeouts for everyone), and a request that takes longer than
-/// `request_timeout` (a client trickling its body, say) is answered 408 `request_timeout`.
+/// `request_timeout` (a client trickling its body, say) is answered 408 `request_timeout`;
+/// beyond `connections` open connections a new one is answered 503 and closed, and a
+/// connection whose request head takes longer than `header_timeout` is closed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Requests handled at once.
     pub in_flight: usize,
     /// How long one request may take, its body's arrival included.
     pub request_timeout: std::time::Duration,
+    /// Connections open at once (see `listen::serve`).
+    pub connections: usize,
+    /// How long a client may take to send a request's head (see `listen::serve`).
+    pub header_timeout: std::time::Duration,
 }
 
 /// Requests handled at once by default.
 pub const IN_FLIGHT_DEFAULT: usize = 4096;
+
+/// Connections open at once by default (the process needs as many file descriptors:
+/// `ulimit -n`).
+pub const CONNECTIONS_DEFAULT: usize = 8192;
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             in_flight: IN_FLIGHT_DEFAULT,
             request_timeout: std::time::Duration::from_secs(30),
+            connections: CONNECTIONS_DEFAULT,
+            header_timeout: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -122,6 +135,11 @@ impl AppState {
     /// HTTP requests being handled now.
     pub fn requests_in_flight(&self) -> u64 {
         self.inner.http.1.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The limits the server runs with.
+    pub fn limits(&self) -> Limits {
+        self.inner.limits
     }
 
     /// With these limits on requests in flight and their time.

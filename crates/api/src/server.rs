@@ -97,6 +97,11 @@ impl Server {
         })
     }
 
+    /// The limits it runs with (`listen::serve` takes the connection limits from here).
+    pub fn limits(&self) -> crate::Limits {
+        self.state.limits()
+    }
+
     /// The API's routes.
     pub fn router(&self) -> Router {
         router(self.state.clone())

@@ -52,6 +52,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         public_url: None,
         max_in_flight: formica_api::IN_FLIGHT_DEFAULT as u64,
         request_timeout_seconds: 30,
+        max_connections: formica_api::CONNECTIONS_DEFAULT as u64,
+        header_timeout_seconds: 10,
         store: StoreArgs {
             data_dir: Some(args.data_dir),
             database_url: args.database_url,

@@ -2,7 +2,6 @@
 //! connections, lets the writer finish what is queued and write its last checkpoint, then
 //! exits.
 
-use std::future::IntoFuture;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -31,6 +30,14 @@ pub struct Args {
     #[arg(long, env = "FORMICA_REQUEST_TIMEOUT_SECONDS", default_value_t = 30,
         value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout_seconds: u64,
+    /// Connections open at once; one more is answered 503 `overloaded` and closed.
+    #[arg(long, env = "FORMICA_MAX_CONNECTIONS", default_value_t = formica_api::CONNECTIONS_DEFAULT as u64,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
+    /// Seconds a client may take to send a request's head before its connection is closed.
+    #[arg(long, env = "FORMICA_HEADER_TIMEOUT_SECONDS", default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_seconds: u64,
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
@@ -111,16 +118,19 @@ pub fn serve(args: Args, prepare: impl Prepare) -> anyhow::Result<()> {
         limits: formica_api::Limits {
             in_flight: usize::try_from(args.max_in_flight).unwrap_or(usize::MAX),
             request_timeout: Duration::from_secs(args.request_timeout_seconds),
+            connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+            header_timeout: Duration::from_secs(args.header_timeout_seconds),
         },
     }))?;
     let served = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen).await?;
         let url = format!("http://{}", listener.local_addr()?);
-        let serving = tokio::spawn(
-            axum::serve(listener, server.router_with(formica_web::router()))
-                .with_graceful_shutdown(shutdown_signal())
-                .into_future(),
-        );
+        let serving = tokio::spawn(formica_api::listen::serve(
+            listener,
+            server.router_with(formica_web::router()),
+            server.limits(),
+            shutdown_signal(),
+        ));
         tokio::task::block_in_place(|| prepare(&server, &url))?;
         say(&format!("listening on {url}"));
         serving.await??;

@@ -109,13 +109,13 @@ impl App {
         self.url = format!("http://{}", listener.local_addr().expect("an address"));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let routes = server.router();
+        let limits = server.limits();
         self.runtime.spawn(async move {
-            axum::serve(listener, routes)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-                .expect("serves");
+            formica_api::listen::serve(listener, routes, limits, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("serves");
         });
         self.server = Some(server);
         self.stop = Some(stop);

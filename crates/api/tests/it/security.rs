@@ -447,6 +447,7 @@ pub fn a_client_too_slow_to_send_its_body_is_timed_out(backend: Backend) {
     let limits = formica_api::Limits {
         in_flight: 1,
         request_timeout: std::time::Duration::from_millis(500),
+        ..formica_api::Limits::default()
     };
     let app = App::start_limited(backend, limits);
     let alice = app.person("alice@example.com", "100.00");
@@ -489,5 +490,89 @@ pub fn wrong_passwords_lock_signing_in_for_a_while(backend: Backend) {
     assert_eq!(locked.code(), "signin_locked");
     app.advance(16 * 60 * super::app::SECOND);
     assert_eq!(sign_in("alice@example.com", "correct horse").status, 201);
+    app.finish();
+}
+
+/// A raw connection to the app's server.
+fn connect(app: &App) -> std::net::TcpStream {
+    let address = app.url.trim_start_matches("http://");
+    let stream = std::net::TcpStream::connect(address).expect("connects");
+    // A bound on a test that would otherwise hang, not a measurement.
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .expect("a read timeout");
+    stream
+}
+
+/// Everything the server sends until it closes the connection.
+fn read_to_close(stream: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut answer = Vec::new();
+    match stream.read_to_end(&mut answer) {
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(error) => panic!("the server kept the connection open: {error}"),
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// A slow-loris client sends half a request head and waits: the server closes the
+/// connection once the header timeout passes (answering 408 or not at all), and others are
+/// served meanwhile and afterwards.
+#[test]
+fn a_client_too_slow_to_send_its_headers_is_disconnected() {
+    use std::io::Write;
+    let limits = formica_api::Limits {
+        header_timeout: std::time::Duration::from_millis(500),
+        ..formica_api::Limits::default()
+    };
+    let app = App::start_limited(Backend::Sqlite, limits);
+    let mut loris = connect(&app);
+    loris
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: formica\r\nX-Slow: ")
+        .expect("writes");
+    assert_eq!(
+        app.send("GET", "/healthz", None, None, None).status,
+        200,
+        "others are served"
+    );
+    let answer = read_to_close(&mut loris);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+    assert_eq!(app.send("GET", "/healthz", None, None, None).status, 200);
+    app.finish();
+}
+
+/// With two connections allowed and two held open, a third is answered 503 `overloaded`
+/// and closed; once the two leave, the server takes connections again.
+#[test]
+fn connections_beyond_the_limit_are_refused_and_the_server_recovers() {
+    let limits = formica_api::Limits {
+        connections: 2,
+        ..formica_api::Limits::default()
+    };
+    let app = App::start_limited(Backend::Sqlite, limits);
+    let held: Vec<_> = (0..2).map(|_| connect(&app)).collect();
+    // The server takes connections in order: the two are counted before the third.
+    let mut third = connect(&app);
+    let answer = read_to_close(&mut third);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("\"code\":\"overloaded\""), "{answer}");
+    let body = answer.split("\r\n\r\n").nth(1).expect("a body");
+    let error: serde_json::Value = serde_json::from_str(body).expect("JSON");
+    assert_eq!(error["error"]["code"], "overloaded");
+    drop(held);
+    // The server notices the two are gone as it reads their end; then it serves again.
+    let mut status = 0;
+    for _ in 0..200 {
+        status = app.send("GET", "/healthz", None, None, None).status;
+        if status == 200 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(status, 200);
     app.finish();
 }
