@@ -1,5 +1,6 @@
 //! The simulated clients: people who top up, withdraw, pay each other, trade through escrow,
-//! refund and dispute, and keep pocket money in the fund; an operator who decides disputes,
+//! refund and dispute, and keep pocket money in the fund; a shop that charges at its till,
+//! refunds, cancels and pays people out; an operator who decides disputes,
 //! posts the fund's daily income and sets holidays. Every command carries an idempotency key,
 //! and a client whose command got no answer sends it again with the same key until it does,
 //! as a well-behaved client of the API would.
@@ -10,8 +11,9 @@
 )]
 
 use formica_core::fund::{FundCommand, Income};
+use formica_core::merchant::{MerchantCommand, MerchantProfile};
 use formica_core::products::PLATFORM;
-use formica_core::trade::{Decision, TradeCommand, TradeStatus};
+use formica_core::trade::{Decision, NewTrade, TradeCommand, TradeStatus};
 use formica_core::wallet::{Level, MovementStatus, WalletCommand};
 use formica_core::{
     Command, CommandError, Core, Currency, Id, IdempotencyKey, Money, Outcome, ProductCommand,
@@ -23,6 +25,8 @@ use rand::rngs::SmallRng;
 /// People 1..=PEOPLE; the last one manages the fund.
 pub const PEOPLE: u64 = 6;
 const MANAGER: Id = Id(PEOPLE);
+/// The person who owns the shop.
+const SHOP_OWNER: Id = Id(PEOPLE - 1);
 
 /// What the clients know: the objects their acknowledged commands made.
 #[derive(Debug, Default)]
@@ -35,6 +39,10 @@ pub struct Clients {
     pub movements: Vec<Id>,
     /// The fund, once the operator opened it.
     pub fund: Option<Id>,
+    /// The shop, once its owner opened it.
+    pub merchant: Option<Id>,
+    /// The shop's paid till trades.
+    pub till_trades: Vec<Id>,
     /// The out_trade_no handed out last.
     numbers: u64,
 }
@@ -75,6 +83,18 @@ impl Clients {
                 ));
             }
         }
+        commands.push(self.keyed(
+            SHOP_OWNER,
+            ProductCommand::Merchant(MerchantCommand::Open(Box::new(MerchantProfile {
+                owner_id: SHOP_OWNER,
+                name: "Tea House".into(),
+                contact: "tea@example.com".into(),
+                category: "food".into(),
+                country: "CN".into(),
+                currency: Currency::CNY,
+                card_id: Id(7),
+            }))),
+        ));
         commands.push(self.keyed(
             PLATFORM,
             ProductCommand::Fund(FundCommand::Create {
@@ -132,7 +152,12 @@ impl Clients {
             _ => return,
         };
         match outcome {
+            Outcome::Trade(trade) if trade.status == TradeStatus::TradeSuccess => {
+                self.till_trades.retain(|id| *id != trade.id);
+                self.till_trades.push(trade.id);
+            }
             Outcome::Trade(trade) => {
+                self.till_trades.retain(|id| *id != trade.id);
                 let view = TradeView {
                     id: trade.id,
                     seller: trade.seller_id,
@@ -158,6 +183,10 @@ impl Clients {
                 }
             }
             Outcome::Fund(fund) => self.fund = Some(fund.id),
+            Outcome::Merchant(merchant) => self.merchant = Some(merchant.id),
+            Outcome::Refund(receipt) if receipt.trade.status != TradeStatus::TradeSuccess => {
+                self.till_trades.retain(|id| *id != receipt.trade.id);
+            }
             _ => {}
         }
     }
@@ -173,7 +202,7 @@ impl Clients {
             (!trades.is_empty()).then(|| trades[rng.random_range(recent..trades.len())])
         };
         loop {
-            let (owner, command) = match rng.random_range(0..100) {
+            let (owner, command) = match rng.random_range(0..110) {
                 0..12 => {
                     let user_id = person(rng);
                     let command = if rng.random_bool(0.7) {
@@ -282,6 +311,51 @@ impl Clients {
                         }
                     };
                     (holder_id, ProductCommand::Fund(command))
+                }
+                98..108 => {
+                    let Some(merchant_id) = self.merchant else {
+                        continue;
+                    };
+                    let paid = (!self.till_trades.is_empty()).then(|| {
+                        let recent = self.till_trades.len().saturating_sub(6);
+                        self.till_trades[rng.random_range(recent..self.till_trades.len())]
+                    });
+                    self.numbers += 1;
+                    let command = match (rng.random_range(0..10), paid) {
+                        (0..5, _) | (_, None) => {
+                            let mut trade = NewTrade::escrow(
+                                merchant_id,
+                                None,
+                                &format!("M{}", self.numbers),
+                                "tea",
+                                amount(rng),
+                            );
+                            trade.escrow = false;
+                            MerchantCommand::Charge {
+                                trade: Box::new(trade),
+                                buyer_id: person(rng),
+                                code: None,
+                            }
+                        }
+                        (5..8, Some(trade_id)) => MerchantCommand::Refund {
+                            merchant_id,
+                            trade_id,
+                            out_request_no: format!("R{}", self.numbers),
+                            amount: amount(rng),
+                            reason: "returned".into(),
+                        },
+                        (8, Some(trade_id)) => MerchantCommand::Cancel {
+                            merchant_id,
+                            trade_id,
+                        },
+                        _ => MerchantCommand::Payout {
+                            merchant_id,
+                            to_user_id: person(rng),
+                            amount: amount(rng),
+                            note: "prize".into(),
+                        },
+                    };
+                    (SHOP_OWNER, ProductCommand::Merchant(command))
                 }
                 _ => {
                     // A holiday or two around today, as an operator declares them.
