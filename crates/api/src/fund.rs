@@ -495,7 +495,7 @@ pub async fn set_holidays(
     days.dedup();
     let command = FundCommand::SetHolidays { days };
     match submit(&state, &caller, None, "/v1/holidays", &body.digest, command).await? {
-        Outcome::Holidays(days) => Ok(Json(Holidays {
+        Outcome::Holidays { days } => Ok(Json(Holidays {
             days: days.into_iter().map(time::format_day).collect(),
         })),
         other => Err(ApiError::internal(&format!("unexpected outcome {other:?}"))),

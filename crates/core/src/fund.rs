@@ -558,7 +558,7 @@ impl Core {
                 };
                 self.products.put_calendar(calendar);
                 self.follow_calendar(now);
-                Ok(Outcome::Holidays(days.clone()))
+                Ok(Outcome::Holidays { days: days.clone() })
             }
             FundCommand::Subscribe {
                 fund_id,

@@ -271,8 +271,13 @@ pub enum Outcome {
     Subscription(Subscription),
     /// A redemption from a fund.
     Redemption(Redemption),
-    /// The holiday calendar's days.
-    Holidays(Vec<i64>),
+    /// The holiday calendar's days. A struct variant, because the `object` tag needs a map
+    /// to sit in and an outcome must serialize: a key saves it (a newtype of a sequence did
+    /// not, and panicked the writer).
+    Holidays {
+        /// The days, as days since 1970-01-01, sorted.
+        days: Vec<i64>,
+    },
 }
 
 /// A person's level and wallets, as the core knows them.

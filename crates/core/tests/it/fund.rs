@@ -339,6 +339,51 @@ fn the_holiday_calendar_moves_confirmation() {
     assert_eq!(bought.confirm_day, FRIDAY + 6);
 }
 
+/// Found by fuzzing (`scripts/fuzz`, target `command`: `PUT /v1/holidays` with
+/// `{"days": ["2027-01-01", "2026-12-25"]}`): the calendar's outcome did not serialize, so
+/// saving it under an idempotency key panicked the writer. It is saved, and a retry with the
+/// key gets it back.
+#[test]
+fn setting_holidays_under_an_idempotency_key_saves_the_outcome() {
+    let mut w = World::new();
+    let operator = w.person(9, 0);
+    let command = Command::Product(ProductRequest {
+        command: ProductCommand::Fund(FundCommand::SetHolidays {
+            days: vec![FRIDAY + 3, FRIDAY + 4],
+        }),
+        idempotency: Some(formica_core::IdempotencyKey {
+            owner: operator,
+            key: "holidays-1".into(),
+            fingerprint: "PUT /v1/holidays".into(),
+        }),
+    });
+    w.now += SECOND;
+    w.core.begin_batch();
+    let first = w.core.apply(w.now, &command).expect("sets");
+    let saved = w.core.effects().products.idempotency;
+    w.core.commit_batch();
+    let expected = Outcome::Holidays {
+        days: vec![FRIDAY + 3, FRIDAY + 4],
+    };
+    assert_eq!(first, Reply::Product(expected.clone()));
+    assert_eq!(saved.len(), 1);
+    let json = &saved[0].outcome;
+    assert_eq!(
+        serde_json::from_str::<Result<Outcome, Refusal>>(json).expect("reads back"),
+        Ok(expected)
+    );
+    // The next batch learns of the key from the store, as the writer does.
+    w.core.recall_idempotency(
+        operator,
+        "holidays-1".into(),
+        "PUT /v1/holidays".into(),
+        json.clone(),
+    );
+    w.core.begin_batch();
+    assert_eq!(w.core.apply(w.now + SECOND, &command), Ok(first));
+    w.core.commit_batch();
+}
+
 /// Holidays declared after a subscription and a normal redemption were made move them: the
 /// units are confirmed and the money paid on the business days of the new calendar, and the
 /// units earn only from their new confirmation day. Taking the holidays back moves them back.
