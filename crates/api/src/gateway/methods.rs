@@ -168,20 +168,27 @@ pub(crate) fn pay_by(
         return Ok(now.saturating_add(default_ns));
     };
     let invalid = || GatewayError::invalid("timeout_express must be like 90m, 2h, 15d or 1c");
-    let (count, unit) = express.split_at(express.len().saturating_sub(1));
+    // The unit is the last character, which need not be one byte; the count is digits only
+    // and may be large, so the span is computed with checked arithmetic.
+    let unit = express.chars().last().ok_or_else(invalid)?;
+    let count = &express[..express.len() - unit.len_utf8()];
+    if count.is_empty() || !count.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
     let count: u64 = count.parse().map_err(|_| invalid())?;
     let minute = 60 * 1_000_000_000u64;
     let span = match unit {
-        "m" => count * minute,
-        "h" => count * 60 * minute,
-        "d" => count * 24 * 60 * minute,
-        "c" if count == 1 => {
+        'm' => count.checked_mul(minute),
+        'h' => count.checked_mul(60 * minute),
+        'd' => count.checked_mul(24 * 60 * minute),
+        'c' if count == 1 => {
             let tomorrow = settings.day(now) + 1;
             let midnight = u64::try_from(tomorrow * 86_400 - offset).unwrap_or(0) * 1_000_000_000;
-            midnight.saturating_sub(now)
+            Some(midnight.saturating_sub(now))
         }
-        _ => return Err(invalid()),
-    };
+        _ => None,
+    }
+    .ok_or_else(invalid)?;
     if span < minute || span > 15 * 24 * 60 * minute {
         return Err(invalid());
     }

@@ -75,3 +75,35 @@ fn every_target_has_a_binary_and_seeds() {
         assert!(script.contains(target), "scripts/fuzz runs {target}");
     }
 }
+
+/// An unsigned precreate form (the target signs it as the SDKs do) whose `biz_content` has
+/// this `timeout_express`.
+fn precreate_with_timeout(timeout_express: &str) -> Vec<u8> {
+    let biz = serde_json::json!({
+        "out_trade_no": "A1",
+        "total_amount": "1.00",
+        "subject": "tea",
+        "timeout_express": timeout_express,
+    });
+    form_urlencoded::Serializer::new(String::new())
+        .append_pair("app_id", formica_api::fuzzing::APP_ID)
+        .append_pair("method", "alipay.trade.precreate")
+        .append_pair("sign_type", "RSA2")
+        .append_pair("timestamp", "2026-12-02 10:00:00")
+        .append_pair("version", "1.0")
+        .append_pair("biz_content", &biz.to_string())
+        .finish()
+        .into_bytes()
+}
+
+/// Found while writing the `gateway_request` target: `timeout_express` was split one byte
+/// before its end, which panicked on a unit that is not ASCII (`1é`), and its count was
+/// multiplied unchecked, which overflowed (a panic in debug builds, a wrapped and wrong
+/// deadline in release). Both are refused as malformed now; the target's property (an
+/// accepted deadline lies within 15 days) runs on each.
+#[test]
+fn timeout_express_with_a_wide_unit_or_a_huge_count_is_refused_not_a_panic() {
+    for timeout in ["1é", "é", "99999999999999999d", "+90m", "-1h", "90m", "1c"] {
+        formica_api::fuzzing::gateway_request(&precreate_with_timeout(timeout));
+    }
+}
