@@ -38,7 +38,34 @@ pub struct NewFund {
     pub instant_limit: Option<String>,
 }
 
-fn cutoff_second(text: &str) -> Result<u32, ApiError> {
+impl NewFund {
+    /// The name, trimmed, and the currency, checked.
+    pub fn name_and_currency(&self) -> Result<(&str, Currency), ApiError> {
+        let name = self.name.trim();
+        if name.is_empty() || name.len() > 64 {
+            return Err(ApiError::new("invalid_field", "1 to 64 characters").field("name"));
+        }
+        let currency: Currency = self
+            .currency
+            .parse()
+            .map_err(|e| money_error(e, "currency"))?;
+        Ok((name, currency))
+    }
+
+    /// The instant redemption limit asked for, or the default, in `currency`.
+    pub fn instant_limit(&self, currency: Currency) -> Result<Money, ApiError> {
+        match &self.instant_limit {
+            Some(text) => Money::parse(text, currency).map_err(|e| money_error(e, "instant_limit")),
+            None => Ok(Money::new(
+                formica_core::fund::INSTANT_LIMIT_MAJOR * 10u64.pow(u32::from(currency.exponent())),
+                currency,
+            )),
+        }
+    }
+}
+
+/// A fund's daily cut-off, `HH:MM`, as seconds after midnight.
+pub fn cutoff_second(text: &str) -> Result<u32, ApiError> {
     let bad = || ApiError::new("invalid_field", "a time of day, HH:MM").field("cutoff");
     let (hours, minutes) = text.split_once(':').ok_or_else(bad)?;
     let (hours, minutes): (u32, u32) = (
@@ -81,26 +108,13 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Fund>), ApiError> {
     caller.operator()?;
     let value = &body.value;
-    let name = value.name.trim();
-    if name.is_empty() || name.len() > 64 {
-        return Err(ApiError::new("invalid_field", "1 to 64 characters").field("name"));
-    }
-    let currency: Currency = value
-        .currency
-        .parse()
-        .map_err(|e| money_error(e, "currency"))?;
+    let (name, currency) = value.name_and_currency()?;
     let manager_id = value.manager.resolve(&state, "manager").await?;
     let cutoff_second = match &value.cutoff {
         Some(text) => cutoff_second(text)?,
         None => formica_core::fund::CUTOFF_DEFAULT,
     };
-    let instant_limit = match &value.instant_limit {
-        Some(text) => Money::parse(text, currency).map_err(|e| money_error(e, "instant_limit"))?,
-        None => Money::new(
-            formica_core::fund::INSTANT_LIMIT_MAJOR * 10u64.pow(u32::from(currency.exponent())),
-            currency,
-        ),
-    };
+    let instant_limit = value.instant_limit(currency)?;
     let command = FundCommand::Create {
         name: name.to_owned(),
         currency,
@@ -470,6 +484,24 @@ pub struct Holidays {
     pub days: Vec<String>,
 }
 
+impl Holidays {
+    /// The days as days since 1970-01-01, sorted, each once; at most a year of them.
+    pub fn days(&self) -> Result<Vec<i64>, ApiError> {
+        if self.days.len() > 366 {
+            return Err(ApiError::new("invalid_field", "at most 366 days").field("days"));
+        }
+        let mut days = Vec::with_capacity(self.days.len());
+        for (index, text) in self.days.iter().enumerate() {
+            days.push(time::parse_day(text).ok_or_else(|| {
+                ApiError::new("invalid_field", "a day, yyyy-MM-dd").field(format!("days[{index}]"))
+            })?);
+        }
+        days.sort_unstable();
+        days.dedup();
+        Ok(days)
+    }
+}
+
 /// Replaces the holiday calendar (operators only); confirmations and normal payouts still
 /// open move to the business days of the new one.
 #[utoipa::path(put, path = "/v1/holidays", tag = "funds", request_body = Holidays,
@@ -482,17 +514,7 @@ pub async fn set_holidays(
     body: Body<Holidays>,
 ) -> Result<Json<Holidays>, ApiError> {
     caller.operator()?;
-    if body.value.days.len() > 366 {
-        return Err(ApiError::new("invalid_field", "at most 366 days").field("days"));
-    }
-    let mut days = Vec::with_capacity(body.value.days.len());
-    for (index, text) in body.value.days.iter().enumerate() {
-        days.push(time::parse_day(text).ok_or_else(|| {
-            ApiError::new("invalid_field", "a day, yyyy-MM-dd").field(format!("days[{index}]"))
-        })?);
-    }
-    days.sort_unstable();
-    days.dedup();
+    let days = body.value.days()?;
     let command = FundCommand::SetHolidays { days };
     match submit(&state, &caller, None, "/v1/holidays", &body.digest, command).await? {
         Outcome::Holidays { days } => Ok(Json(Holidays {

@@ -7,6 +7,9 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod fund;
+// The fuzz targets' properties (`fuzz/`), public for them and the seed tests only.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod idempotency;
 pub mod listen;

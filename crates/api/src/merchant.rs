@@ -94,6 +94,34 @@ pub struct NewMerchant {
     pub card_id: Id,
 }
 
+impl NewMerchant {
+    /// The shop `owner` asks to open, its fields checked (the card is the caller's to check).
+    pub fn profile(&self, owner: Id) -> Result<MerchantProfile, ApiError> {
+        let name = text(&self.name, "name", 128)?;
+        let contact = text(&self.contact, "contact", 128)?;
+        let category = text(&self.category, "category", 64)?;
+        let country = text(&self.country, "country", 2)?.to_ascii_uppercase();
+        if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return Err(
+                ApiError::new("invalid_field", "country must be two letters").field("country"),
+            );
+        }
+        let currency: Currency = self
+            .currency
+            .parse()
+            .map_err(|error| money_error(error, "currency"))?;
+        Ok(MerchantProfile {
+            owner_id: owner,
+            name,
+            contact,
+            category,
+            country,
+            currency,
+            card_id: self.card_id,
+        })
+    }
+}
+
 fn text(value: &str, field: &str, max: usize) -> Result<String, ApiError> {
     let value = value.trim();
     if value.is_empty() || value.len() > max {
@@ -115,33 +143,14 @@ pub async fn create(
     Caller(user): Caller,
     body: Body<NewMerchant>,
 ) -> Result<(StatusCode, Json<Merchant>), ApiError> {
-    let input = &body.value;
-    let name = text(&input.name, "name", 128)?;
-    let contact = text(&input.contact, "contact", 128)?;
-    let category = text(&input.category, "category", 64)?;
-    let country = text(&input.country, "country", 2)?.to_ascii_uppercase();
-    if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_alphabetic()) {
-        return Err(ApiError::new("invalid_field", "country must be two letters").field("country"));
-    }
-    let currency: Currency = input
-        .currency
-        .parse()
-        .map_err(|error| money_error(error, "currency"))?;
-    let (owner, card) = (user.id, input.card_id);
+    let profile = body.value.profile(user.id)?;
+    let (owner, card) = (user.id, profile.card_id);
     state
         .pool()
         .read(move |sql| formica_store::people::card(sql, owner, card))
         .await?
         .ok_or_else(|| ApiError::not_found("card_not_found").field("card_id"))?;
-    let command = MerchantCommand::Open(Box::new(MerchantProfile {
-        owner_id: user.id,
-        name,
-        contact,
-        category,
-        country,
-        currency,
-        card_id: card,
-    }));
+    let command = MerchantCommand::Open(Box::new(profile));
     match idempotency::submit(
         &state,
         user.id,

@@ -573,6 +573,30 @@ pub struct DecisionInput {
     pub refund_amount: Option<AmountInput>,
 }
 
+impl DecisionInput {
+    /// The decision asked for; a split must name the buyer's part, and only a split may.
+    pub fn decision(&self) -> Result<Decision, ApiError> {
+        match (self.decision.as_str(), &self.refund_amount) {
+            ("refund", None) => Ok(Decision::Refund),
+            ("release", None) => Ok(Decision::Release),
+            ("split", Some(amount)) => Ok(Decision::Split {
+                refund: amount.money("refund_amount")?,
+            }),
+            ("split", None) => Err(ApiError::new(
+                "missing_field",
+                "a split names the buyer's part",
+            )
+            .field("refund_amount")),
+            ("refund" | "release", Some(_)) => Err(ApiError::new(
+                "invalid_field",
+                "only a split has a refund_amount",
+            )
+            .field("refund_amount")),
+            _ => Err(ApiError::new("invalid_field", "refund, release or split").field("decision")),
+        }
+    }
+}
+
 /// Decides a dispute (operators only).
 #[utoipa::path(post, path = "/v1/trades/{id}/decision", tag = "operator",
     request_body = DecisionInput,
@@ -589,30 +613,7 @@ pub async fn decide(
     body: Body<DecisionInput>,
 ) -> Result<Json<Trade>, ApiError> {
     caller.operator()?;
-    let decision = match (body.value.decision.as_str(), &body.value.refund_amount) {
-        ("refund", None) => Decision::Refund,
-        ("release", None) => Decision::Release,
-        ("split", Some(amount)) => Decision::Split {
-            refund: amount.money("refund_amount")?,
-        },
-        ("split", None) => {
-            return Err(
-                ApiError::new("missing_field", "a split names the buyer's part")
-                    .field("refund_amount"),
-            );
-        }
-        ("refund" | "release", Some(_)) => {
-            return Err(
-                ApiError::new("invalid_field", "only a split has a refund_amount")
-                    .field("refund_amount"),
-            );
-        }
-        _ => {
-            return Err(
-                ApiError::new("invalid_field", "refund, release or split").field("decision")
-            );
-        }
-    };
+    let decision = body.value.decision()?;
     act(
         &state,
         &caller,

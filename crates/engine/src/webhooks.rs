@@ -48,6 +48,16 @@ pub fn signature(secret: &str, unix_seconds: u64, body: &str) -> String {
     )
 }
 
+/// The JSON body of a delivery: `{"id":"<id>","topic":<topic>,"created_at":<ns>,"data":<payload>}`.
+/// `payload` is spliced in as it is (the outbox holds it as JSON text already), so the body is
+/// JSON when the payload is, and the signature covers exactly these bytes.
+pub fn body(id: Id, topic: &str, created_at: u64, payload: &str) -> String {
+    format!(
+        "{{\"id\":\"{id}\",\"topic\":{},\"created_at\":{created_at},\"data\":{payload}}}",
+        serde_json::Value::String(topic.to_owned()),
+    )
+}
+
 /// The running worker; stops when dropped.
 #[derive(Debug)]
 pub struct WebhookWorker {
@@ -246,12 +256,11 @@ fn round(
 
 fn attempt(agent: &ureq::Agent, due: &DueDelivery, now: u64) -> Attempt {
     let delivery = &due.delivery;
-    let body = format!(
-        "{{\"id\":\"{}\",\"topic\":{},\"created_at\":{},\"data\":{}}}",
+    let body = body(
         delivery.id,
-        serde_json::Value::String(delivery.topic.clone()),
+        &delivery.topic,
         delivery.created_at,
-        delivery.payload
+        &delivery.payload,
     );
     let unix_seconds = now / 1_000_000_000;
     let sent = agent

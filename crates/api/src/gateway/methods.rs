@@ -96,7 +96,11 @@ fn required(request: &Request, name: &str) -> Result<String, GatewayError> {
 /// An amount field, exact: a JSON string or number read as a decimal, never as a float.
 /// A number's literal comes back from serde_json's shortest round-trip form, which is the
 /// literal itself for every amount with at most 17 significant digits.
-fn amount(request: &Request, name: &str, currency: Currency) -> Result<Money, GatewayError> {
+pub(crate) fn amount(
+    request: &Request,
+    name: &str,
+    currency: Currency,
+) -> Result<Money, GatewayError> {
     let text = required(request, name)?;
     let money =
         Money::parse(&text, currency).map_err(|e| GatewayError::invalid(format!("{name}: {e}")))?;
@@ -125,12 +129,12 @@ fn number(request: &Request, name: &str) -> Result<Option<String>, GatewayError>
     Ok(Some(value))
 }
 
-fn required_number(request: &Request, name: &str) -> Result<String, GatewayError> {
+pub(crate) fn required_number(request: &Request, name: &str) -> Result<String, GatewayError> {
     number(request, name)?
         .ok_or_else(|| GatewayError::invalid(format!("biz_content is missing {name}")))
 }
 
-fn subject(request: &Request) -> Result<String, GatewayError> {
+pub(crate) fn subject(request: &Request) -> Result<String, GatewayError> {
     let subject = required(request, "subject")?;
     if subject.len() > 256 {
         return Err(GatewayError::invalid("subject is longer than 256 bytes"));
@@ -139,10 +143,14 @@ fn subject(request: &Request) -> Result<String, GatewayError> {
 }
 
 /// `timeout_express` (`90m`, `2h`, `3d`, `1c` = until midnight) or `time_expire`, as the
-/// moment the unpaid trade closes.
-fn pay_by(state: &AppState, request: &Request, default_ns: u64) -> Result<u64, GatewayError> {
-    let now = state.now();
-    let offset = state.engine().settings().day_offset_seconds;
+/// moment the unpaid trade closes, for a request made at `now` under `settings`.
+pub(crate) fn pay_by(
+    now: u64,
+    settings: &formica_core::Settings,
+    request: &Request,
+    default_ns: u64,
+) -> Result<u64, GatewayError> {
+    let offset = settings.day_offset_seconds;
     if let Some(expire) = text_field(request, "time_expire") {
         let seconds = super::time::parse(&expire)
             .ok_or_else(|| GatewayError::invalid("time_expire must be yyyy-MM-dd HH:mm:ss"))?;
@@ -160,21 +168,27 @@ fn pay_by(state: &AppState, request: &Request, default_ns: u64) -> Result<u64, G
         return Ok(now.saturating_add(default_ns));
     };
     let invalid = || GatewayError::invalid("timeout_express must be like 90m, 2h, 15d or 1c");
-    let (count, unit) = express.split_at(express.len().saturating_sub(1));
+    // The unit is the last character, which need not be one byte; the count is digits only
+    // and may be large, so the span is computed with checked arithmetic.
+    let unit = express.chars().last().ok_or_else(invalid)?;
+    let count = &express[..express.len() - unit.len_utf8()];
+    if count.is_empty() || !count.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
     let count: u64 = count.parse().map_err(|_| invalid())?;
     let minute = 60 * 1_000_000_000u64;
     let span = match unit {
-        "m" => count * minute,
-        "h" => count * 60 * minute,
-        "d" => count * 24 * 60 * minute,
-        "c" if count == 1 => {
-            let settings = state.engine().settings();
+        'm' => count.checked_mul(minute),
+        'h' => count.checked_mul(60 * minute),
+        'd' => count.checked_mul(24 * 60 * minute),
+        'c' if count == 1 => {
             let tomorrow = settings.day(now) + 1;
             let midnight = u64::try_from(tomorrow * 86_400 - offset).unwrap_or(0) * 1_000_000_000;
-            midnight.saturating_sub(now)
+            Some(midnight.saturating_sub(now))
         }
-        _ => return Err(invalid()),
-    };
+        _ => None,
+    }
+    .ok_or_else(invalid)?;
     if span < minute || span > 15 * 24 * 60 * minute {
         return Err(invalid());
     }
@@ -211,7 +225,12 @@ fn new_trade(
             })
             .transpose()?,
         passback_params: text_field(request, "passback_params"),
-        pay_by: Some(pay_by(state, request, default_timeout)?),
+        pay_by: Some(pay_by(
+            state.now(),
+            state.engine().settings(),
+            request,
+            default_timeout,
+        )?),
     })
 }
 

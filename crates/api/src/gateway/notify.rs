@@ -140,7 +140,7 @@ fn form(
             .map(|u| super::methods::mask_login(&u.login)),
         None => None,
     };
-    let mut params = params(
+    let params = params(
         &trade,
         &app_id,
         &notification.notify_id,
@@ -149,13 +149,31 @@ fn form(
         notification.created_at,
         offset,
     );
+    Ok(Some(signed(params, key, *sign_type)))
+}
+
+/// A notification's parameters signed as §6.4 says: `sign_type` joins them, the signature
+/// covers every other parameter (not `sign_type`, unlike a request), and `sign` comes last.
+pub fn signed(
+    mut params: Vec<(String, String)>,
+    key: &PlatformKey,
+    sign_type: SignType,
+) -> Vec<(String, String)> {
     params.push(("sign_type".into(), sign_type.as_str().into()));
     let content = sign::content_to_sign(
         params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         &["sign", "sign_type"],
     );
-    params.push(("sign".into(), key.sign(*sign_type, content.as_bytes())));
-    Ok(Some(params))
+    params.push(("sign".into(), key.sign(sign_type, content.as_bytes())));
+    params
+}
+
+/// The body POSTed to the merchant: the parameters form-encoded (UTF-8, as the
+/// `Content-Type` says).
+pub fn form_body(params: &[(String, String)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .finish()
 }
 
 /// The fields of §6.3 for a trade as it stood; never an empty value (§6.3, §12.2).
@@ -231,9 +249,7 @@ fn deliver(
     params: &[(String, String)],
     now: u64,
 ) -> Attempt {
-    let body = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .finish();
+    let body = form_body(params);
     let sent = agent
         .post(&notification.url)
         .header(

@@ -412,6 +412,7 @@ mod tests {
     use rsa::pkcs1::EncodeRsaPublicKey;
 
     use super::*;
+    use crate::fuzzing::python_sdk_signed_text;
 
     /// One platform key per test binary: generation dominates test time.
     fn key() -> &'static RsaPrivateKey {
@@ -435,28 +436,6 @@ mod tests {
     fn other_key() -> &'static RsaPrivateKey {
         static KEY: OnceLock<RsaPrivateKey> = OnceLock::new();
         KEY.get_or_init(generate_key)
-    }
-
-    /// python-alipay-sdk's `_get_string_to_be_signed`, as §4.2 describes it: first occurrence
-    /// of the key name, then the first `{` after it, then count braces, ignoring JSON quoting,
-    /// until the count returns to zero.
-    fn python_sdk_signed_text<'b>(body: &'b str, key_name: &str) -> Option<&'b str> {
-        let after_key = body.find(key_name)? + key_name.len();
-        let start = after_key + body[after_key..].find('{')?;
-        let mut depth = 0usize;
-        for (i, b) in body.bytes().enumerate().skip(start) {
-            match b {
-                b'{' => depth += 1,
-                b'}' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        return Some(&body[start..=i]);
-                    }
-                }
-                _ => {}
-            }
-        }
-        None
     }
 
     /// Splits an envelope into (object text, sign) by the layout §4.2 prescribes.

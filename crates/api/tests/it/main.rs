@@ -5,6 +5,7 @@ mod app;
 mod bad_input;
 mod flows;
 mod fund;
+mod fuzz;
 mod gateway;
 mod security;
 mod webhooks;

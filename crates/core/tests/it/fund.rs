@@ -339,6 +339,51 @@ fn the_holiday_calendar_moves_confirmation() {
     assert_eq!(bought.confirm_day, FRIDAY + 6);
 }
 
+/// Found by fuzzing (`scripts/fuzz`, target `command`: `PUT /v1/holidays` with
+/// `{"days": ["2027-01-01", "2026-12-25"]}`), and by `formica sim` the same day: the calendar's outcome did not serialize, so
+/// saving it under an idempotency key panicked the writer. It is saved, and a retry with the
+/// key gets it back.
+#[test]
+fn setting_holidays_under_an_idempotency_key_saves_the_outcome() {
+    let mut w = World::new();
+    let operator = w.person(9, 0);
+    let command = Command::Product(ProductRequest {
+        command: ProductCommand::Fund(FundCommand::SetHolidays {
+            days: vec![FRIDAY + 3, FRIDAY + 4],
+        }),
+        idempotency: Some(formica_core::IdempotencyKey {
+            owner: operator,
+            key: "holidays-1".into(),
+            fingerprint: "PUT /v1/holidays".into(),
+        }),
+    });
+    w.now += SECOND;
+    w.core.begin_batch();
+    let first = w.core.apply(w.now, &command).expect("sets");
+    let saved = w.core.effects().products.idempotency;
+    w.core.commit_batch();
+    let expected = Outcome::Holidays {
+        days: vec![FRIDAY + 3, FRIDAY + 4],
+    };
+    assert_eq!(first, Reply::Product(expected.clone()));
+    assert_eq!(saved.len(), 1);
+    let json = &saved[0].outcome;
+    assert_eq!(
+        serde_json::from_str::<Result<Outcome, Refusal>>(json).expect("reads back"),
+        Ok(expected)
+    );
+    // The next batch learns of the key from the store, as the writer does.
+    w.core.recall_idempotency(
+        operator,
+        "holidays-1".into(),
+        "PUT /v1/holidays".into(),
+        json.clone(),
+    );
+    w.core.begin_batch();
+    assert_eq!(w.core.apply(w.now + SECOND, &command), Ok(first));
+    w.core.commit_batch();
+}
+
 /// Holidays declared after a subscription and a normal redemption were made move them: the
 /// units are confirmed and the money paid on the business days of the new calendar, and the
 /// units earn only from their new confirmation day. Taking the holidays back moves them back.
@@ -511,43 +556,6 @@ fn timers_loaded_before_the_settings_follow_the_settings() {
     again.advance(confirm_at - again.now);
     assert_eq!(units(&again, &fund, alice), 100_00);
     assert_eq!(again.core.next_deadline(), None, "no timer left behind");
-}
-
-#[test]
-fn holidays_set_under_an_idempotency_key_are_saved_and_answered_again() {
-    // Regression (found by `formica sim`): the holidays outcome could not be saved as JSON,
-    // so a keyed command panicked the writer.
-    let mut w = World::new();
-    let key = formica_core::IdempotencyKey {
-        owner: Id(0),
-        key: "holidays-1".into(),
-        fingerprint: "set".into(),
-    };
-    let command = Command::Product(ProductRequest {
-        command: ProductCommand::Fund(FundCommand::SetHolidays {
-            days: vec![FRIDAY + 3],
-        }),
-        idempotency: Some(key.clone()),
-    });
-    w.core.begin_batch();
-    let first = w.core.apply(w.now, &command);
-    let saved = w.core.effects().products.idempotency;
-    w.core.commit_batch();
-    assert_eq!(
-        first,
-        Ok(Reply::Product(Outcome::Holidays {
-            days: vec![FRIDAY + 3]
-        }))
-    );
-    // The retry, in a later batch, gets the saved answer back from the store's row.
-    let [row] = &saved[..] else {
-        panic!("one saved key: {saved:?}")
-    };
-    w.core
-        .recall_idempotency(key.owner, key.key, key.fingerprint, row.outcome.clone());
-    w.core.begin_batch();
-    assert_eq!(w.core.apply(w.now + SECOND, &command), first);
-    w.core.commit_batch();
 }
 
 #[test]
