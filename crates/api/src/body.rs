@@ -1,6 +1,11 @@
 //! Request bodies: JSON parsed strictly (unknown fields refused), every failure answered in the
 //! API's error shape, and a digest of the exact bytes for idempotency keys.
 
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::header;
@@ -86,4 +91,61 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 fn between_backticks(message: &str, prefix: &str) -> Option<String> {
     let rest = message.strip_prefix(prefix)?;
     rest.split('`').next().map(str::to_owned)
+}
+
+/// Answers a request whose body the handler did not read to its end (refused before it:
+/// 401 to an anonymous POST, 503 when overloaded) with `Connection: close`. The server closes
+/// such a connection after the answer anyway, since the unread rest of the body is in the
+/// way of the next request; saying so keeps the client from sending its next request on a
+/// connection about to close, which it would see fail with no answer.
+pub(crate) async fn close_if_unread(
+    request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::body::HttpBody;
+    if request.body().is_end_stream() {
+        return next.run(request).await;
+    }
+    let read = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&read);
+    let request = request.map(|inner| axum::body::Body::new(Tracked { inner, read: flag }));
+    let mut response = next.run(request).await;
+    if !read.load(Ordering::Relaxed) {
+        response.headers_mut().insert(
+            header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
+}
+
+/// A request body that notes when it has been read to its end.
+struct Tracked {
+    inner: axum::body::Body,
+    read: Arc<AtomicBool>,
+}
+
+impl axum::body::HttpBody for Tracked {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) || this.inner.is_end_stream() {
+            this.read.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }

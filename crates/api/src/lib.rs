@@ -339,6 +339,7 @@ pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
             state.clone(),
             metrics::track,
         ))
+        .layer(axum::middleware::from_fn(body::close_if_unread))
         .with_state(state)
 }
 

@@ -576,3 +576,24 @@ fn connections_beyond_the_limit_are_refused_and_the_server_recovers() {
     assert_eq!(status, 200);
     app.finish();
 }
+
+/// A request refused before its body was read (401 to an anonymous POST whose body is still
+/// on its way) is answered `Connection: close`: the server closes that connection after the
+/// answer, and a client told so does not send its next request into it (it did, and under
+/// load saw that request fail with no answer).
+#[test]
+fn a_refusal_before_the_body_is_read_says_the_connection_closes() {
+    use std::io::Write;
+    let app = App::start(Backend::Sqlite);
+    let mut client = connect(&app);
+    client
+        .write_all(
+            b"POST /v1/transfers HTTP/1.1\r\nHost: formica\r\ncontent-type: application/json\r\n\
+              content-length: 2\r\n\r\n",
+        )
+        .expect("writes the head");
+    let answer = read_to_close(&mut client).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 401"), "{answer}");
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+    app.finish();
+}
