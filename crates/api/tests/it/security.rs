@@ -491,3 +491,33 @@ pub fn wrong_passwords_lock_signing_in_for_a_while(backend: Backend) {
     assert_eq!(sign_in("alice@example.com", "correct horse").status, 201);
     app.finish();
 }
+
+/// An attempt is counted when it starts and settled when its check ends; one cut off between
+/// (the client hung up during the check, the request timed out, the server died) stays
+/// counted. Five such attempts lock signing in for 15 minutes, as five wrong passwords do,
+/// and not forever: a count left at the limit used to refuse every later attempt, the right
+/// password included, with nothing to clear it (five sign-ins with a wrong password, each
+/// hung up a few milliseconds after it was sent, did it to anyone whose login was known).
+pub fn attempts_cut_off_before_their_check_lock_signing_in_for_a_while_not_forever(
+    backend: Backend,
+) {
+    let app = App::start(backend);
+    app.person("alice@example.com", "0");
+    // What five sign-ins cut off after their count leave behind.
+    app.db
+        .execute("UPDATE users SET signin_failures = 5 WHERE login = 'alice@example.com'");
+    let sign_in = || {
+        app.send(
+            "POST",
+            "/v1/sessions",
+            None,
+            None,
+            Some(&json!({"login": "alice@example.com", "password": "correct horse"}).to_string()),
+        )
+    };
+    assert_eq!(sign_in().code(), "signin_locked");
+    app.advance(16 * 60 * super::app::SECOND);
+    let after = sign_in();
+    assert_eq!(after.status, 201, "the lock ends: {after:?}");
+    app.finish();
+}
