@@ -1,11 +1,13 @@
 //! A small blocking client of the REST API, for the commands that work through it as any
-//! other client would (seeding the demo). An error status is an answer, not an error: only a
-//! request that got no answer (the server is gone, the connection broke, the time ran out)
-//! is an `Err`.
+//! other client would: seeding the demo and the crash loop. An error status is an answer,
+//! not an error: only a request that got no answer (the server is gone, the connection
+//! broke, the time ran out) is an `Err`, which is what the crash loop needs to tell an
+//! acknowledged request from one whose fate is unknown.
 
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use formica_core::Id;
 use serde_json::{Value, json};
 
 /// How long one request may take: the server's own limit (30 s by default) plus a margin.
@@ -18,9 +20,17 @@ pub struct Answer {
     pub body: Value,
 }
 
+impl Answer {
+    /// Whether the server did what was asked (2xx).
+    pub fn succeeded(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
 /// A person signed up through the API: signed in, with a payment PIN and a linked card.
 #[derive(Clone, Debug)]
 pub struct SignedUp {
+    pub id: Id,
     pub token: String,
     pub card_id: String,
 }
@@ -114,6 +124,10 @@ impl Client {
         self.expect(201, "POST", "/v1/users", None, None, details)?;
         let session = self.expect(201, "POST", "/v1/sessions", None, None, credentials)?;
         let token = session["token"].as_str().context("a token")?.to_owned();
+        let id = session["user"]["id"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .context("an id")?;
         self.expect(
             204,
             "PUT",
@@ -131,7 +145,7 @@ impl Client {
             json!({"bank": "China Merchants Bank", "number": "6225880012345678", "holder": name}),
         )?;
         let card_id = card["id"].as_str().context("a card id")?.to_owned();
-        Ok(SignedUp { token, card_id })
+        Ok(SignedUp { id, token, card_id })
     }
 
     /// Waits until the bank has answered a top-up or withdrawal and it succeeded.
@@ -152,5 +166,28 @@ impl Client {
             }
         }
         bail!("movement {movement} was not settled in 30 seconds")
+    }
+
+    /// Every item of a list, following `next_cursor` page by page (`path` has no query
+    /// string, or ends in one that takes more parameters).
+    pub fn all_pages(&self, path: &str, token: &str) -> anyhow::Result<Vec<Value>> {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = match &cursor {
+                None => format!("{path}{separator}limit=100"),
+                Some(cursor) => format!("{path}{separator}limit=100&cursor={cursor}"),
+            };
+            let body = self.expect(200, "GET", &page, Some(token), None, Value::Null)?;
+            let Some(data) = body["data"].as_array() else {
+                bail!("GET {page}: not a page: {body}");
+            };
+            items.extend(data.iter().cloned());
+            match body["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return Ok(items),
+            }
+        }
     }
 }
