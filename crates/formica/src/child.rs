@@ -1,7 +1,7 @@
 //! `formica serve` as a child process, for the workloads that must treat the server as its
-//! operator does: kill it with SIGKILL and start it again on the same books (the crash
-//! loop). The child is this very binary (`std::env::current_exe()`), so a test or a CI run
-//! exercises the server it built.
+//! operator does: kill it with SIGKILL and start it again on the same books (the crash loop),
+//! or watch its memory from outside (the soak). The child is this very binary
+//! (`std::env::current_exe()`), so a test or a CI run exercises the server it built.
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};
@@ -174,6 +174,19 @@ impl ServeChild {
             bail!("formica serve could not be signalled (it exited by itself?)");
         }
         Ok(self.child.wait()?)
+    }
+
+    /// Its resident memory in KiB (`VmRSS` in `/proc/PID/status`), where Linux says.
+    pub fn resident_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()
     }
 }
 

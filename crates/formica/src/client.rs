@@ -1,8 +1,8 @@
 //! A small blocking client of the REST API, for the commands that work through it as any
-//! other client would: seeding the demo and the crash loop. An error status is an answer,
-//! not an error: only a request that got no answer (the server is gone, the connection
-//! broke, the time ran out) is an `Err`, which is what the crash loop needs to tell an
-//! acknowledged request from one whose fate is unknown.
+//! other client would: seeding the demo, the crash loop and the soak. An error status is an
+//! answer, not an error: only a request that got no answer (the server is gone, the
+//! connection broke, the time ran out) is an `Err`, which is what the crash loop needs to
+//! tell an acknowledged request from one whose fate is unknown.
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
-//! Traffic through the REST API as people make it, for the crash loop: each client (a
-//! `Worker`) acts for a few people of its own (it alone spends their money and types their
-//! PIN, so that no two requests check one person's PIN at once) and sends one request at a
-//! time: transfers to anyone, top-ups from their card, and escrow trades with anyone as
+//! Traffic through the REST API as people make it, for the crash loop and the soak: each
+//! client (a `Worker`) acts for a few people of its own (it alone spends their money and types
+//! their PIN, so that no two requests check one person's PIN at once) and sends one request
+//! at a time: transfers to anyone, top-ups from their card, and escrow trades with anyone as
 //! the seller, each trade walked through one of a few plans (pay, ship, confirm; a full
 //! refund; a partial refund then confirm; closed unpaid). Every request carries an
 //! idempotency key of its own; the crash loop keeps each acknowledged one with its answer,
@@ -49,6 +49,7 @@ const FLOWS_MAX: usize = 4;
 #[derive(Clone, Debug)]
 pub struct Person {
     pub id: Id,
+    pub login: String,
     pub token: String,
     card: String,
 }
@@ -251,6 +252,18 @@ impl Worker {
         }
     }
 
+    /// The people it acts for (indexes into the people).
+    pub fn own(&self) -> &[usize] {
+        &self.own
+    }
+
+    /// What one of its people holds now, read while none of its requests is in flight.
+    pub fn set_floor(&mut self, person: usize, available: u64) {
+        if let Some(own) = self.own.iter().position(|p| *p == person) {
+            self.floors[own] = available;
+        }
+    }
+
     fn key(&mut self) -> String {
         self.sent += 1;
         format!("c{}-{}", self.index, self.sent)
@@ -435,7 +448,12 @@ pub fn setup(client: &Client, count: usize, workers: &mut [Worker]) -> anyhow::R
         let login = format!("loop-{run:08x}-{n}@crash.formica.test");
         let signed_up = client.sign_up(&login, PASSWORD, &format!("person {n}"), PIN)?;
         let (id, token, card) = (signed_up.id, signed_up.token, signed_up.card_id);
-        people.push(Person { id, token, card });
+        people.push(Person {
+            id,
+            login,
+            token,
+            card,
+        });
     }
     for (n, person) in people.iter().enumerate() {
         let worker = &mut workers[n % workers.len()];
