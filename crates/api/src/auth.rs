@@ -123,15 +123,15 @@ pub async fn check_secret(
     let hash =
         hash.ok_or_else(|| ApiError::new("pin_not_set", "set a payment PIN first").field("pin"))?;
     let id = user.id;
+    let lock_until = now + LOCKOUT_NS;
     let claimed = state
         .pool()
-        .write(move |sql| people::claim_attempt(sql, id, secret, now, ATTEMPTS_MAX))
+        .write(move |sql| people::claim_attempt(sql, id, secret, now, ATTEMPTS_MAX, lock_until))
         .await?;
     if !claimed {
         return Err(locked_error());
     }
     let ok = verify_secret(given.to_owned(), hash).await?;
-    let lock_until = now + LOCKOUT_NS;
     let (failures, locked_until) = state
         .pool()
         .write(move |sql| people::finish_attempt(sql, id, secret, ok, ATTEMPTS_MAX, lock_until))

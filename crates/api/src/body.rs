@@ -1,5 +1,6 @@
-//! Request bodies: JSON parsed strictly (unknown fields refused), every failure answered in the
-//! API's error shape, and a digest of the exact bytes for idempotency keys.
+//! Request bodies: read whole before routing, JSON parsed strictly (unknown fields refused),
+//! every failure answered in the API's error shape, and a digest of the exact bytes for
+//! idempotency keys.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -9,6 +10,8 @@ use std::task::{Context, Poll};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
@@ -16,6 +19,32 @@ use crate::error::ApiError;
 
 /// Largest request body accepted (a payment request is a few hundred bytes).
 pub const BODY_MAX_BYTES: usize = 64 * 1024;
+
+/// Reads a request's whole body before it is routed, when its length is given and within
+/// `BODY_MAX_BYTES`. A request refused before its handler reads the body (no caller, an
+/// unknown id) would otherwise leave it unread, and hyper then closes the keep-alive
+/// connection after the answer without saying so: a client that sends its next request on
+/// that connection, as clients that pool connections do, gets no answer at all. Bodies of
+/// unknown length or over the limit go on as they came, for the extractors to refuse.
+pub async fn read_first(request: Request, next: Next) -> Response {
+    let length = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    if !length.is_some_and(|length| (1..=BODY_MAX_BYTES).contains(&length)) {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, BODY_MAX_BYTES).await {
+        Ok(bytes) => {
+            let request = Request::from_parts(parts, axum::body::Body::from(bytes));
+            next.run(request).await
+        }
+        // The connection broke or the body ended early: nobody may be left to read this.
+        Err(_) => ApiError::new("malformed_json", "the body could not be read").into_response(),
+    }
+}
 
 /// A JSON body, with the digest of its bytes.
 #[derive(Debug)]

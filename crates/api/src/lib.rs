@@ -324,6 +324,8 @@ pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
         .route("/metrics", get(metrics::render))
         .merge(pages)
         .layer(DefaultBodyLimit::max(body::BODY_MAX_BYTES))
+        // Inside the time limit, so that a body that trickles in is still answered 408.
+        .layer(axum::middleware::from_fn(body::read_first))
         // Inside the metrics, so that refusals are counted too.
         .layer(
             tower::ServiceBuilder::new()

@@ -3,13 +3,13 @@
 //! first time the data directory is used; later runs keep what is there.
 
 use std::path::Path;
-use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use formica_api::Server;
 use formica_api::gateway::sign;
 use serde_json::{Value, json};
 
+use crate::client::Client;
 use crate::location::StoreArgs;
 use crate::serve::{Args, Rules, say, serve};
 
@@ -81,9 +81,9 @@ fn seed(server: &Server, url: &str, sandbox: &Path) -> anyhow::Result<()> {
             "/v1/sessions",
             None,
             None,
-            json!({"login": PEOPLE[0].0, "password": PEOPLE[0].1}),
+            &json!({"login": PEOPLE[0].0, "password": PEOPLE[0].1}),
         )?
-        .0
+        .status
         == 201;
     if !exists {
         make_world(server, &client, sandbox).context("seeding the demo world")?;
@@ -126,45 +126,21 @@ fn make_world(server: &Server, client: &Client, sandbox: &Path) -> anyhow::Resul
         .map_err(|error| anyhow::anyhow!("operator: {}", error.message))?;
     let mut tokens = Vec::new();
     for (login, password, name, yuan) in PEOPLE {
-        client.expect(
-            201,
-            "POST",
-            "/v1/users",
-            None,
-            None,
-            json!({"login": login, "password": password, "display_name": name}),
-        )?;
-        let session = client.expect(
-            201,
-            "POST",
-            "/v1/sessions",
-            None,
-            None,
-            json!({"login": login, "password": password}),
-        )?;
-        let token = session["token"].as_str().context("a token")?.to_owned();
-        client.expect(
-            204,
-            "PUT",
-            "/v1/me/pin",
-            Some(&token),
-            None,
-            json!({"pin": PIN, "password": password}),
-        )?;
-        let card = client.expect(
-            201,
-            "POST",
-            "/v1/cards",
-            Some(&token),
-            None,
-            json!({"bank": "China Merchants Bank", "number": "6225880012345678", "holder": name}),
-        )?;
+        let person = client.sign_up(login, password, name, PIN)?;
+        let card = Value::String(person.card_id);
+        let token = person.token;
         if yuan != "0" {
-            let movement = client.expect(202, "POST", "/v1/top-ups", Some(&token), Some(&format!("demo-top-up-{login}")),
-                json!({"card_id": card["id"], "amount": {"amount": yuan, "currency": "CNY"}, "pin": PIN}))?;
+            let movement = client.expect(
+                202,
+                "POST",
+                "/v1/top-ups",
+                Some(&token),
+                Some(&format!("demo-top-up-{login}")),
+                json!({"card_id": card, "amount": {"amount": yuan, "currency": "CNY"}, "pin": PIN}),
+            )?;
             client.wait_settled(&token, movement["id"].as_str().context("an id")?)?;
         }
-        tokens.push((token, card["id"].clone()));
+        tokens.push((token, card));
     }
     let (alice, bob, shop) = (&tokens[0].0, &tokens[1].0, &tokens[2].0);
     open_sandbox_merchant(client, shop, &tokens[2].1, sandbox)?;
@@ -342,80 +318,4 @@ fn write_sandbox(sandbox: &Path, url: &str) -> anyhow::Result<()> {
         serde_json::to_string_pretty(&sandbox_json)?,
     )?;
     Ok(())
-}
-
-/// A small blocking client for seeding.
-struct Client {
-    url: String,
-    agent: ureq::Agent,
-}
-
-impl Client {
-    fn new(url: &str) -> Self {
-        Client {
-            url: url.to_owned(),
-            agent: ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .timeout_global(Some(Duration::from_secs(30)))
-                .build()
-                .into(),
-        }
-    }
-
-    fn send(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        key: Option<&str>,
-        body: Value,
-    ) -> anyhow::Result<(u16, Value)> {
-        let mut request = axum::http::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.url))
-            .header("Content-Type", "application/json");
-        if let Some(token) = token {
-            request = request.header("Authorization", format!("Bearer {token}"));
-        }
-        if let Some(key) = key {
-            request = request.header("Idempotency-Key", key);
-        }
-        let response = self.agent.run(request.body(body.to_string())?)?;
-        let status = response.status().as_u16();
-        let text = response.into_body().read_to_string()?;
-        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
-    }
-
-    fn expect(
-        &self,
-        status: u16,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        key: Option<&str>,
-        body: Value,
-    ) -> anyhow::Result<Value> {
-        let (got, answer) = self.send(method, path, token, key, body)?;
-        if got != status {
-            bail!("{method} {path}: expected {status}, got {got}: {answer}");
-        }
-        Ok(answer)
-    }
-
-    fn wait_settled(&self, token: &str, movement: &str) -> anyhow::Result<()> {
-        for _ in 0..600 {
-            let (_, body) = self.send(
-                "GET",
-                &format!("/v1/movements/{movement}"),
-                Some(token),
-                None,
-                Value::Null,
-            )?;
-            if body["status"] == "succeeded" {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        bail!("top-up {movement} was not settled")
-    }
 }

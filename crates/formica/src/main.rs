@@ -2,12 +2,16 @@
 
 mod admin;
 mod bench;
+mod child;
+mod client;
 mod config;
 mod crash_load;
+mod crash_loop;
 mod demo;
 mod location;
 mod serve;
 mod sim;
+mod traffic;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
@@ -49,6 +53,9 @@ enum Command {
     /// Drive the engine with payments and print each acknowledged one (for crash tests).
     #[command(hide = true)]
     CrashLoad(crash_load::Args),
+    /// Kill `formica serve` with SIGKILL under HTTP load, again and again, and check after
+    /// each restart that nothing acknowledged was lost or applied twice.
+    CrashLoop(crash_loop::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -72,5 +79,6 @@ fn main() -> anyhow::Result<()> {
         Command::Admin { task } => admin::run(task),
         Command::Sim(args) => sim::run(args),
         Command::CrashLoad(args) => crash_load::run(args),
+        Command::CrashLoop(args) => crash_loop::run(args),
     }
 }

@@ -125,23 +125,39 @@ fn secret_columns(secret: Secret) -> (&'static str, &'static str) {
 
 /// Claims one attempt at a password or PIN before it is checked: counted at once, so that
 /// concurrent attempts cannot all see the same count. Refused (false) while the secret is
-/// locked or `attempts_max` attempts are already counted.
+/// locked at `now`. A count already at `attempts_max` with no lock in force is of attempts
+/// claimed and never finished (their requests were cut off: the client hung up, the request
+/// timed out, the process died): they may have been guesses, so they lock the secret until
+/// `lock_until` as wrong ones do, and this attempt is refused. Left as it was, such a count
+/// refused every later attempt and nothing ever cleared it.
 pub fn claim_attempt(
     sql: &mut dyn Sql,
     id: Id,
     secret: Secret,
     now: u64,
     attempts_max: i64,
+    lock_until: u64,
 ) -> Result<bool, StoreError> {
     let (failures, locked) = secret_columns(secret);
-    let claimed = sql.execute(
+    // Both assignments read the row as it was before the update, in SQLite and PostgreSQL.
+    let row = sql.query_opt(
         &format!(
-            "UPDATE users SET {failures} = {failures} + 1 \
-             WHERE id = $1 AND {locked} <= $2 AND {failures} < $3"
+            "UPDATE users SET \
+             {locked} = CASE WHEN {failures} >= $3 THEN $4 ELSE {locked} END, \
+             {failures} = CASE WHEN {failures} >= $3 THEN 0 ELSE {failures} + 1 END \
+             WHERE id = $1 AND {locked} <= $2 RETURNING {locked}"
         ),
-        &[id.0.into(), now.into(), attempts_max.into()],
+        &[
+            id.0.into(),
+            now.into(),
+            attempts_max.into(),
+            lock_until.into(),
+        ],
     )?;
-    Ok(claimed == 1)
+    match row {
+        Some(row) => Ok(row.uint(0)? <= now),
+        None => Ok(false),
+    }
 }
 
 /// Records how a claimed attempt went: a success clears the count; a failure stays counted,

@@ -65,6 +65,8 @@ api_suite!(
     the_server_sheds_load_beyond_its_limit_and_recovers,
     a_client_too_slow_to_send_its_body_is_timed_out,
     wrong_passwords_lock_signing_in_for_a_while,
+    attempts_cut_off_before_their_check_lock_signing_in_for_a_while_not_forever,
+    a_request_refused_before_its_body_is_read_leaves_the_connection_usable,
     a_hanging_endpoint_does_not_hold_up_other_peoples_webhooks,
     merchant_endpoints_refuse_bad_input_and_change_nothing,
 );

@@ -91,8 +91,7 @@ impl Run {
     fn percentile(&self, p: f64) -> f64 {
         let mut sorted = self.latencies_us.clone();
         sorted.sort_unstable();
-        let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-        sorted.get(index).map_or(0.0, |us| *us as f64 / 1000.0)
+        super::percentile_ms(&sorted, p)
     }
 }
 

@@ -103,9 +103,7 @@ impl Measured {
             return None;
         }
         self.latencies_micros.sort_unstable();
-        let last = self.latencies_micros.len() - 1;
-        let index = ((last as f64) * quantile).round() as usize;
-        Some(self.latencies_micros[index] as f64 / 1000.0)
+        Some(super::percentile_ms(&self.latencies_micros, quantile))
     }
 }
 

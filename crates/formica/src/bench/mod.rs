@@ -8,6 +8,7 @@ mod ledger;
 mod memory;
 mod naive;
 mod payments;
+mod soak;
 mod workload;
 
 use clap::Subcommand;
@@ -24,6 +25,9 @@ pub enum Workload {
     Gateway(gateway::Args),
     /// A day's fund earnings credited to every holder while payments run.
     FundAccrual(fund::Args),
+    /// Mixed API traffic at a fixed rate for minutes or hours against `formica serve`,
+    /// watching its latency and its memory.
+    Soak(soak::Args),
 }
 
 /// Runs one workload.
@@ -33,6 +37,7 @@ pub fn run(workload: Workload) -> anyhow::Result<()> {
         Workload::Payments(args) => payments::run(args),
         Workload::Gateway(args) => gateway::run(args),
         Workload::FundAccrual(args) => fund::run(args),
+        Workload::Soak(args) => soak::run(args),
     }
 }
 
@@ -59,4 +64,13 @@ fn latencies_of(
         all.extend(client.join().expect("a client thread does not panic")?);
     }
     Ok(all)
+}
+
+/// The `quantile` (0 to 1) of sorted latencies in microseconds, in milliseconds (0 if none).
+fn percentile_ms(sorted_us: &[u64], quantile: f64) -> f64 {
+    let Some(last) = sorted_us.len().checked_sub(1) else {
+        return 0.0;
+    };
+    let index = ((last as f64) * quantile).round() as usize;
+    sorted_us[index] as f64 / 1000.0
 }

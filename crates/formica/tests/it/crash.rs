@@ -557,7 +557,7 @@ fn seed() -> u64 {
 
 /// The server `DATABASE_URL` names, or `None` (with the reason printed) if it is unset and
 /// PostgreSQL is not required.
-fn postgres_url() -> Option<String> {
+pub(crate) fn postgres_url() -> Option<String> {
     if let Ok(url) = std::env::var("DATABASE_URL") {
         return Some(url);
     }
