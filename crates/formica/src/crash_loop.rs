@@ -158,57 +158,19 @@ fn crash_loop(args: &Args, seed: u64, location: &Location, store: &str) -> anyho
         server = next;
         client = Client::new(&url);
 
-        // The requests the kill cut off, sent again with their keys.
-        let (mut cut_off, mut applied_before) = (0, 0);
         for worker in &mut workers {
             problems.append(&mut worker.problems);
-            let Some(request) = worker.in_flight.take() else {
-                continue;
-            };
-            cut_off += 1;
-            match request.send(&client, &people) {
-                Ok(answer) if answer.succeeded() => {
-                    if request.applied_at(&answer).is_some_and(|at| at < killed_at) {
-                        applied_before += 1;
-                    }
-                    worker.acknowledge(request, answer);
-                }
-                Ok(answer) => problems.push(format!(
-                    "POST {} (key {}), cut off by the kill and sent again with its key, \
-                     answered {}: {}",
-                    request.path, request.key, answer.status, answer.body
-                )),
-                Err(error) => problems.push(format!(
-                    "POST {} (key {}) sent again: no answer from the restarted server: \
-                     {error:#}",
-                    request.path, request.key
-                )),
-            }
         }
-        // Some acknowledged ones sent again: the same answer, and nothing moves again.
-        let mut resent = 0;
-        for (worker, before) in workers.iter().zip(&acks_before) {
-            for ack in worker.acks[*before..].choose_multiple(&mut rng, RESENT_PER_CLIENT) {
-                resent += 1;
-                match ack.request.send(&client, &people) {
-                    Ok(answer) if answer == ack.answer => {}
-                    Ok(answer) => problems.push(format!(
-                        "POST {} (key {}), acknowledged before the kill, sent again answered \
-                         {} {} instead of {} {}",
-                        ack.request.path,
-                        ack.request.key,
-                        answer.status,
-                        answer.body,
-                        ack.answer.status,
-                        ack.answer.body
-                    )),
-                    Err(error) => problems.push(format!(
-                        "POST {} (key {}) sent again: no answer: {error:#}",
-                        ack.request.path, ack.request.key
-                    )),
-                }
-            }
-        }
+        let (cut_off, applied_before) =
+            resend_cut_off(&mut workers, &client, &people, killed_at, &mut problems);
+        let resent = resend_acknowledged(
+            &workers,
+            &acks_before,
+            &mut rng,
+            &client,
+            &people,
+            &mut problems,
+        );
 
         let expected = check::Expected::of(workers.iter().flat_map(|w| &w.acks))?;
         let view = check::read(&client, &people).context("reading the books through the API")?;
@@ -289,6 +251,81 @@ fn crash_loop(args: &Args, seed: u64, location: &Location, store: &str) -> anyho
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Sends each request a kill cut off again, with its key and body: it must be answered 2xx,
+/// with the saved answer if it had been applied before the kill (`killed_at`) or applied now
+/// if not, and counts as acknowledged from then on. Answers how many were cut off and how
+/// many of those had been applied.
+fn resend_cut_off(
+    workers: &mut [Worker],
+    client: &Client,
+    people: &[traffic::Person],
+    killed_at: u64,
+    problems: &mut Vec<String>,
+) -> (usize, usize) {
+    let (mut cut_off, mut applied_before) = (0, 0);
+    for worker in workers {
+        let Some(request) = worker.in_flight.take() else {
+            continue;
+        };
+        cut_off += 1;
+        match request.send(client, people) {
+            Ok(answer) if answer.succeeded() => {
+                if request.applied_at(&answer).is_some_and(|at| at < killed_at) {
+                    applied_before += 1;
+                }
+                worker.acknowledge(request, answer);
+            }
+            Ok(answer) => problems.push(format!(
+                "POST {} (key {}), cut off by the kill and sent again with its key, \
+                 answered {}: {}",
+                request.path, request.key, answer.status, answer.body
+            )),
+            Err(error) => problems.push(format!(
+                "POST {} (key {}) sent again: no answer from the restarted server: {error:#}",
+                request.path, request.key
+            )),
+        }
+    }
+    (cut_off, applied_before)
+}
+
+/// Sends a few requests each client had acknowledged since `acks_before` again: each must
+/// get its first answer, status and body, and move nothing (the books' check sees that).
+/// Answers how many were sent.
+fn resend_acknowledged(
+    workers: &[Worker],
+    acks_before: &[usize],
+    rng: &mut SmallRng,
+    client: &Client,
+    people: &[traffic::Person],
+    problems: &mut Vec<String>,
+) -> usize {
+    let mut resent = 0;
+    for (worker, before) in workers.iter().zip(acks_before) {
+        for ack in worker.acks[*before..].choose_multiple(rng, RESENT_PER_CLIENT) {
+            resent += 1;
+            match ack.request.send(client, people) {
+                Ok(answer) if answer == ack.answer => {}
+                Ok(answer) => problems.push(format!(
+                    "POST {} (key {}), acknowledged before the kill, sent again answered {} \
+                     {} instead of {} {}",
+                    ack.request.path,
+                    ack.request.key,
+                    answer.status,
+                    answer.body,
+                    ack.answer.status,
+                    ack.answer.body
+                )),
+                Err(error) => problems.push(format!(
+                    "POST {} (key {}) sent again: no answer: {error:#}",
+                    ack.request.path, ack.request.key
+                )),
+            }
+        }
+    }
+    resent
 }
 
 /// `formica admin trial-balance` on the books, as an operator runs it: an error saying why
