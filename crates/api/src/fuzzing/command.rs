@@ -527,16 +527,7 @@ fn cny(minor: u64) -> Money {
 /// A counter trade of `shop` for `amount`.
 fn shop_trade(shop: Id, out_trade_no: &str, amount: Money) -> NewTrade {
     NewTrade {
-        seller_id: shop,
-        buyer_id: None,
-        out_trade_no: out_trade_no.into(),
-        subject: "tea".into(),
-        amount,
         escrow: false,
-        app_id: None,
-        notify_url: None,
-        return_url: None,
-        passback_params: None,
-        pay_by: None,
+        ..NewTrade::escrow(shop, None, out_trade_no, "tea", amount)
     }
 }
