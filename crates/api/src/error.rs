@@ -45,6 +45,10 @@ pub const CODES: &[(&str, u16)] = &[
     ("merchant_not_found", 404),
     ("app_not_found", 404),
     ("fund_not_found", 404),
+    ("credit_not_found", 404),
+    ("consent_not_found", 404),
+    ("hold_not_found", 404),
+    ("debt_not_found", 404),
     ("login_taken", 409),
     ("idempotency_key_reused", 409),
     ("duplicate_out_trade_no", 409),
@@ -59,6 +63,11 @@ pub const CODES: &[(&str, u16)] = &[
     ("fee_rate_too_high", 400),
     ("merchant_balance_too_low", 422),
     ("cutoff_invalid", 400),
+    ("threshold_invalid", 400),
+    ("hold_status_invalid", 409),
+    ("charge_too_large", 422),
+    ("repay_too_large", 422),
+    ("credit_funding_insufficient", 422),
     ("income_day_invalid", 409),
     ("accrual_in_progress", 409),
     ("units_insufficient", 422),
@@ -190,10 +199,25 @@ impl From<Refusal> for ApiError {
             Refusal::InstantLimitExceeded { .. } => "instant_limit_exceeded",
             Refusal::AccrualInProgress => "accrual_in_progress",
             Refusal::IncomeDayInvalid { .. } => "income_day_invalid",
+            Refusal::ConsentNotFound => "consent_not_found",
+            Refusal::ThresholdInvalid => "threshold_invalid",
+            Refusal::HoldNotFound => "hold_not_found",
+            Refusal::HoldStatusInvalid { .. } => "hold_status_invalid",
+            Refusal::ChargeTooLarge { .. } => "charge_too_large",
+            Refusal::DebtNotFound => "debt_not_found",
+            Refusal::RepayTooLarge { .. } => "repay_too_large",
+            Refusal::CreditFundingInsufficient => "credit_funding_insufficient",
             Refusal::BooksRefused { .. } => return ApiError::internal(&refusal),
         };
         let error = ApiError::new(code, message);
-        if matches!(refusal, Refusal::NotTheBuyer | Refusal::TradeNotFound) {
+        if matches!(
+            refusal,
+            Refusal::NotTheBuyer
+                | Refusal::TradeNotFound
+                | Refusal::ConsentNotFound
+                | Refusal::HoldNotFound
+                | Refusal::DebtNotFound
+        ) {
             // Never say more than "not found" about a trade the caller is not party to.
             return ApiError::not_found(code);
         }

@@ -5,8 +5,10 @@
 
 pub mod auth;
 pub mod body;
+pub mod credit;
 pub mod error;
 pub mod fund;
+pub mod hold;
 // The fuzz targets' properties (`fuzz/`), public for them and the seed tests only.
 #[doc(hidden)]
 pub mod fuzzing;
@@ -310,6 +312,29 @@ pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
         .route("/funds/{id}/holding", get(fund::holding))
         .route("/funds/{id}/incomes", post(fund::post_income))
         .route("/holidays", put(fund::set_holidays).get(fund::holidays))
+        .route("/credit/score", get(credit::score))
+        .route(
+            "/credit/consents",
+            get(credit::consents).post(credit::grant),
+        )
+        .route(
+            "/credit/consents/{merchant_id}",
+            axum::routing::delete(credit::withdraw),
+        )
+        .route("/merchants/{id}/credit-checks", post(credit::check))
+        .route("/merchants/{id}/consents", get(credit::merchant_consents))
+        .route(
+            "/merchants/{id}/holds",
+            post(hold::request).get(hold::merchant_holds),
+        )
+        .route("/holds", get(hold::mine))
+        .route("/holds/{id}", get(hold::get_one))
+        .route("/holds/{id}/authorize", post(hold::authorize))
+        .route("/holds/{id}/charge", post(hold::charge))
+        .route("/holds/{id}/unfreeze", post(hold::unfreeze))
+        .route("/debts", get(hold::debts))
+        .route("/debts/{id}/repay", post(hold::repay))
+        .route("/credit/funding", post(hold::add_funding))
         .route("/openapi.json", get(openapi::document))
         .fallback(not_found);
     Router::new()

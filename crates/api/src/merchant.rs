@@ -181,7 +181,11 @@ pub async fn list(
 }
 
 /// The merchant, if the caller runs it (or is an operator); not found otherwise.
-async fn owned(state: &AppState, caller: &Caller, id: &str) -> Result<Merchant, ApiError> {
+pub(crate) async fn owned(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<Merchant, ApiError> {
     let id: Id = id
         .parse()
         .map_err(|_| ApiError::not_found("merchant_not_found"))?;

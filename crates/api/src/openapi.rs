@@ -9,7 +9,7 @@ use utoipa::Modify;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::{fund, merchant, people, trade, wallet, webhook};
+use crate::{credit, fund, hold, merchant, people, trade, wallet, webhook};
 
 /// The REST API's description.
 #[derive(OpenApi)]
@@ -38,6 +38,10 @@ use crate::{fund, merchant, people, trade, wallet, webhook};
         merchant::set_fee_rate, merchant::create_trade, merchant::refund,
         fund::create, fund::list, fund::report, fund::subscribe, fund::redeem, fund::holding,
         fund::post_income, fund::set_holidays, fund::holidays,
+        credit::score, credit::consents, credit::grant, credit::withdraw, credit::check,
+        credit::merchant_consents,
+        hold::request, hold::merchant_holds, hold::mine, hold::get_one, hold::authorize,
+        hold::charge, hold::unfreeze, hold::debts, hold::repay, hold::add_funding,
     ),
     modifiers(&Security, &ErrorCodes, &CommonAnswers),
     tags(
@@ -50,6 +54,11 @@ use crate::{fund, merchant, people, trade, wallet, webhook};
             Alipay-compatible open gateway at /gateway.do."),
         (name = "funds", description = "The pocket-money fund: subscribe, redeem at once or \
             the next business day, daily earnings as new units, the 7-day yield."),
+        (name = "credit", description = "The credit score (350-950) with its reasons, and \
+            the consents under which a merchant may ask whether it passes a threshold."),
+        (name = "holds", description = "Deposit-free holds: a merchant holds a deposit, \
+            waived by a good enough credit score or frozen in the wallet; charged or \
+            unfrozen at the end; a charge the wallet could not pay is a debt to repay."),
         (name = "operator", description = "For the platform's operators."),
     )
 )]

@@ -7,6 +7,8 @@
 #![deny(clippy::float_arithmetic)]
 
 mod command;
+pub mod credit;
+pub mod deposit;
 mod effects;
 pub mod fund;
 pub mod merchant;
@@ -99,6 +101,7 @@ impl Core {
         self.products.settings = settings;
         self.products.retime_merchants();
         self.products.retime_funds();
+        self.products.retime_credit();
     }
 
     /// The rules the products run by.
@@ -161,6 +164,23 @@ impl Core {
             open_subscriptions,
             open_redemptions,
             holidays: self.products.calendar.holidays.iter().copied().collect(),
+            credit: self.products.credit.values().cloned().collect(),
+            consents: {
+                let mut consents: Vec<_> = self.products.consents.values().cloned().collect();
+                consents.sort_unstable_by_key(|c| (c.person_id, c.merchant_id));
+                consents
+            },
+            credit_run: self.products.credit_run,
+            open_holds: {
+                let mut holds: Vec<_> = self.products.holds.values().cloned().collect();
+                holds.sort_unstable_by_key(|h| h.id);
+                holds
+            },
+            open_debts: {
+                let mut debts: Vec<_> = self.products.debts.values().cloned().collect();
+                debts.sort_unstable_by_key(|d| d.id);
+                debts
+            },
         }
     }
 
@@ -182,6 +202,46 @@ impl Core {
     /// The normal redemption with this id, while its money waits for its day.
     pub fn redemption(&self, id: Id) -> Option<&fund::Redemption> {
         self.products.redemptions.get(&id)
+    }
+
+    /// A person's credit record: the facts and the last score.
+    pub fn credit(&self, person: Id) -> Option<&credit::Credit> {
+        self.products.credit.get(&person)
+    }
+
+    /// A person's consent to a merchant's credit checks.
+    pub fn consent(&self, person: Id, merchant: Id) -> Option<&credit::Consent> {
+        self.products.consents.get(&(person, merchant))
+    }
+
+    /// An open hold (requested, waived or frozen).
+    pub fn hold(&self, id: Id) -> Option<&deposit::Hold> {
+        self.products.holds.get(&id)
+    }
+
+    /// A debt not yet repaid.
+    pub fn debt(&self, id: Id) -> Option<&deposit::Debt> {
+        self.products.debts.get(&id)
+    }
+
+    /// Like `next_deadline`, the daily credit run aside (it is always due some day): when
+    /// the next pending transfer expires or open object falls due.
+    pub fn next_object_deadline(&self) -> Option<u64> {
+        let objects = self
+            .products
+            .timers
+            .iter()
+            .find(|(_, due)| *due != Due::CreditRun)
+            .map(|(at, _)| *at);
+        match (self.ledger.next_expiry(), objects) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Where the daily credit run stands.
+    pub fn credit_run(&self) -> credit::CreditRun {
+        self.products.credit_run
     }
 
     /// The open trade with this id.
@@ -369,6 +429,8 @@ impl Core {
                     ProductCommand::Trade(command) => self.apply_trade(now, command),
                     ProductCommand::Merchant(command) => self.apply_merchant(now, command),
                     ProductCommand::Fund(command) => self.apply_fund(now, command),
+                    ProductCommand::Credit(command) => self.apply_credit(now, command),
+                    ProductCommand::Hold(command) => self.apply_hold(now, command),
                 };
                 if let Some(key) = &request.idempotency {
                     self.products.save_idempotency(key.clone(), &outcome, now);
@@ -390,6 +452,9 @@ impl Core {
                 Due::FundAccrual(id) => self.accrue(now, id),
                 Due::FundConfirm(id) => self.confirm_subscription(now, id),
                 Due::FundPayout(id) => self.pay_redemption(now, id),
+                Due::CreditRun => self.run_credit(now),
+                Due::Hold(id) => self.hold_due(now, id),
+                Due::Debt(id) => self.debt_due(now, id),
                 Due::Movement(id) => {
                     let movement = self.products.movements[&id].clone();
                     let failure = Some("the bank did not answer in time".to_owned());

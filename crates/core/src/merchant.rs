@@ -526,10 +526,24 @@ impl Core {
         first: Transfer,
         amount: u64,
     ) -> Result<(), Refusal> {
-        let merchant = self.merchant(trade.seller_id)?.clone();
         let currency = trade.amount.currency;
+        let fee = self.take_takings(now, trade.seller_id, currency, vec![first], amount)?;
+        trade.fee = Some(Money::new(fee, currency));
+        Ok(())
+    }
+
+    /// Money a merchant is paid (`transfers` bring `amount` into its balance, linked): the
+    /// merchant's fee joins them, and the day's takings count both. Returns the fee.
+    pub(crate) fn take_takings(
+        &mut self,
+        now: u64,
+        merchant: Id,
+        currency: Currency,
+        mut transfers: Vec<Transfer>,
+        amount: u64,
+    ) -> Result<u64, Refusal> {
+        let merchant = self.merchant(merchant)?.clone();
         let fee = fee_for(amount, merchant.fee_ppm);
-        let mut transfers = vec![first];
         if fee > 0 {
             transfers.push(Transfer::new(
                 self.products.next_transfer_id(now),
@@ -541,12 +555,11 @@ impl Core {
             ));
         }
         self.transfer_all(now, transfers)?;
-        trade.fee = Some(Money::new(fee, currency));
         self.count_day(now, merchant.id, |day| {
             day.payments += amount;
             day.fees += i64::try_from(fee).unwrap_or(i64::MAX);
         });
-        Ok(())
+        Ok(fee)
     }
 
     fn refund_trade(

@@ -11,6 +11,8 @@ use formica_ledger::{Account, AccountFlags, CreateTransferResult, Ledger, Transf
 use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 
+use crate::credit::{Consent, Credit, CreditCheck, CreditCommand, CreditRun};
+use crate::deposit::{Debt, Hold, HoldCommand, HoldStatus};
 use crate::fund::{Calendar, Fund, FundCommand, Holding, Income, Redemption, Subscription};
 use crate::merchant::{Merchant, MerchantCommand, RefundReceipt, Settlement};
 use crate::money::{Currency, Money};
@@ -96,6 +98,12 @@ pub mod account_kind {
     pub const FUND_UNITS: u16 = 8;
     /// A fund's issuer of units (in its unit ledger): debited for every unit outstanding.
     pub const FUND_ISSUER: u16 = 9;
+    /// What a person owes the platform (debits less credits): the platform's claim.
+    pub const RECEIVABLE: u16 = 10;
+    /// The platform's money set aside for credit and not lent out.
+    pub const CREDIT_FUNDING: u16 = 11;
+    /// The platform's money lent out: the sum of every receivable.
+    pub const CREDIT_LENT: u16 = 12;
 }
 
 /// Why money moved (the ledger's transfer `code`).
@@ -130,6 +138,16 @@ pub mod transfer_kind {
     pub const FUND_UNITS: u16 = 14;
     /// What rounding left of a day's income, to the fund's residual account.
     pub const FUND_RESIDUAL: u16 = 15;
+    /// A deposit frozen, charged or paid to a merchant.
+    pub const DEPOSIT: u16 = 16;
+    /// A charged deposit the platform paid on a person's behalf: their debt.
+    pub const DEPOSIT_DEBT: u16 = 17;
+    /// A person repaying a debt.
+    pub const DEBT_REPAYMENT: u16 = 18;
+    /// The platform's money set aside for credit, from its bank account.
+    pub const CREDIT_FUNDING: u16 = 19;
+    /// Funding lent out, or coming back with a repayment.
+    pub const CREDIT_LENDING: u16 = 20;
 }
 
 /// The account id of `owner`'s account of `kind` in `currency` (owner zero is the platform):
@@ -243,6 +261,10 @@ pub enum ProductCommand {
     Merchant(MerchantCommand),
     /// The pocket-money fund.
     Fund(FundCommand),
+    /// The credit score and consents to check it.
+    Credit(CreditCommand),
+    /// Deposit-free holds and the debts they leave.
+    Hold(HoldCommand),
 }
 
 /// What a product command did.
@@ -277,6 +299,16 @@ pub enum Outcome {
         /// Its days (since 1970-01-01 in the platform's zone).
         days: Vec<i64>,
     },
+    /// A person's consent to a merchant's credit checks.
+    Consent(Consent),
+    /// A merchant's credit check: whether the score passes.
+    CreditCheck(CreditCheck),
+    /// The platform's credit funding.
+    CreditFunding(crate::deposit::CreditFunding),
+    /// A deposit hold.
+    Hold(Hold),
+    /// A debt from a charged waived deposit.
+    Debt(Debt),
 }
 
 /// A person's level and wallets, as the core knows them.
@@ -430,6 +462,39 @@ pub enum Refusal {
         /// The day expected (days since 1970-01-01, platform time).
         expected: i64,
     },
+    /// No standing consent of this person to this merchant (or no such person).
+    #[error("the person has not consented to this merchant's credit checks")]
+    ConsentNotFound,
+    /// A credit threshold outside the score's range.
+    #[error("a credit threshold is between 350 and 950")]
+    ThresholdInvalid,
+    /// No such hold (or not the caller's).
+    #[error("hold not found")]
+    HoldNotFound,
+    /// The hold is not in a status that allows this.
+    #[error("the hold is {status:?}")]
+    HoldStatusInvalid {
+        /// Where it stands.
+        status: HoldStatus,
+    },
+    /// A charge above the deposit.
+    #[error("at most the deposit, {deposit}, can be charged")]
+    ChargeTooLarge {
+        /// The deposit.
+        deposit: Money,
+    },
+    /// No such debt (or not the caller's, or repaid).
+    #[error("debt not found")]
+    DebtNotFound,
+    /// The platform has not set aside enough money to lend this.
+    #[error("the platform's credit funding cannot cover this; an operator must add funding")]
+    CreditFundingInsufficient,
+    /// A repayment above what is owed.
+    #[error("only {outstanding} is owed")]
+    RepayTooLarge {
+        /// What is owed.
+        outstanding: Money,
+    },
 }
 
 /// A message for the outbox, delivered to the person's webhook endpoints.
@@ -493,6 +558,16 @@ pub struct ProductEffects {
     pub incomes: Vec<(Id, i64, Income)>,
     /// The holiday calendar, if it changed.
     pub holidays: Option<Vec<i64>>,
+    /// Credit records changed, as they stand.
+    pub credit: Vec<Credit>,
+    /// Consents granted, withdrawn or checked, as they stand.
+    pub consents: Vec<Consent>,
+    /// The daily credit run, if it moved.
+    pub credit_run: Option<CreditRun>,
+    /// Holds created or changed, as they stand.
+    pub holds: Vec<Hold>,
+    /// Debts created or changed, as they stand.
+    pub debts: Vec<Debt>,
 }
 
 impl ProductEffects {
@@ -514,6 +589,11 @@ impl ProductEffects {
             && self.redemptions.is_empty()
             && self.incomes.is_empty()
             && self.holidays.is_none()
+            && self.credit.is_empty()
+            && self.consents.is_empty()
+            && self.credit_run.is_none()
+            && self.holds.is_empty()
+            && self.debts.is_empty()
     }
 }
 
@@ -540,6 +620,16 @@ pub struct ProductsLoaded {
     pub open_redemptions: Vec<Redemption>,
     /// The holiday calendar.
     pub holidays: Vec<i64>,
+    /// Every person's credit record.
+    pub credit: Vec<Credit>,
+    /// Every consent, standing or withdrawn.
+    pub consents: Vec<Consent>,
+    /// Where the daily credit run stands.
+    pub credit_run: CreditRun,
+    /// Holds requested, waived or frozen.
+    pub open_holds: Vec<Hold>,
+    /// Debts not yet repaid.
+    pub open_debts: Vec<Debt>,
 }
 
 /// Something to do at a time: an open trade's or movement's deadline.
@@ -552,6 +642,12 @@ pub(crate) enum Due {
     Settlement(Id),
     FundConfirm(Id),
     FundPayout(Id),
+    /// The daily credit run: due at its day's midnight, then a chunk every batch until done.
+    CreditRun,
+    /// A requested hold not authorised in time.
+    Hold(Id),
+    /// A debt's due day.
+    Debt(Id),
 }
 
 /// The products' state in memory.
@@ -573,6 +669,16 @@ pub(crate) struct Products {
     /// Normal redemptions waiting for their day.
     pub(crate) redemptions: HashMap<Id, Redemption>,
     pub(crate) calendar: Calendar,
+    /// Credit records by person, in id order (the daily run walks them).
+    pub(crate) credit: std::collections::BTreeMap<Id, Credit>,
+    /// Consents by (person, merchant).
+    pub(crate) consents: HashMap<(Id, Id), Consent>,
+    pub(crate) credit_run: CreditRun,
+    /// Open holds, and their numbers by (merchant, out_order_no).
+    pub(crate) holds: HashMap<Id, Hold>,
+    pub(crate) hold_numbers: HashMap<(Id, String), Id>,
+    /// Debts not yet repaid.
+    pub(crate) debts: HashMap<Id, Debt>,
     /// When each merchant's settlement timer is set for.
     settle_timers: HashMap<Id, u64>,
     /// When each subscription's confirmation and each redemption's payout is set for (the
@@ -603,6 +709,11 @@ pub(crate) struct ProductBatch {
     redemptions: HashMap<Id, Redemption>,
     incomes: Vec<(Id, i64, Income)>,
     holidays: Option<Vec<i64>>,
+    credit: HashMap<Id, Credit>,
+    consents: HashMap<(Id, Id), Consent>,
+    credit_run: bool,
+    holds: HashMap<Id, Hold>,
+    debts: HashMap<Id, Debt>,
     /// Paid merchant trades the store loaded for this batch.
     recalled: HashMap<Id, Trade>,
     /// Numbers taken by trades not in memory: found in the store before the batch, or gone
@@ -634,6 +745,11 @@ enum Undo {
     Subscription(Id, Option<Subscription>),
     Redemption(Id, Option<Redemption>),
     Calendar(Calendar),
+    Credit(Id, Option<Credit>),
+    Consent((Id, Id), Option<Consent>),
+    CreditRun(CreditRun),
+    Hold(Id, Option<Hold>),
+    Debt(Id, Option<Debt>),
 }
 
 impl Products {
@@ -669,6 +785,23 @@ impl Products {
         products.calendar = Calendar {
             holidays: loaded.holidays.into_iter().collect(),
         };
+        products.credit = loaded
+            .credit
+            .into_iter()
+            .map(|c| (c.person_id, c))
+            .collect();
+        products.consents = loaded
+            .consents
+            .into_iter()
+            .map(|c| ((c.person_id, c.merchant_id), c))
+            .collect();
+        products.set_credit_run(loaded.credit_run);
+        for hold in loaded.open_holds {
+            products.set_hold(hold.id, Some(hold));
+        }
+        for debt in loaded.open_debts {
+            products.set_debt(debt.id, Some(debt));
+        }
         products
     }
 
@@ -825,6 +958,128 @@ impl Products {
         self.batch.holidays = Some(calendar.holidays.iter().copied().collect());
         let before = std::mem::replace(&mut self.calendar, calendar);
         self.batch.undo.push(Undo::Calendar(before));
+    }
+
+    /// Records a person's credit as it now stands.
+    pub(crate) fn put_credit(&mut self, credit: Credit) {
+        let id = credit.person_id;
+        self.batch.credit.insert(id, credit.clone());
+        let before = self.credit.insert(id, credit);
+        self.batch.undo.push(Undo::Credit(id, before));
+    }
+
+    /// Records a consent as it now stands.
+    pub(crate) fn put_consent(&mut self, consent: Consent) {
+        let key = (consent.person_id, consent.merchant_id);
+        self.batch.consents.insert(key, consent.clone());
+        let before = self.consents.insert(key, consent);
+        self.batch.undo.push(Undo::Consent(key, before));
+    }
+
+    /// Records the hold as it now stands; a closed one leaves memory.
+    pub(crate) fn put_hold(&mut self, hold: Hold) {
+        let id = hold.id;
+        self.batch.holds.insert(id, hold.clone());
+        let keep = (hold.status != HoldStatus::Closed).then_some(hold);
+        let before = self.set_hold(id, keep);
+        self.batch.undo.push(Undo::Hold(id, before));
+    }
+
+    /// Records the debt as it now stands; a repaid one leaves memory.
+    pub(crate) fn put_debt(&mut self, debt: Debt) {
+        let id = debt.id;
+        self.batch.debts.insert(id, debt.clone());
+        let keep = debt.repaid_at.is_none().then_some(debt);
+        let before = self.set_debt(id, keep);
+        self.batch.undo.push(Undo::Debt(id, before));
+    }
+
+    /// Replaces an open hold (or removes it), keeping its timer and number in step.
+    fn set_hold(&mut self, id: Id, hold: Option<Hold>) -> Option<Hold> {
+        let before = self.holds.remove(&id);
+        if let Some(old) = &before {
+            if let Some(at) = old.deadline {
+                self.timers.remove(&(at, Due::Hold(id)));
+            }
+            self.hold_numbers
+                .remove(&(old.merchant_id, old.out_order_no.clone()));
+        }
+        if let Some(hold) = hold {
+            if let Some(at) = hold.deadline {
+                self.timers.insert((at, Due::Hold(id)));
+            }
+            self.hold_numbers
+                .insert((hold.merchant_id, hold.out_order_no.clone()), id);
+            self.holds.insert(id, hold);
+        }
+        before
+    }
+
+    /// Replaces an open debt (or removes it), keeping its due timer in step (an overdue debt
+    /// has none).
+    fn set_debt(&mut self, id: Id, debt: Option<Debt>) -> Option<Debt> {
+        let before = self.debts.remove(&id);
+        if let Some(old) = &before
+            && !old.overdue
+        {
+            self.timers.remove(&(old.due_at, Due::Debt(id)));
+        }
+        if let Some(debt) = debt {
+            if !debt.overdue {
+                self.timers.insert((debt.due_at, Due::Debt(id)));
+            }
+            self.debts.insert(id, debt);
+        }
+        before
+    }
+
+    /// Records where the daily credit run stands.
+    pub(crate) fn put_credit_run(&mut self, run: CreditRun) {
+        self.batch.credit_run = true;
+        let before = self.set_credit_run(run);
+        self.batch.undo.push(Undo::CreditRun(before));
+    }
+
+    /// Replaces the credit run, keeping its timer in step.
+    fn set_credit_run(&mut self, run: CreditRun) -> CreditRun {
+        let before = std::mem::replace(&mut self.credit_run, run);
+        self.timers
+            .remove(&(self.credit_run_due(&before), Due::CreditRun));
+        self.timers
+            .insert((self.credit_run_due(&self.credit_run), Due::CreditRun));
+        before
+    }
+
+    /// When the credit run is due: at once while it runs, else at the next day's start.
+    fn credit_run_due(&self, run: &CreditRun) -> u64 {
+        if run.running {
+            0
+        } else {
+            crate::merchant::day_start(run.day + 1, self.settings.day_offset_seconds)
+        }
+    }
+
+    /// Sets the credit run's timer again (the time zone may have changed).
+    pub(crate) fn retime_credit(&mut self) {
+        self.timers.retain(|(_, due)| *due != Due::CreditRun);
+        self.timers
+            .insert((self.credit_run_due(&self.credit_run), Due::CreditRun));
+    }
+
+    /// The people with a credit record after `after`, in id order.
+    pub(crate) fn credit_after(&self, after: Option<Id>) -> impl Iterator<Item = Id> + '_ {
+        use std::ops::Bound;
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.credit
+            .range((start, Bound::Unbounded))
+            .map(|(id, _)| *id)
+    }
+
+    /// A person's holdings of every fund.
+    pub(crate) fn holdings_of_holder(&self, holder: Id) -> impl Iterator<Item = &Holding> {
+        self.funds
+            .keys()
+            .filter_map(move |fund| self.holdings.get(&(*fund, holder)))
     }
 
     pub(crate) fn record_income(&mut self, fund: Id, day: i64, income: Income) {
@@ -994,6 +1249,27 @@ impl Products {
             redemptions,
             incomes: std::mem::take(&mut batch.incomes),
             holidays: batch.holidays.take(),
+            credit: {
+                let mut credit: Vec<_> = batch.credit.drain().map(|(_, c)| c).collect();
+                credit.sort_unstable_by_key(|c| c.person_id);
+                credit
+            },
+            consents: {
+                let mut consents: Vec<_> = batch.consents.drain().map(|(_, c)| c).collect();
+                consents.sort_unstable_by_key(|c| (c.person_id, c.merchant_id));
+                consents
+            },
+            credit_run: std::mem::take(&mut batch.credit_run).then_some(self.credit_run),
+            holds: {
+                let mut holds: Vec<_> = batch.holds.drain().map(|(_, h)| h).collect();
+                holds.sort_unstable_by_key(|h| h.id);
+                holds
+            },
+            debts: {
+                let mut debts: Vec<_> = batch.debts.drain().map(|(_, d)| d).collect();
+                debts.sort_unstable_by_key(|d| d.id);
+                debts
+            },
             merchants,
             settlements: std::mem::take(&mut batch.settlements),
             codes_used: std::mem::take(&mut batch.codes_used),
@@ -1056,6 +1332,27 @@ impl Products {
                     self.set_redemption(id, before);
                 }
                 Undo::Calendar(before) => self.calendar = before,
+                Undo::Credit(id, before) => {
+                    match before {
+                        Some(credit) => self.credit.insert(id, credit),
+                        None => self.credit.remove(&id),
+                    };
+                }
+                Undo::Consent(key, before) => {
+                    match before {
+                        Some(consent) => self.consents.insert(key, consent),
+                        None => self.consents.remove(&key),
+                    };
+                }
+                Undo::CreditRun(before) => {
+                    self.set_credit_run(before);
+                }
+                Undo::Hold(id, before) => {
+                    self.set_hold(id, before);
+                }
+                Undo::Debt(id, before) => {
+                    self.set_debt(id, before);
+                }
             }
         }
         self.batch = ProductBatch::default();

@@ -404,7 +404,9 @@ impl Core {
             TradeCommand::ConfirmReceipt { trade_id, buyer_id } => {
                 let trade = self.trade_for(*trade_id, Party::Buyer(*buyer_id))?;
                 expect_status(&trade, &[TradeStatus::WaitBuyerConfirm])?;
-                self.release(now, trade, "trade.finished")
+                let outcome = self.release(now, trade, "trade.finished")?;
+                self.credit_trade_completed(&outcome, now);
+                Ok(outcome)
             }
             TradeCommand::Close {
                 trade_id,
@@ -457,7 +459,14 @@ impl Core {
             TradeCommand::Decide { trade_id, decision } => {
                 let trade = self.trade_for(*trade_id, Party::Operator)?;
                 expect_status(&trade, &[TradeStatus::Dispute])?;
-                match decision {
+                // The side the operator decides against has lost the dispute (a split is
+                // nobody's loss).
+                let loser = match decision {
+                    Decision::Refund => Some(trade.seller_id),
+                    Decision::Release => trade.buyer_id,
+                    Decision::Split { .. } => None,
+                };
+                let outcome = match decision {
                     Decision::Refund => {
                         let held = trade.held();
                         self.refund_all(now, trade, held)
@@ -469,9 +478,24 @@ impl Core {
                         trade.refunded.amount_minor += refund.amount_minor;
                         self.release(now, trade, "trade.finished")
                     }
+                }?;
+                if let Some(loser) = loser {
+                    self.credit_event(now, loser, |f| f.disputes_lost += 1);
                 }
+                Ok(outcome)
             }
         }
+    }
+
+    /// An escrow trade completed without a dispute: it counts for both sides' credit.
+    fn credit_trade_completed(&mut self, outcome: &Outcome, now: u64) {
+        let Outcome::Trade(trade) = outcome else {
+            return;
+        };
+        if let Some(buyer) = trade.buyer_id {
+            self.credit_event(now, buyer, |f| f.trades_bought += 1);
+        }
+        self.credit_event(now, trade.seller_id, |f| f.trades_sold += 1);
     }
 
     /// Moves a trade whose deadline passed: closes it unpaid, confirms receipt on the buyer's
@@ -480,7 +504,9 @@ impl Core {
         let trade = self.products.trades[&id].clone();
         let moved = match trade.status {
             TradeStatus::WaitBuyerPay => Ok(self.close_unpaid(now, trade, "not paid in time")),
-            TradeStatus::WaitBuyerConfirm => self.release(now, trade, "trade.finished"),
+            TradeStatus::WaitBuyerConfirm => self
+                .release(now, trade, "trade.finished")
+                .inspect(|outcome| self.credit_trade_completed(outcome, now)),
             TradeStatus::RefundRequested => self.agree_refund(now, trade),
             status => panic!("a {status} trade has no timer"),
         };

@@ -211,6 +211,7 @@ impl Core {
                 let mut person = self.person(*user_id, None)?.clone();
                 person.level = *level;
                 self.products.put_person(*user_id, person);
+                self.rescore(now, *user_id);
                 Ok(self.person_view(*user_id))
             }
             WalletCommand::StartTopUp {
@@ -331,6 +332,7 @@ impl Core {
                     created_at: now,
                 };
                 self.products.record_transfer(receipt.clone());
+                self.credit_transfer(now, *from_user_id, *to_user_id);
                 let outcome = Outcome::Transfer(receipt);
                 self.products.announce_to(
                     &[
@@ -418,6 +420,7 @@ impl Core {
         if !self.products.people.contains_key(&user) {
             self.products.put_person(user, Person::default());
         }
+        self.open_credit(now, user);
         self.ensure_wallet(now, user, currency);
     }
 

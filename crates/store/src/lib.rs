@@ -6,6 +6,7 @@
 //! The interface is synchronous: the engine's writer is one thread that owns its store, and
 //! blocking there is what makes "answered only after the commit" simple and exact.
 
+pub mod credit;
 pub mod fund;
 pub mod merchant;
 pub mod people;

@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/postgres/0002_products.sql")),
     (3, include_str!("../migrations/postgres/0003_merchants.sql")),
     (4, include_str!("../migrations/postgres/0004_funds.sql")),
+    (5, include_str!("../migrations/postgres/0005_credit.sql")),
 ];
 
 /// The advisory lock migrations hold, so that two processes opening a fresh database at once

@@ -165,6 +165,8 @@ pub(crate) fn write(sql: &mut dyn Sql, effects: &ProductEffects) -> Result<(), S
         &keys,
     )?;
     crate::fund::write(sql, effects)?;
+    crate::credit::write(sql, effects)?;
+    crate::credit::write_holds(sql, effects)?;
     Ok(())
 }
 
@@ -245,6 +247,8 @@ pub(crate) fn load(sql: &mut dyn Sql) -> Result<ProductsLoaded, StoreError> {
         ..ProductsLoaded::default()
     };
     crate::fund::load(sql, &mut loaded)?;
+    crate::credit::load(sql, &mut loaded)?;
+    crate::credit::load_holds(sql, &mut loaded)?;
     Ok(loaded)
 }
 

@@ -18,6 +18,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/sqlite/0002_products.sql")),
     (3, include_str!("../migrations/sqlite/0003_merchants.sql")),
     (4, include_str!("../migrations/sqlite/0004_funds.sql")),
+    (5, include_str!("../migrations/sqlite/0005_credit.sql")),
 ];
 
 /// SQLite page cache per connection, in KiB.

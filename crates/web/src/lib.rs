@@ -6,6 +6,7 @@
 //! doors into Formica cannot drift apart.
 
 mod checkout;
+mod credit;
 mod form;
 pub mod fund;
 mod merchant;
@@ -60,6 +61,12 @@ pub fn router() -> Router<AppState> {
         )
         .route("/wallet/trades/{id}", get(trade::show))
         .route("/wallet/trades/{id}/{step}", post(trade::step))
+        .route("/wallet/credit", get(credit::show))
+        .route("/wallet/credit/consents", post(credit::allow))
+        .route(
+            "/wallet/credit/consents/{merchant}/withdraw",
+            post(credit::stop),
+        )
         .route("/wallet/funds", get(fund::list))
         .route("/wallet/funds/{id}", get(fund::show))
         .route("/wallet/funds/{id}/{action}", post(fund::move_money))

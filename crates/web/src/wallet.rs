@@ -466,6 +466,12 @@ fn services(operator: bool) -> Vec<Service> {
             "fund yield interest savings earn yu'e bao",
         ),
         (
+            "Credit score",
+            "Your score, what makes it, and the shops that may check it",
+            "/wallet/credit",
+            "credit score sesame deposit free trust",
+        ),
+        (
             "Trades",
             "Escrow purchases and sales",
             "/wallet/trades",

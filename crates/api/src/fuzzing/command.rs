@@ -3,6 +3,7 @@
 //! the command the handler submits, and applied to a core that holds a few people, trades, a
 //! shop and a fund, as the writer applies it.
 
+use formica_core::credit::CreditCommand;
 use formica_core::fund::{CUTOFF_DEFAULT, FundCommand, Income};
 use formica_core::merchant::{MerchantCommand, MerchantProfile};
 use formica_core::trade::{NewTrade, TradeCommand};
@@ -15,7 +16,7 @@ use formica_core::{
 use crate::error::ApiError;
 use crate::gateway::time;
 use crate::wallet::PersonRef;
-use crate::{body, fund, merchant, people, trade, wallet};
+use crate::{body, credit, fund, merchant, people, trade, wallet};
 
 const SECOND: u64 = 1_000_000_000;
 
@@ -68,7 +69,7 @@ fn request(route: u8, choice: u8, json: &[u8], world: &World) -> Result<ProductC
         Id(u64::MAX),
     ][usize::from(choice >> 1) % 4];
     let flag = choice & 8 != 0;
-    Ok(match route % 17 {
+    Ok(match route % 19 {
         0 => {
             let value: trade::NewTrade = body::parse(json)?;
             let out_trade_no = trade::text(&value.out_trade_no, "out_trade_no", true)?;
@@ -267,6 +268,29 @@ fn request(route: u8, choice: u8, json: &[u8], world: &World) -> Result<ProductC
             let value: fund::Holidays = body::parse(json)?;
             ProductCommand::Fund(FundCommand::SetHolidays {
                 days: value.days()?,
+            })
+        }
+        16 => {
+            let value: credit::NewConsent = body::parse(json)?;
+            let (person_id, merchant_id) = (caller, value.merchant_id);
+            ProductCommand::Credit(if flag {
+                CreditCommand::Withdraw {
+                    person_id,
+                    merchant_id,
+                }
+            } else {
+                CreditCommand::Grant {
+                    person_id,
+                    merchant_id,
+                }
+            })
+        }
+        17 => {
+            let value: credit::NewCreditCheck = body::parse(json)?;
+            ProductCommand::Credit(CreditCommand::Check {
+                merchant_id: world.shop,
+                person_id: world.person(&value.person, "person")?,
+                threshold: value.threshold,
             })
         }
         _ => {

@@ -3,6 +3,7 @@
 
 mod app;
 mod bad_input;
+mod credit;
 mod flows;
 mod fund;
 mod fuzz;
@@ -29,6 +30,7 @@ macro_rules! api_suite {
 }
 
 use bad_input::*;
+use credit::*;
 use flows::*;
 use fund::*;
 use gateway::*;
@@ -69,6 +71,8 @@ api_suite!(
     a_request_refused_before_its_body_is_read_leaves_the_connection_usable,
     a_hanging_endpoint_does_not_hold_up_other_peoples_webhooks,
     merchant_endpoints_refuse_bad_input_and_change_nothing,
+    credit_score_and_consented_checks,
+    deposit_holds_waived_frozen_charged_and_a_debt_repaid,
 );
 
 #[test]

@@ -232,6 +232,48 @@ pub fn no_route_answers_a_second_person_with_the_first_ones_objects(backend: Bac
         json!({"name": "Pocket", "currency": "CNY", "manager": {"login": "fundco@example.com"}}),
     );
     let fund = fund.body["id"].as_str().expect("a fund").to_owned();
+    let consent = app.post(
+        "/v1/credit/consents",
+        &alice.token,
+        None,
+        json!({"merchant_id": shop.merchant_id}),
+    );
+    assert_eq!(consent.status, 201, "{consent:?}");
+    // A deposit Alice's shop held of Alice herself, waived, charged beyond her wallet: a hold
+    // and a debt of hers.
+    let funding = app.post(
+        "/v1/credit/funding",
+        &operator.token,
+        Some("fund"),
+        json!({"amount": money("10000.00")}),
+    );
+    assert_eq!(funding.status, 201, "{funding:?}");
+    let hold = app.post(
+        &format!("/v1/merchants/{}/holds", shop.merchant_id),
+        &alice.token,
+        None,
+        json!({"person": {"user_id": alice.id}, "out_order_no": "H-1", "title": "a bike",
+               "amount": money("5000.00"), "threshold": 350}),
+    );
+    assert_eq!(hold.status, 201, "{hold:?}");
+    let hold = hold.body["id"].as_str().expect("a hold").to_owned();
+    let waived = app.post(
+        &format!("/v1/holds/{hold}/authorize"),
+        &alice.token,
+        Some("auth"),
+        json!({"pin": PIN}),
+    );
+    assert_eq!(waived.body["status"], "WAIVED", "{waived:?}");
+    let charged = app.post(
+        &format!("/v1/holds/{hold}/charge"),
+        &alice.token,
+        Some("charge"),
+        json!({"amount": money("5000.00")}),
+    );
+    let debt = charged.body["debt_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a debt: {charged:?}"))
+        .to_owned();
     let before = (app.balance(&alice), app.balance(&mallory));
 
     let pin = json!({"pin": PIN});
@@ -242,6 +284,33 @@ pub fn no_route_answers_a_second_person_with_the_first_ones_objects(backend: Bac
             json!({"public_key": "x"}),
         ),
         attempt("get", "/v1/apps/{app_id}/platform-key", Value::Null),
+        attempt("delete", "/v1/credit/consents/{merchant_id}", Value::Null),
+        attempt(
+            "post",
+            "/v1/merchants/{id}/credit-checks",
+            json!({"person": {"login": "alice@example.com"}, "threshold": 350}),
+        ),
+        attempt("get", "/v1/merchants/{id}/consents", Value::Null),
+        attempt("get", "/v1/merchants/{id}/holds", Value::Null),
+        attempt(
+            "post",
+            "/v1/merchants/{id}/holds",
+            json!({"person": {"login": "mallory@example.com"}, "out_order_no": "H-2",
+                   "title": "mine", "amount": money("1.00")}),
+        ),
+        attempt("get", "/v1/holds/{id}", Value::Null),
+        attempt("post", "/v1/holds/{id}/authorize", pin.clone()),
+        attempt(
+            "post",
+            "/v1/holds/{id}/charge",
+            json!({"amount": money("1.00")}),
+        ),
+        attempt("post", "/v1/holds/{id}/unfreeze", Value::Null),
+        attempt(
+            "post",
+            "/v1/debts/{id}/repay",
+            json!({"amount": money("1.00"), "pin": PIN}),
+        ),
         Attempt {
             own: Some("a fund's report is public, as a fund's size is"),
             ..attempt("get", "/v1/funds/{id}", Value::Null)
@@ -346,6 +415,9 @@ pub fn no_route_answers_a_second_person_with_the_first_ones_objects(backend: Bac
                 ("app_id", _) => shop.app_id.clone(),
                 ("trade", _) => counter.clone(),
                 (_, p) if p.starts_with("/v1/funds") => fund.clone(),
+                (_, p) if p.starts_with("/v1/credit") => shop.merchant_id.clone(),
+                (_, p) if p.starts_with("/v1/holds") => hold.clone(),
+                (_, p) if p.starts_with("/v1/debts") => debt.clone(),
                 (_, p) if p.starts_with("/v1/merchants") => shop.merchant_id.clone(),
                 (_, p) if p.starts_with("/v1/movements") => movement.clone(),
                 (_, p) if p.starts_with("/v1/trades") => escrow.clone(),
@@ -375,6 +447,8 @@ pub fn no_route_answers_a_second_person_with_the_first_ones_objects(backend: Bac
             &transfer,
             &endpoint,
             &movement,
+            &hold,
+            &debt,
         ] {
             assert!(
                 !text.contains(secret.as_str()),

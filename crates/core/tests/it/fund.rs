@@ -552,10 +552,14 @@ fn timers_loaded_before_the_settings_follow_the_settings() {
     again.core = Core::from_loaded(loaded).expect("loads");
     again.core.configure(utc);
     let confirm_at = (bought.confirm_day as u64) * DAY;
-    assert_eq!(again.core.next_deadline(), Some(confirm_at));
+    assert_eq!(again.core.next_object_deadline(), Some(confirm_at));
     again.advance(confirm_at - again.now);
     assert_eq!(units(&again, &fund, alice), 100_00);
-    assert_eq!(again.core.next_deadline(), None, "no timer left behind");
+    assert_eq!(
+        again.core.next_object_deadline(),
+        None,
+        "no timer left behind"
+    );
 }
 
 #[test]

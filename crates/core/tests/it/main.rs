@@ -17,6 +17,8 @@ use formica_core::{
 };
 use proptest::prelude::*;
 
+mod credit;
+mod deposit;
 mod fund;
 mod merchant;
 

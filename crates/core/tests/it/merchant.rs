@@ -11,7 +11,7 @@ use super::*;
 
 const DAY: u64 = 24 * 3600 * SECOND;
 
-fn open_merchant(w: &mut World, owner: Id) -> Id {
+pub(super) fn open_merchant(w: &mut World, owner: Id) -> Id {
     let profile = MerchantProfile {
         owner_id: owner,
         name: "Tea House".into(),
@@ -405,7 +405,7 @@ fn settlement_timers_follow_the_settings_and_a_day_netting_zero_is_dropped() {
     let buyer = w.person(2, 1_000_00);
     let shop = open_merchant(&mut w, owner);
     let trade = charge(&mut w, shop, buyer, "D1", 100_00).expect("paid");
-    let due_at = |w: &World| w.core.next_deadline().expect("a timer");
+    let due_at = |w: &World| w.core.next_object_deadline().expect("a timer");
     let t_plus_1 = due_at(&w);
     // Regression: the store loads merchants before the engine configures the core, and the
     // timers kept the default delay (a stale timer then fired every batch, forever).
@@ -421,7 +421,7 @@ fn settlement_timers_follow_the_settings_and_a_day_netting_zero_is_dropped() {
     w.advance(DAY);
     let merchant = w.core.export_products().merchants;
     assert!(merchant[0].days.is_empty(), "{:?}", merchant[0].days);
-    assert_eq!(w.core.next_deadline(), None);
+    assert_eq!(w.core.next_object_deadline(), None);
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! What must hold after every step, whatever failed: the books balance in every currency,
 //! every wallet's held money is exactly what its open trades and withdrawals hold, every
 //! trade's money is where its state says, the fund's units equal its money and nobody's
-//! units are negative, and the store agrees with itself.
+//! units are negative, every credit score is within its bounds and adds up, and the store
+//! agrees with itself.
 
 use formica_core::fund::{fund_account, issuer_account, units_account};
 use formica_core::trade::TradeStatus;
@@ -22,7 +23,27 @@ pub fn core(core: &Core) -> Result<(), String> {
     }
     let products = core.export_products();
     held_money(core, &products)?;
-    funds(core, &products)
+    funds(core, &products)?;
+    credit(&products)
+}
+
+/// Every score is 350 to 950 and is 350 plus its dimensions' points, each within its max.
+fn credit(products: &ProductsLoaded) -> Result<(), String> {
+    use formica_core::credit::{SCORE_MAX, SCORE_MIN};
+    for record in &products.credit {
+        let score = &record.score;
+        let sum: u16 = score.dimensions.iter().map(|d| d.points).sum();
+        if !(SCORE_MIN..=SCORE_MAX).contains(&score.score) || score.score != SCORE_MIN + sum {
+            return Err(format!(
+                "{}'s score does not add up: {score:?}",
+                record.person_id
+            ));
+        }
+        if let Some(d) = score.dimensions.iter().find(|d| d.points > d.max) {
+            return Err(format!("{}'s {d:?} is past its max", record.person_id));
+        }
+    }
+    Ok(())
 }
 
 /// Every wallet's pending debits are its open trades' holds (as buyer) and its withdrawals in

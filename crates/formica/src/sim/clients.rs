@@ -1,6 +1,7 @@
 //! The simulated clients: people who top up, withdraw, pay each other, trade through escrow,
 //! refund and dispute, and keep pocket money in the fund; a shop that charges at its till,
-//! refunds, cancels and pays people out; an operator who decides disputes,
+//! refunds, cancels, pays people out and checks the credit of people who let it (who grant
+//! and withdraw that consent); an operator who decides disputes,
 //! posts the fund's daily income and sets holidays. Every command carries an idempotency key,
 //! and a client whose command got no answer sends it again with the same key until it does,
 //! as a well-behaved client of the API would.
@@ -10,6 +11,7 @@
     reason = "amounts in fen read as yuan_fen: 100_00 is 100.00 yuan"
 )]
 
+use formica_core::credit::CreditCommand;
 use formica_core::fund::{FundCommand, Income};
 use formica_core::merchant::{MerchantCommand, MerchantProfile};
 use formica_core::products::PLATFORM;
@@ -202,7 +204,7 @@ impl Clients {
             (!trades.is_empty()).then(|| trades[rng.random_range(recent..trades.len())])
         };
         loop {
-            let (owner, command) = match rng.random_range(0..110) {
+            let (owner, command) = match rng.random_range(0..118) {
                 0..12 => {
                     let user_id = person(rng);
                     let command = if rng.random_bool(0.7) {
@@ -356,6 +358,37 @@ impl Clients {
                         },
                     };
                     (SHOP_OWNER, ProductCommand::Merchant(command))
+                }
+                108..116 => {
+                    let Some(merchant_id) = self.merchant else {
+                        continue;
+                    };
+                    let person_id = person(rng);
+                    match rng.random_range(0..4) {
+                        0 => (
+                            person_id,
+                            ProductCommand::Credit(CreditCommand::Grant {
+                                person_id,
+                                merchant_id,
+                            }),
+                        ),
+                        1 => (
+                            person_id,
+                            ProductCommand::Credit(CreditCommand::Withdraw {
+                                person_id,
+                                merchant_id,
+                            }),
+                        ),
+                        // Now and then a threshold out of range.
+                        _ => (
+                            SHOP_OWNER,
+                            ProductCommand::Credit(CreditCommand::Check {
+                                merchant_id,
+                                person_id,
+                                threshold: rng.random_range(340..=960),
+                            }),
+                        ),
+                    }
                 }
                 _ => {
                     // A holiday or two around today, as an operator declares them.

@@ -41,6 +41,9 @@ fn twenty_seeds_keep_every_promise() {
         "trade DISPUTE",
         "redemption",
         "subscription",
+        "consent",
+        "credit_check",
+        "refused consent_not_found",
     ] {
         assert!(out.contains(reached), "{reached} never reached:\n{out}");
     }

@@ -42,6 +42,7 @@ macro_rules! store_suite {
                 an_expiry_after_the_last_event_is_inside_the_next_checkpoint,
                 products_load_back_as_memory_holds_them,
                 a_crash_in_the_middle_of_an_accrual_credits_each_holder_once,
+                a_crash_in_the_middle_of_the_credit_run_resumes_it_and_consents_persist,
             );
         }
     };
@@ -1103,6 +1104,36 @@ impl ProductBooks {
 use formica_core::Outcome;
 
 impl ProductBooks {
+    /// The settings of the crash tests: chunks of two, so a run spans batches.
+    fn settings() -> formica_core::Settings {
+        formica_core::Settings {
+            accrual_chunk: 2,
+            ..formica_core::Settings::default()
+        }
+    }
+
+    /// A writer on a fresh store, at Friday 16:00 in the platform's zone.
+    fn start(db: &formica_testkit::TestDb) -> ProductBooks {
+        let mut store = db.open();
+        let mut core = Core::from_loaded(store.load().expect("load")).expect("fresh");
+        core.configure(Self::settings());
+        ProductBooks {
+            core,
+            store,
+            now: 1_800_000_000 * SECOND,
+        }
+    }
+
+    /// The writer dies and starts again on what the store holds.
+    fn restart(self, db: &formica_testkit::TestDb) -> ProductBooks {
+        let ProductBooks { store, now, .. } = self;
+        drop(store);
+        let mut store = db.open();
+        let mut core = Core::from_loaded(store.load().expect("load")).expect("loads");
+        core.configure(Self::settings());
+        ProductBooks { core, store, now }
+    }
+
     /// A batch of timers alone, checked like a command's.
     fn tick(&mut self, advance: u64) {
         self.now += advance;
@@ -1126,22 +1157,10 @@ impl ProductBooks {
 fn a_crash_in_the_middle_of_an_accrual_credits_each_holder_once(backend: Backend) {
     use formica_core::fund::{FundCommand, Income, fund_account, issuer_account, units_account};
     use formica_core::wallet::WalletCommand;
-    use formica_core::{Currency, Id, Money, ProductCommand, Settings};
+    use formica_core::{Currency, Id, Money, ProductCommand};
     const DAY: u64 = 24 * 3600 * SECOND;
-    let settings = || Settings {
-        accrual_chunk: 2,
-        ..Settings::default()
-    };
     let db = backend.fresh();
-    let mut store = db.open();
-    let mut core = Core::from_loaded(store.load().expect("load")).expect("fresh");
-    core.configure(settings());
-    let mut books = ProductBooks {
-        core,
-        store,
-        // Friday 16:00 in the platform's zone.
-        now: 1_800_000_000 * SECOND,
-    };
+    let mut books = ProductBooks::start(&db);
     let cny = |minor| Money::new(minor, Currency::CNY);
     let people: Vec<Id> = (1..=6).map(Id).collect();
     for user in &people {
@@ -1241,12 +1260,7 @@ fn a_crash_in_the_middle_of_an_accrual_credits_each_holder_once(backend: Backend
         [4_65, 4_65, 0, 0, 0],
         "two holders credited before the crash"
     );
-    let ProductBooks { store, now, .. } = books;
-    drop(store);
-    let mut store = db.open();
-    let mut core = Core::from_loaded(store.load().expect("load")).expect("loads");
-    core.configure(settings());
-    let mut books = ProductBooks { core, store, now };
+    let mut books = books.restart(&db);
     // The restarted writer picks the accrual up where it stopped.
     books.tick(SECOND);
     books.tick(SECOND);
@@ -1572,4 +1586,94 @@ fn products_load_back_as_memory_holds_them(backend: Backend) {
     assert_eq!(movements[0].user_id, m.id);
     // Paid 100.00, refunded 25.00, fees 0.60 - 0.15, paid out 1.00.
     assert_eq!(movements[0].amount, cny(10_000 - 2_500 - 45 - 100));
+}
+
+/// The daily credit run saves its cursor with every chunk: a writer that dies half way
+/// resumes after the last person scored, and the scores come out as an uninterrupted run's.
+/// Consents (granted, checked, withdrawn) load back as memory holds them.
+fn a_crash_in_the_middle_of_the_credit_run_resumes_it_and_consents_persist(backend: Backend) {
+    use formica_core::credit::{CreditCommand, Dimension};
+    use formica_core::merchant::{MerchantCommand, MerchantProfile};
+    use formica_core::wallet::WalletCommand;
+    use formica_core::{Currency, Id, ProductCommand};
+    const DAY: u64 = 24 * 3600 * SECOND;
+    let db = backend.fresh();
+    let mut books = ProductBooks::start(&db);
+    let people: Vec<Id> = (1..=5).map(Id).collect();
+    for user in &people {
+        books.run(
+            SECOND,
+            ProductCommand::Wallet(WalletCommand::OpenWallet {
+                user_id: *user,
+                currency: Currency::CNY,
+            }),
+        );
+    }
+    let Some(Outcome::Merchant(shop)) = books.run(
+        SECOND,
+        ProductCommand::Merchant(MerchantCommand::Open(Box::new(MerchantProfile {
+            owner_id: people[0],
+            name: "Bikes".into(),
+            contact: "bikes@example.com".into(),
+            category: "rental".into(),
+            country: "CN".into(),
+            currency: Currency::CNY,
+            card_id: Id(7),
+        }))),
+    ) else {
+        panic!("a merchant")
+    };
+    for person in &people[1..3] {
+        books.run(
+            SECOND,
+            ProductCommand::Credit(CreditCommand::Grant {
+                person_id: *person,
+                merchant_id: shop.id,
+            }),
+        );
+    }
+    books.run(
+        SECOND,
+        ProductCommand::Credit(CreditCommand::Check {
+            merchant_id: shop.id,
+            person_id: people[1],
+            threshold: 500,
+        }),
+    );
+    books.run(
+        SECOND,
+        ProductCommand::Credit(CreditCommand::Withdraw {
+            person_id: people[2],
+            merchant_id: shop.id,
+        }),
+    );
+    let identity = |books: &ProductBooks| -> Vec<u16> {
+        people
+            .iter()
+            .map(|p| {
+                books.core.credit(*p).expect("a record").score.dimensions
+                    [Dimension::Identity as usize]
+                    .points
+            })
+            .collect()
+    };
+    // Forty days on: the run's first chunk scores two people, then the writer dies.
+    books.tick(40 * DAY);
+    assert_eq!(identity(&books), [15, 15, 0, 0, 0]);
+    let mut books = books.restart(&db);
+    assert_eq!(identity(&books), [15, 15, 0, 0, 0], "as written");
+    assert!(books.core.credit_run().running);
+    books.tick(SECOND);
+    books.tick(SECOND);
+    assert_eq!(identity(&books), [15; 5]);
+    assert!(!books.core.credit_run().running);
+    let checked = books.core.consent(people[1], shop.id).expect("a consent");
+    assert_eq!((checked.checks, checked.stands()), (1, true));
+    let withdrawn = books.core.consent(people[2], shop.id).expect("a consent");
+    assert!(!withdrawn.stands());
+    let read = books
+        .store
+        .read_sql(|sql| formica_store::credit::consents_to_merchant(sql, shop.id))
+        .expect("read");
+    assert_eq!(read.len(), 2);
 }

@@ -486,3 +486,81 @@ pub fn the_pocket_fund_in_the_wallet_and_the_operator_console(backend: Backend) 
     assert_eq!(app.available(&manager), "993.58");
     app.finish();
 }
+
+pub fn the_credit_score_and_the_shops_that_may_check_it(backend: Backend) {
+    if !browser::available() {
+        return;
+    }
+    let app = App::start(backend);
+    let renter = app.person("renter@example.com", "2000.00");
+    let owner = app.person("bikes@example.com", "0");
+    let shop = app.shop(&owner, "Bikes");
+    let check = |threshold: u16| {
+        app.api(
+            "POST",
+            &format!("/v1/merchants/{shop}/credit-checks"),
+            Some(&owner.token),
+            None,
+            Some(json!({"person": {"login": "renter@example.com"}, "threshold": threshold})),
+        )
+    };
+    assert_eq!(check(500).0, 404, "no consent yet");
+    // Money received counts from the next daily run.
+    app.advance(24 * 3600 * 1_000_000_000);
+    let driver = Driver::start();
+    app.runtime.block_on(async {
+        let wallet = Browser::open(&driver, &app, "credit").await;
+        sign_in(&wallet, &renter).await;
+        wallet.goto("/wallet/services?q=deposit").await;
+        wallet.follow("Credit score").await;
+        let score: u16 = wallet
+            .text("[data-testid=credit-score]")
+            .await
+            .parse()
+            .expect("a number");
+        assert!((350..=950).contains(&score), "{score}");
+        // 2,000.00 received and held: the means dimension explains itself.
+        assert!(
+            wallet
+                .text("[data-testid=credit-reasons]")
+                .await
+                .contains("2000 CNY received into the wallet"),
+            "{}",
+            wallet.page_text().await
+        );
+        wallet.fill("merchant", &shop).await;
+        wallet.submit("merchant").await;
+        assert!(
+            wallet
+                .text("[data-testid=credit-consents]")
+                .await
+                .contains("Bikes")
+        );
+        wallet.shot("score").await;
+        wallet.close().await;
+    });
+    let (status, body) = check(500);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["passes"], true);
+    app.runtime.block_on(async {
+        let wallet = Browser::open(&driver, &app, "credit").await;
+        sign_in(&wallet, &renter).await;
+        wallet.goto("/wallet/credit").await;
+        assert!(
+            wallet
+                .text("[data-testid=credit-consents]")
+                .await
+                .contains("1 check")
+        );
+        wallet.press("Stop").await;
+        assert!(
+            wallet
+                .text("[data-testid=credit-consents]")
+                .await
+                .contains("stopped")
+        );
+        wallet.close().await;
+    });
+    assert_eq!(check(350).0, 404, "consent withdrawn");
+    app.finish();
+}

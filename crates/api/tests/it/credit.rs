@@ -1,0 +1,216 @@
+//! The credit score over HTTP: a person reads their score with its reasons; a merchant asks
+//! whether a person passes a threshold and learns nothing without the person's consent; the
+//! person withdraws consent and the merchant's checks are refused again.
+
+use serde_json::json;
+
+use crate::app::App;
+use crate::gateway::open_shop;
+use formica_testkit::Backend;
+
+pub fn credit_score_and_consented_checks(backend: Backend) {
+    let app = App::start(backend);
+    let shop = open_shop(&app, "bikes@example.com", false);
+    let renter = app.person("renter@example.com", "0");
+
+    let score = app.get("/v1/credit/score", &renter.token);
+    assert_eq!(score.status, 200, "{score:?}");
+    let points = score.body["score"].as_u64().expect("a score");
+    assert!((350..=950).contains(&points), "{points}");
+    let dimensions = score.body["dimensions"].as_array().expect("dimensions");
+    let names: Vec<&str> = dimensions
+        .iter()
+        .map(|d| d["dimension"].as_str().expect("a name"))
+        .collect();
+    assert_eq!(
+        names,
+        ["history", "behaviour", "ability", "identity", "connections"]
+    );
+    let total: u64 = dimensions
+        .iter()
+        .map(|d| d["points"].as_u64().expect("points"))
+        .sum();
+    assert_eq!(points, 350 + total, "the dimensions add up to the score");
+
+    let check = |threshold: u64| {
+        app.post(
+            &format!("/v1/merchants/{}/credit-checks", shop.merchant_id),
+            &shop.owner.token,
+            None,
+            json!({"person": {"login": "renter@example.com"}, "threshold": threshold}),
+        )
+    };
+    // No consent: the merchant learns nothing, not even that the person exists.
+    let refused = check(550);
+    assert_eq!(refused.status, 404, "{refused:?}");
+    assert_eq!(refused.code(), "consent_not_found");
+    let nobody = app.post(
+        &format!("/v1/merchants/{}/credit-checks", shop.merchant_id),
+        &shop.owner.token,
+        None,
+        json!({"person": {"login": "nobody@example.com"}, "threshold": 550}),
+    );
+    assert_eq!((nobody.status, nobody.code()), (404, "consent_not_found"));
+
+    let granted = app.post(
+        "/v1/credit/consents",
+        &renter.token,
+        None,
+        json!({"merchant_id": shop.merchant_id}),
+    );
+    assert_eq!(granted.status, 201, "{granted:?}");
+    let passes = check(points);
+    assert_eq!(passes.status, 200, "{passes:?}");
+    assert_eq!(passes.body["passes"], true);
+    assert!(
+        passes.body.get("score").is_none(),
+        "never the score: {passes:?}"
+    );
+    assert_eq!(check(points + 1).body["passes"], false);
+    let out_of_range = check(951);
+    assert_eq!(
+        (out_of_range.status, out_of_range.code()),
+        (400, "threshold_invalid")
+    );
+
+    // The person sees the checks; the merchant sees who consented, never a score.
+    let mine = app.get("/v1/credit/consents", &renter.token);
+    assert_eq!(mine.body[0]["checks"], 2, "{mine:?}");
+    let theirs = app.get(
+        &format!("/v1/merchants/{}/consents", shop.merchant_id),
+        &shop.owner.token,
+    );
+    assert_eq!(theirs.body[0]["person_id"], renter.id.as_str());
+    assert_eq!(theirs.body[0]["standing"], true);
+    assert!(!theirs.body.to_string().contains("score"), "{theirs:?}");
+
+    let withdrawn = app.send(
+        "DELETE",
+        &format!("/v1/credit/consents/{}", shop.merchant_id),
+        Some(&renter.token),
+        None,
+        None,
+    );
+    assert_eq!(withdrawn.status, 200, "{withdrawn:?}");
+    assert!(withdrawn.body["withdrawn_at"].is_u64(), "{withdrawn:?}");
+    assert_eq!(check(350).code(), "consent_not_found");
+    // Somebody else's merchant cannot ask at all.
+    let stranger = app.person("stranger@example.com", "0");
+    let foreign = app.post(
+        &format!("/v1/merchants/{}/credit-checks", shop.merchant_id),
+        &stranger.token,
+        None,
+        json!({"person": {"login": "renter@example.com"}, "threshold": 350}),
+    );
+    assert_eq!(foreign.status, 404);
+    app.finish();
+}
+
+pub fn deposit_holds_waived_frozen_charged_and_a_debt_repaid(backend: Backend) {
+    let app = App::start(backend);
+    let operator = app.operator();
+    let shop = open_shop(&app, "cars@example.com", false);
+    let renter = app.person("driver@example.com", "100.00");
+    let money = |yuan: &str| json!({"amount": yuan, "currency": "CNY"});
+    let ask = |no: &str, yuan: &str, threshold: u64| {
+        let asked = app.post(
+            &format!("/v1/merchants/{}/holds", shop.merchant_id),
+            &shop.owner.token,
+            None,
+            json!({"person": {"login": "driver@example.com"}, "out_order_no": no,
+                   "title": "a car for the weekend", "amount": money(yuan),
+                   "threshold": threshold}),
+        );
+        assert_eq!(asked.status, 201, "{asked:?}");
+        assert_eq!(asked.body["status"], "REQUESTED");
+        asked.body["id"].as_str().expect("an id").to_owned()
+    };
+    let authorize = |hold: &str, key: &str| {
+        app.post(
+            &format!("/v1/holds/{hold}/authorize"),
+            &renter.token,
+            Some(key),
+            json!({"pin": crate::app::PIN}),
+        )
+    };
+    let score = app.get("/v1/credit/score", &renter.token).body["score"]
+        .as_u64()
+        .expect("a score");
+
+    // Above the renter's score: frozen, then charged in part; the rest comes back.
+    let frozen = ask("R-1", "80.00", score + 1);
+    let answer = authorize(&frozen, "a1");
+    assert_eq!(answer.body["status"], "FROZEN", "{answer:?}");
+    assert_eq!(app.balance(&renter).0, "20.00");
+    let charged = app.post(
+        &format!("/v1/holds/{frozen}/charge"),
+        &shop.owner.token,
+        Some("c1"),
+        json!({"amount": money("30.00")}),
+    );
+    assert_eq!(charged.body["status"], "CLOSED", "{charged:?}");
+    assert_eq!(app.balance(&renter).0, "70.00");
+    // Charging a closed hold again is refused.
+    let again = app.post(
+        &format!("/v1/holds/{frozen}/charge"),
+        &shop.owner.token,
+        Some("c2"),
+        json!({"amount": money("1.00")}),
+    );
+    assert_eq!((again.status, again.code()), (409, "hold_status_invalid"));
+
+    // At the renter's score: waived, nothing held; charged beyond the wallet, a debt.
+    let waived = ask("R-2", "500.00", score);
+    assert_eq!(authorize(&waived, "a2").body["status"], "WAIVED");
+    assert_eq!(app.balance(&renter).0, "70.00");
+    let charge = |key: &str| {
+        app.post(
+            &format!("/v1/holds/{waived}/charge"),
+            &shop.owner.token,
+            Some(key),
+            json!({"amount": money("200.00")}),
+        )
+    };
+    let unfunded = charge("c3");
+    assert_eq!(
+        (unfunded.status, unfunded.code()),
+        (422, "credit_funding_insufficient")
+    );
+    let funded = app.post(
+        "/v1/credit/funding",
+        &operator.token,
+        Some("f1"),
+        json!({"amount": money("1000.00")}),
+    );
+    assert_eq!(funded.body["available"]["amount"], "1000.00", "{funded:?}");
+    let charged = charge("c4");
+    let debt = charged.body["debt_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a debt: {charged:?}"))
+        .to_owned();
+    assert_eq!(app.balance(&renter).0, "0.00");
+    let debts = app.get("/v1/debts", &renter.token);
+    assert_eq!(debts.body[0]["amount"]["amount"], "130.00", "{debts:?}");
+
+    app.top_up(&renter, "200.00", &renter.card_id);
+    let repaid = app.post(
+        &format!("/v1/debts/{debt}/repay"),
+        &renter.token,
+        Some("r1"),
+        json!({"amount": money("130.00"), "pin": crate::app::PIN}),
+    );
+    assert_eq!(repaid.status, 200, "{repaid:?}");
+    assert!(repaid.body["repaid_at"].is_u64(), "{repaid:?}");
+    let history = app.get("/v1/credit/score", &renter.token);
+    assert!(
+        history.body["reasons"]
+            .as_array()
+            .expect("reasons")
+            .iter()
+            .any(|r| r["text"] == "1 bill repaid on time"),
+        "{history:?}"
+    );
+    let mine = app.get("/v1/holds", &renter.token);
+    assert_eq!(mine.body.as_array().map(Vec::len), Some(2));
+    app.finish();
+}

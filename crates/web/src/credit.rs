@@ -1,0 +1,206 @@
+//! The credit score's page in the wallet: the score, its five dimensions with their changes,
+//! the reasons that weigh most, and the shops the person lets check it (allow, stop).
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use formica_api::AppState;
+use formica_api::auth::Caller;
+use formica_api::body::Body;
+use formica_api::credit::NewConsent;
+use formica_core::Id;
+use formica_core::credit::{Consent, Dimension, Score};
+use serde::Deserialize;
+
+use crate::session::{Ctx, Posted, Signed};
+use crate::view::{self, Chrome};
+
+struct DimensionLine {
+    name: &'static str,
+    about: &'static str,
+    points: u16,
+    max: u16,
+    change: i32,
+}
+
+struct ConsentLine {
+    merchant_id: String,
+    merchant: String,
+    standing: bool,
+    since: String,
+    checks: u64,
+}
+
+#[derive(Template)]
+#[template(path = "wallet/credit.html")]
+struct CreditPage {
+    chrome: Chrome,
+    score: u16,
+    band: &'static str,
+    change: i32,
+    computed: String,
+    dimensions: Vec<DimensionLine>,
+    reasons: Vec<(String, i32)>,
+    consents: Vec<ConsentLine>,
+    error: Option<String>,
+}
+
+/// The dimension's name and what it weighs, for people.
+fn describe(dimension: Dimension) -> (&'static str, &'static str) {
+    match dimension {
+        Dimension::History => ("Repaying on time", "Bills and debts repaid by their day"),
+        Dimension::Behaviour => (
+            "Paying and trading",
+            "Escrow trades completed, money spent, disputes",
+        ),
+        Dimension::Ability => ("Means", "Wallet and pocket fund, money received over time"),
+        Dimension::Identity => ("Identity", "A verified identity, the account's age"),
+        Dimension::Connections => ("Connections", "Transfers with people in good standing"),
+    }
+}
+
+/// A word for where a score stands (the bands the real product is said to use).
+fn band(score: u16) -> &'static str {
+    match score {
+        ..550 => "Fair",
+        550..600 => "Medium",
+        600..650 => "Good",
+        650..700 => "Very good",
+        _ => "Excellent",
+    }
+}
+
+async fn page(
+    state: &AppState,
+    ctx: &Ctx,
+    caller: &Caller,
+    error: Option<(StatusCode, String)>,
+) -> Response {
+    let person = caller.0.id;
+    let read = state
+        .pool()
+        .read(move |sql| {
+            let credit = formica_store::credit::credit(sql, person)?;
+            let consents = formica_store::credit::consents_of_person(sql, person)?;
+            let mut named = Vec::with_capacity(consents.len());
+            for consent in consents {
+                let name = formica_store::merchant::merchant(sql, consent.merchant_id)?
+                    .map_or_else(|| consent.merchant_id.to_string(), |m| m.name);
+                named.push((consent, name));
+            }
+            Ok((credit, named))
+        })
+        .await;
+    let (credit, consents) = match read {
+        Ok(found) => found,
+        Err(error) => return view::failure(&error),
+    };
+    let Some(credit) = credit else {
+        return view::not_found(ctx);
+    };
+    let offset = state.engine().settings().day_offset_seconds;
+    let Score {
+        score,
+        change,
+        computed_at,
+        dimensions,
+        reasons,
+    } = credit.score;
+    let (status, error) = match error {
+        Some((status, message)) => (status, Some(message)),
+        None => (StatusCode::OK, None),
+    };
+    let page = CreditPage {
+        chrome: Chrome::new(ctx, "wallet", "Credit score"),
+        score,
+        band: band(score),
+        change,
+        computed: view::time(computed_at, offset),
+        dimensions: dimensions
+            .iter()
+            .map(|d| {
+                let (name, about) = describe(d.dimension);
+                DimensionLine {
+                    name,
+                    about,
+                    points: d.points,
+                    max: d.max,
+                    change: d.change,
+                }
+            })
+            .collect(),
+        reasons: reasons.into_iter().map(|r| (r.text, r.points)).collect(),
+        consents: consents
+            .into_iter()
+            .map(|(c, merchant): (Consent, String)| ConsentLine {
+                merchant_id: c.merchant_id.to_string(),
+                merchant,
+                standing: c.stands(),
+                since: view::time(c.withdrawn_at.unwrap_or(c.granted_at), offset),
+                checks: c.checks,
+            })
+            .collect(),
+        error,
+    };
+    view::render(ctx, status, &page)
+}
+
+/// `GET /wallet/credit`.
+pub async fn show(State(state): State<AppState>, Signed(ctx, caller): Signed) -> Response {
+    page(&state, &ctx, &caller, None).await
+}
+
+/// The allow form.
+#[derive(Debug, Deserialize)]
+pub struct AllowForm {
+    merchant_id: String,
+}
+
+/// `POST /wallet/credit/consents`: lets a shop check the score.
+pub async fn allow(State(state): State<AppState>, form: Posted<AllowForm>) -> Response {
+    let Posted { ctx, value, digest } = form;
+    let Some(caller) = ctx.caller() else {
+        return crate::session::to_sign_in("/wallet/credit");
+    };
+    let Ok(merchant_id) = value.merchant_id.trim().parse::<Id>() else {
+        let said = (
+            StatusCode::BAD_REQUEST,
+            "Shop: give the shop's number.".to_owned(),
+        );
+        return page(&state, &ctx, &caller, Some(said)).await;
+    };
+    let body = Body {
+        value: NewConsent { merchant_id },
+        digest,
+    };
+    let headers = axum::http::HeaderMap::new();
+    match formica_api::credit::grant(State(state.clone()), caller.clone(), headers, body).await {
+        Ok(_) => view::done("/wallet/credit"),
+        Err(error) => {
+            let said = (error.status, view::say(&error));
+            page(&state, &ctx, &caller, Some(said)).await
+        }
+    }
+}
+
+/// The stop form (nothing but the form token).
+#[derive(Debug, Deserialize)]
+pub struct StopForm {}
+
+/// `POST /wallet/credit/consents/{merchant}/withdraw`: stops a shop's checks.
+pub async fn stop(
+    State(state): State<AppState>,
+    Path(merchant): Path<String>,
+    form: Posted<StopForm>,
+) -> Response {
+    let ctx = form.ctx;
+    let Some(caller) = ctx.caller() else {
+        return crate::session::to_sign_in("/wallet/credit");
+    };
+    match formica_api::credit::withdraw(State(state.clone()), caller.clone(), Path(merchant)).await
+    {
+        Ok(_) => view::done("/wallet/credit"),
+        Err(error) => view::api_error(&ctx, &error),
+    }
+}
