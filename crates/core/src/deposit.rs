@@ -107,9 +107,9 @@ pub struct Hold {
     pub charged: Money,
     /// Of the charge, what the person's wallet could not pay: their debt.
     pub debt_id: Option<Id>,
-    /// The pending transfer that freezes the money.
-    #[serde(skip)]
-    #[schema(ignore)]
+    /// The books' pending transfer that freezes the money (a 128-bit id, in decimal).
+    #[serde(with = "decimal_id", default)]
+    #[schema(value_type = Option<String>)]
     pub pending: Option<u128>,
     /// Why it closed: `charged`, `unfrozen` or `expired`.
     pub close_reason: Option<String>,
@@ -625,5 +625,25 @@ pub fn credit_funding(core: &Core, currency: Currency) -> CreditFunding {
     CreditFunding {
         available: Money::new(balance(funding_account(currency)), currency),
         lent: Money::new(balance(lent_account(currency)), currency),
+    }
+}
+
+/// A 128-bit transfer id as a decimal string (JSON numbers lose digits past 2^53).
+mod decimal_id {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(id: &Option<u128>, serializer: S) -> Result<S::Ok, S::Error> {
+        match id {
+            Some(id) => serializer.collect_str(id),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<u128>, D::Error> {
+        Option::<String>::deserialize(deserializer)?
+            .map(|text| text.parse().map_err(serde::de::Error::custom))
+            .transpose()
     }
 }

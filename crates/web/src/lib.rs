@@ -9,6 +9,7 @@ mod checkout;
 mod credit;
 mod form;
 pub mod fund;
+mod hold;
 mod merchant;
 mod operator;
 pub mod session;
@@ -67,6 +68,15 @@ pub fn router() -> Router<AppState> {
             "/wallet/credit/consents/{merchant}/withdraw",
             post(credit::stop),
         )
+        .route("/wallet/holds", get(hold::wallet))
+        .route("/wallet/holds/{id}/authorize", post(hold::authorize))
+        .route("/wallet/debts/{id}/repay", post(hold::repay))
+        .route(
+            "/merchant/{id}/holds",
+            get(hold::shop_holds).post(hold::ask),
+        )
+        .route("/merchant/{id}/holds/{hold}/charge", post(hold::charge))
+        .route("/merchant/{id}/holds/{hold}/unfreeze", post(hold::release))
         .route("/wallet/funds", get(fund::list))
         .route("/wallet/funds/{id}", get(fund::show))
         .route("/wallet/funds/{id}/{action}", post(fund::move_money))

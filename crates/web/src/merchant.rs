@@ -26,13 +26,13 @@ use crate::view::{self, Chrome};
 
 /// The shop a console page is about.
 pub struct Shop {
-    id: String,
-    name: String,
-    currency: Currency,
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) currency: Currency,
 }
 
 /// The caller's shop `id`, or the response to give instead (not found for anyone else's).
-async fn shop(
+pub(crate) async fn shop(
     state: &AppState,
     ctx: &Ctx,
     caller: &Caller,
@@ -44,7 +44,7 @@ async fn shop(
         .map_err(|error| view::api_error(ctx, &error))
 }
 
-fn nav(merchant: &Merchant) -> Shop {
+pub(crate) fn nav(merchant: &Merchant) -> Shop {
     Shop {
         id: merchant.id.to_string(),
         name: merchant.name.clone(),

@@ -472,6 +472,12 @@ fn services(operator: bool) -> Vec<Service> {
             "credit score sesame deposit free trust",
         ),
         (
+            "Deposits",
+            "Deposits shops hold for rentals, and what you owe",
+            "/wallet/holds",
+            "deposit rent rental free hold debt repay",
+        ),
+        (
             "Trades",
             "Escrow purchases and sales",
             "/wallet/trades",

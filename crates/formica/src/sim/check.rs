@@ -24,7 +24,35 @@ pub fn core(core: &Core) -> Result<(), String> {
     let products = core.export_products();
     held_money(core, &products)?;
     funds(core, &products)?;
-    credit(&products)
+    credit(&products)?;
+    debts(core, &products)
+}
+
+/// Each person's receivable is what their open debts have left to repay, and the platform's
+/// lent account is the sum of the receivables.
+fn debts(core: &Core, products: &ProductsLoaded) -> Result<(), String> {
+    use formica_core::deposit::{credit_funding, owed};
+    let mut lent = 0u128;
+    for (person, _) in &products.people {
+        let outstanding: u64 = products
+            .open_debts
+            .iter()
+            .filter(|d| d.person_id == *person)
+            .map(|d| d.outstanding())
+            .sum();
+        let receivable = owed(core, *person);
+        if receivable != u128::from(outstanding) {
+            return Err(format!(
+                "{person} owes {receivable} on the books, {outstanding} in open debts"
+            ));
+        }
+        lent += receivable;
+    }
+    let funding = credit_funding(core, Currency::CNY);
+    if u128::from(funding.lent.amount_minor) != lent {
+        return Err(format!("lent {:?}, receivables {lent}", funding.lent));
+    }
+    Ok(())
 }
 
 /// Every score is 350 to 950 and is 350 plus its dimensions' points, each within its max.
@@ -110,6 +138,15 @@ fn held_money(core: &Core, products: &ProductsLoaded) -> Result<(), String> {
             MovementKind::Withdrawal => entry.0 += u128::from(movement.amount.amount_minor),
             // The bank has not paid in yet: nothing is on the books.
             MovementKind::TopUp => {}
+        }
+    }
+    // A frozen deposit is pending from the person's wallet to the merchant.
+    for hold in &products.open_holds {
+        if hold.status == formica_core::deposit::HoldStatus::Frozen {
+            expected
+                .entry(wallet_account(hold.person_id, hold.amount.currency))
+                .or_default()
+                .0 += u128::from(hold.amount.amount_minor);
         }
     }
     // A normal redemption's money is on its way to the wallet until its pay day.

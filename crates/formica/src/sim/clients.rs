@@ -1,7 +1,8 @@
 //! The simulated clients: people who top up, withdraw, pay each other, trade through escrow,
 //! refund and dispute, and keep pocket money in the fund; a shop that charges at its till,
-//! refunds, cancels, pays people out and checks the credit of people who let it (who grant
-//! and withdraw that consent); an operator who decides disputes,
+//! refunds, cancels, pays people out, checks the credit of people who let it (who grant
+//! and withdraw that consent) and holds deposits (authorised by the person, charged or
+//! released; people repay the debts a charge leaves); an operator who decides disputes,
 //! posts the fund's daily income and sets holidays. Every command carries an idempotency key,
 //! and a client whose command got no answer sends it again with the same key until it does,
 //! as a well-behaved client of the API would.
@@ -12,6 +13,7 @@
 )]
 
 use formica_core::credit::CreditCommand;
+use formica_core::deposit::{HoldCommand, HoldStatus};
 use formica_core::fund::{FundCommand, Income};
 use formica_core::merchant::{MerchantCommand, MerchantProfile};
 use formica_core::products::PLATFORM;
@@ -47,6 +49,10 @@ pub struct Clients {
     pub till_trades: Vec<Id>,
     /// The out_trade_no handed out last.
     numbers: u64,
+    /// Open holds: (hold, person, status).
+    pub holds: Vec<(Id, Id, HoldStatus)>,
+    /// Debts not yet repaid: (debt, person).
+    pub debts: Vec<(Id, Id)>,
 }
 
 /// A trade as a client last saw it.
@@ -99,6 +105,12 @@ impl Clients {
         ));
         commands.push(self.keyed(
             PLATFORM,
+            ProductCommand::Hold(HoldCommand::AddFunding {
+                amount: cny(5_000_00),
+            }),
+        ));
+        commands.push(self.keyed(
+            PLATFORM,
             ProductCommand::Fund(FundCommand::Create {
                 name: "Pocket".into(),
                 currency: Currency::CNY,
@@ -136,6 +148,22 @@ impl Clients {
                 }) = command
                 {
                     self.movements.retain(|id| id != movement_id);
+                }
+                return;
+            }
+            Err(CommandError::Refused(Refusal::HoldNotFound)) => {
+                // Closed by its timer: forgotten.
+                if let Command::Product(ProductRequest {
+                    command:
+                        ProductCommand::Hold(
+                            HoldCommand::Authorize { hold_id, .. }
+                            | HoldCommand::Charge { hold_id, .. }
+                            | HoldCommand::Unfreeze { hold_id, .. },
+                        ),
+                    ..
+                }) = command
+                {
+                    self.holds.retain(|(id, ..)| id != hold_id);
                 }
                 return;
             }
@@ -189,6 +217,20 @@ impl Clients {
             Outcome::Refund(receipt) if receipt.trade.status != TradeStatus::TradeSuccess => {
                 self.till_trades.retain(|id| *id != receipt.trade.id);
             }
+            Outcome::Hold(hold) => {
+                self.holds.retain(|(id, ..)| *id != hold.id);
+                if hold.status != HoldStatus::Closed {
+                    self.holds.push((hold.id, hold.person_id, hold.status));
+                }
+                if let Some(debt) = hold.debt_id
+                    && !self.debts.iter().any(|(id, _)| *id == debt)
+                {
+                    self.debts.push((debt, hold.person_id));
+                }
+            }
+            Outcome::Debt(debt) if debt.repaid_at.is_some() => {
+                self.debts.retain(|(id, _)| *id != debt.id);
+            }
             _ => {}
         }
     }
@@ -204,7 +246,7 @@ impl Clients {
             (!trades.is_empty()).then(|| trades[rng.random_range(recent..trades.len())])
         };
         loop {
-            let (owner, command) = match rng.random_range(0..118) {
+            let (owner, command) = match rng.random_range(0..128) {
                 0..12 => {
                     let user_id = person(rng);
                     let command = if rng.random_bool(0.7) {
@@ -388,6 +430,61 @@ impl Clients {
                                 threshold: rng.random_range(340..=960),
                             }),
                         ),
+                    }
+                }
+                116..126 => {
+                    let Some(merchant_id) = self.merchant else {
+                        continue;
+                    };
+                    let open = (!self.holds.is_empty())
+                        .then(|| self.holds[rng.random_range(0..self.holds.len())]);
+                    let debt = (!self.debts.is_empty())
+                        .then(|| self.debts[rng.random_range(0..self.debts.len())]);
+                    match (rng.random_range(0..8), open, debt) {
+                        (0..2, ..) | (_, None, None) => {
+                            self.numbers += 1;
+                            let threshold =
+                                rng.random_bool(0.8).then(|| rng.random_range(450..=700));
+                            (
+                                SHOP_OWNER,
+                                ProductCommand::Hold(HoldCommand::Request {
+                                    merchant_id,
+                                    person_id: person(rng),
+                                    out_order_no: format!("H{}", self.numbers),
+                                    title: "a bike".into(),
+                                    amount: amount(rng),
+                                    threshold,
+                                }),
+                            )
+                        }
+                        (2..4, Some((hold_id, person_id, _)), _) => (
+                            person_id,
+                            ProductCommand::Hold(HoldCommand::Authorize { hold_id, person_id }),
+                        ),
+                        (4..6, Some((hold_id, ..)), _) => (
+                            SHOP_OWNER,
+                            ProductCommand::Hold(HoldCommand::Charge {
+                                hold_id,
+                                merchant_id,
+                                amount: amount(rng),
+                            }),
+                        ),
+                        (6, Some((hold_id, ..)), _) => (
+                            SHOP_OWNER,
+                            ProductCommand::Hold(HoldCommand::Unfreeze {
+                                hold_id,
+                                merchant_id,
+                            }),
+                        ),
+                        (_, _, Some((debt_id, person_id))) => (
+                            person_id,
+                            ProductCommand::Hold(HoldCommand::Repay {
+                                debt_id,
+                                person_id,
+                                amount: amount(rng),
+                            }),
+                        ),
+                        _ => continue,
                     }
                 }
                 _ => {

@@ -44,6 +44,10 @@ fn twenty_seeds_keep_every_promise() {
         "consent",
         "credit_check",
         "refused consent_not_found",
+        "hold WAIVED",
+        "hold FROZEN",
+        "hold CLOSED",
+        "debt",
     ] {
         assert!(out.contains(reached), "{reached} never reached:\n{out}");
     }

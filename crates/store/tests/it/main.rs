@@ -43,6 +43,7 @@ macro_rules! store_suite {
                 products_load_back_as_memory_holds_them,
                 a_crash_in_the_middle_of_an_accrual_credits_each_holder_once,
                 a_crash_in_the_middle_of_the_credit_run_resumes_it_and_consents_persist,
+                a_frozen_deposit_is_charged_after_a_restart,
             );
         }
     };
@@ -1676,4 +1677,102 @@ fn a_crash_in_the_middle_of_the_credit_run_resumes_it_and_consents_persist(backe
         .read_sql(|sql| formica_store::credit::consents_to_merchant(sql, shop.id))
         .expect("read");
     assert_eq!(read.len(), 2);
+}
+
+/// Regression (found by `formica sim`): a frozen hold's pending transfer was not saved, so a
+/// writer started again could not charge or release it.
+#[allow(
+    clippy::inconsistent_digit_grouping,
+    reason = "amounts in fen read as yuan_fen: 100_00 is 100.00 yuan"
+)]
+fn a_frozen_deposit_is_charged_after_a_restart(backend: Backend) {
+    use formica_core::deposit::{HoldCommand, HoldStatus};
+    use formica_core::merchant::{MerchantCommand, MerchantProfile};
+    use formica_core::wallet::WalletCommand;
+    use formica_core::{Currency, Id, Money, ProductCommand};
+    let db = backend.fresh();
+    let mut books = ProductBooks::start(&db);
+    let cny = |minor| Money::new(minor, Currency::CNY);
+    for user in [Id(1), Id(2)] {
+        books.run(
+            SECOND,
+            ProductCommand::Wallet(WalletCommand::OpenWallet {
+                user_id: user,
+                currency: Currency::CNY,
+            }),
+        );
+    }
+    let Some(Outcome::Movement(top_up)) = books.run(
+        SECOND,
+        ProductCommand::Wallet(WalletCommand::StartTopUp {
+            user_id: Id(2),
+            amount: cny(500_00),
+            card_id: Id(9),
+        }),
+    ) else {
+        panic!("a movement")
+    };
+    books.run(
+        SECOND,
+        ProductCommand::Wallet(WalletCommand::SettleMovement {
+            movement_id: top_up.id,
+            succeeded: true,
+            failure: None,
+        }),
+    );
+    let Some(Outcome::Merchant(shop)) = books.run(
+        SECOND,
+        ProductCommand::Merchant(MerchantCommand::Open(Box::new(MerchantProfile {
+            owner_id: Id(1),
+            name: "Cars".into(),
+            contact: "cars@example.com".into(),
+            category: "rental".into(),
+            country: "CN".into(),
+            currency: Currency::CNY,
+            card_id: Id(7),
+        }))),
+    ) else {
+        panic!("a merchant")
+    };
+    let Some(Outcome::Hold(hold)) = books.run(
+        SECOND,
+        ProductCommand::Hold(HoldCommand::Request {
+            merchant_id: shop.id,
+            person_id: Id(2),
+            out_order_no: "C-1".into(),
+            title: "a car".into(),
+            amount: cny(300_00),
+            threshold: None,
+        }),
+    ) else {
+        panic!("a hold")
+    };
+    let Some(Outcome::Hold(frozen)) = books.run(
+        SECOND,
+        ProductCommand::Hold(HoldCommand::Authorize {
+            hold_id: hold.id,
+            person_id: Id(2),
+        }),
+    ) else {
+        panic!("authorized")
+    };
+    assert_eq!(frozen.status, HoldStatus::Frozen);
+    let mut books = books.restart(&db);
+    let Some(Outcome::Hold(charged)) = books.run(
+        SECOND,
+        ProductCommand::Hold(HoldCommand::Charge {
+            hold_id: hold.id,
+            merchant_id: shop.id,
+            amount: cny(120_00),
+        }),
+    ) else {
+        panic!("charged after the restart")
+    };
+    assert_eq!(charged.status, HoldStatus::Closed);
+    let wallet = books
+        .core
+        .ledger()
+        .account(formica_core::wallet::wallet_account(Id(2), Currency::CNY))
+        .expect("a wallet");
+    assert_eq!((wallet.available(), wallet.debits_pending), (380_00, 0));
 }

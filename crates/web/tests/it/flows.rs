@@ -564,3 +564,117 @@ pub fn the_credit_score_and_the_shops_that_may_check_it(backend: Backend) {
     assert_eq!(check(350).0, 404, "consent withdrawn");
     app.finish();
 }
+
+/// A shop asks a customer for a deposit on its console.
+async fn ask_deposit(console: &Browser, shop: &str, no: &str, deposit: &str, threshold: &str) {
+    console.goto(&format!("/merchant/{shop}/holds")).await;
+    console.fill("person", "rider@example.com").await;
+    console.fill("order", no).await;
+    console.fill("title", "a bike for the day").await;
+    console.fill("deposit", deposit).await;
+    console.fill("threshold", threshold).await;
+    console.submit("threshold").await;
+}
+
+pub fn a_deposit_held_charged_and_a_debt_repaid_on_the_pages(backend: Backend) {
+    if !browser::available() {
+        return;
+    }
+    let app = App::start(backend);
+    let operator = app.operator("ops@example.com");
+    let renter = app.person("rider@example.com", "500.00");
+    let owner = app.person("bikes@example.com", "0");
+    let shop = app.shop(&owner, "Bikes");
+    let (status, body) = app.api(
+        "POST",
+        "/v1/credit/funding",
+        Some(&operator.token),
+        Some("fund"),
+        Some(json!({"amount": {"amount": "10000.00", "currency": "CNY"}})),
+    );
+    assert_eq!(status, 201, "{body}");
+    let holds = || {
+        let (_, body) = app.api(
+            "GET",
+            &format!("/v1/merchants/{shop}/holds"),
+            Some(&owner.token),
+            None,
+            None,
+        );
+        body.as_array().cloned().unwrap_or_default()
+    };
+    let driver = Driver::start();
+    app.runtime.block_on(async {
+        let console = Browser::open(&driver, &app, "deposit-shop").await;
+        sign_in(&console, &owner).await;
+        let wallet = Browser::open(&driver, &app, "deposit-wallet").await;
+        sign_in(&wallet, &renter).await;
+        // A mark the rider's score does not reach: the deposit is held in the wallet.
+        ask_deposit(&console, &shop, "B-1", "300.00", "900").await;
+        let first = holds()[0]["id"].as_str().expect("a hold").to_owned();
+        wallet.goto("/wallet/services?q=deposit").await;
+        wallet.follow("Deposits").await;
+        wallet.fill(&format!("hold-pin-{first}"), PIN).await;
+        wallet.submit(&format!("hold-pin-{first}")).await;
+        assert!(
+            wallet
+                .text("[data-testid=holds]")
+                .await
+                .contains("held in the wallet")
+        );
+        assert_eq!(app.available(&renter), "200.00");
+        console.goto(&format!("/merchant/{shop}/holds")).await;
+        console.fill(&format!("charge-{first}"), "20.00").await;
+        console.submit(&format!("charge-{first}")).await;
+        assert!(
+            console
+                .text("[data-testid=shop-holds]")
+                .await
+                .contains("charged ¥20.00")
+        );
+        assert_eq!(app.available(&renter), "480.00");
+        // Any score passes 350: waived, nothing held; charged beyond the wallet, a debt.
+        ask_deposit(&console, &shop, "B-2", "600.00", "350").await;
+        let second = holds()[0]["id"].as_str().expect("a hold").to_owned();
+        wallet.goto("/wallet/holds").await;
+        wallet.fill(&format!("hold-pin-{second}"), PIN).await;
+        wallet.submit(&format!("hold-pin-{second}")).await;
+        assert!(
+            wallet
+                .text("[data-testid=holds]")
+                .await
+                .contains("waived by credit")
+        );
+        assert_eq!(app.available(&renter), "480.00");
+        console.goto(&format!("/merchant/{shop}/holds")).await;
+        console.fill(&format!("charge-{second}"), "600.00").await;
+        console.submit(&format!("charge-{second}")).await;
+        console.shot("holds").await;
+        // The wallet paid its 480.00; the platform paid 120.00, which the rider owes.
+        assert_eq!(app.available(&renter), "0.00");
+        wallet.goto("/wallet/holds").await;
+        assert!(wallet.text("[data-testid=debts]").await.contains("¥120.00"));
+        wallet.shot("holds").await;
+        let (status, body) = app.api(
+            "POST",
+            "/v1/top-ups",
+            Some(&renter.token),
+            Some("top-up"),
+            Some(json!({"card_id": renter.card_id, "pin": PIN,
+                        "amount": {"amount": "200.00", "currency": "CNY"}})),
+        );
+        assert_eq!(status, 202, "{body}");
+        app.wait_for(|| app.available(&renter) == "200.00");
+        let debt = wallet.page_text().await.contains("What you owe");
+        assert!(debt);
+        let (_, debts) = app.api("GET", "/v1/debts", Some(&renter.token), None, None);
+        let debt = debts[0]["id"].as_str().expect("a debt").to_owned();
+        wallet.fill(&format!("repay-pin-{debt}"), PIN).await;
+        wallet.submit(&format!("repay-pin-{debt}")).await;
+        assert!(!wallet.page_text().await.contains("What you owe"));
+        assert_eq!(app.available(&renter), "80.00");
+        console.close().await;
+        wallet.close().await;
+    });
+    app.finish();
+}

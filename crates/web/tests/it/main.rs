@@ -42,4 +42,5 @@ web_suite!(
     hosted_checkout_from_a_page_pay_link_back_to_return_url,
     the_pocket_fund_in_the_wallet_and_the_operator_console,
     the_credit_score_and_the_shops_that_may_check_it,
+    a_deposit_held_charged_and_a_debt_repaid_on_the_pages,
 );
