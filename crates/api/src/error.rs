@@ -291,6 +291,8 @@ mod tests {
             include_str!("page.rs"),
             include_str!("lib.rs"),
             include_str!("merchant.rs"),
+            include_str!("credit.rs"),
+            include_str!("hold.rs"),
         ];
         for (code, _) in CODES {
             let quoted = format!("\"{code}\"");

@@ -371,3 +371,49 @@ pub async fn add_funding(
         other => Err(ApiError::internal(&format!("unexpected outcome {other:?}"))),
     }
 }
+
+/// The platform's credit funding: set aside and not lent, and lent out (operators only).
+#[utoipa::path(get, path = "/v1/credit/funding", tag = "operator",
+    responses((status = 200, body = CreditFunding), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn funding(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<CreditFunding>, ApiError> {
+    caller.operator()?;
+    let currency = formica_core::credit::CREDIT_CURRENCY;
+    let ids = [
+        formica_core::deposit::funding_account(currency),
+        formica_core::deposit::lent_account(currency),
+    ];
+    let accounts = state
+        .pool()
+        .with_store(move |store| store.accounts(&ids))
+        .await?;
+    // In the order asked, None where an account was never made.
+    let balance = |index: usize| {
+        accounts.get(index).copied().flatten().map_or(0, |a| {
+            u64::try_from(a.credits_posted.saturating_sub(a.debits_posted)).unwrap_or(u64::MAX)
+        })
+    };
+    Ok(Json(CreditFunding {
+        available: formica_core::Money::new(balance(0), currency),
+        lent: formica_core::Money::new(balance(1), currency),
+    }))
+}
+
+/// Debts past their due day, oldest first (operators only).
+#[utoipa::path(get, path = "/v1/debts/overdue", tag = "operator",
+    responses((status = 200, body = Vec<Debt>), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn overdue(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<Debt>>, ApiError> {
+    caller.operator()?;
+    let list = state
+        .pool()
+        .read(formica_store::credit::overdue_debts)
+        .await?;
+    Ok(Json(list))
+}

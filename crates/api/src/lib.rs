@@ -334,7 +334,11 @@ pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
         .route("/holds/{id}/unfreeze", post(hold::unfreeze))
         .route("/debts", get(hold::debts))
         .route("/debts/{id}/repay", post(hold::repay))
-        .route("/credit/funding", post(hold::add_funding))
+        .route(
+            "/credit/funding",
+            post(hold::add_funding).get(hold::funding),
+        )
+        .route("/debts/overdue", get(hold::overdue))
         .route("/openapi.json", get(openapi::document))
         .fallback(not_found);
     Router::new()

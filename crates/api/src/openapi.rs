@@ -42,6 +42,7 @@ use crate::{credit, fund, hold, merchant, people, trade, wallet, webhook};
         credit::merchant_consents,
         hold::request, hold::merchant_holds, hold::mine, hold::get_one, hold::authorize,
         hold::charge, hold::unfreeze, hold::debts, hold::repay, hold::add_funding,
+        hold::funding, hold::overdue,
     ),
     modifiers(&Security, &ErrorCodes, &CommonAnswers),
     tags(

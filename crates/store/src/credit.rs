@@ -271,3 +271,13 @@ pub fn debts_of_person(sql: &mut dyn Sql, person: Id) -> Result<Vec<Debt>, Store
     .map(debt_from)
     .collect()
 }
+
+/// Debts past their due day and not yet repaid, oldest first.
+pub fn overdue_debts(sql: &mut dyn Sql) -> Result<Vec<Debt>, StoreError> {
+    let open = sql
+        .query("SELECT state FROM debts WHERE open = 1 ORDER BY id", &[])?
+        .iter()
+        .map(debt_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(open.into_iter().filter(|d| d.overdue).collect())
+}

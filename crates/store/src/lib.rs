@@ -26,6 +26,9 @@ use std::path::PathBuf;
 use formica_core::{Checkpoint, Effects, Loaded};
 use formica_ledger::{Account, InvariantViolation, LedgerTotals, PendingStatus, Transfer};
 
+/// The schema version this build migrates to (the last migration of each database).
+pub const SCHEMA_VERSION: i64 = 5;
+
 pub use crate::postgres::PostgresStore;
 pub use crate::sqlite::SqliteStore;
 pub use crate::temporary::{TemporaryDatabase, with_database};

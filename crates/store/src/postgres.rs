@@ -28,6 +28,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../migrations/postgres/0005_credit.sql")),
 ];
 
+const _: () = assert!(
+    MIGRATIONS[MIGRATIONS.len() - 1].0 == crate::SCHEMA_VERSION,
+    "SCHEMA_VERSION is the last migration"
+);
+
 /// The advisory lock migrations hold, so that two processes opening a fresh database at once
 /// migrate it one after the other ("formica" in ASCII: any constant works, it only has to be
 /// the same in every Formica).
@@ -689,7 +694,7 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
             &[],
         )?
         .try_get(0)?;
-    let known = MIGRATIONS.last().map_or(0, |(version, _)| *version);
+    let known = crate::SCHEMA_VERSION;
     if current > known {
         return Err(StoreError::SchemaTooNew {
             found: current,

@@ -21,6 +21,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../migrations/sqlite/0005_credit.sql")),
 ];
 
+const _: () = assert!(
+    MIGRATIONS[MIGRATIONS.len() - 1].0 == crate::SCHEMA_VERSION,
+    "SCHEMA_VERSION is the last migration"
+);
+
 /// SQLite page cache per connection, in KiB.
 const CACHE_KIB: i64 = 512 * 1024;
 
@@ -453,7 +458,7 @@ fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
         [],
         |row| row.get(0),
     )?;
-    let known = MIGRATIONS.last().map_or(0, |(version, _)| *version);
+    let known = crate::SCHEMA_VERSION;
     if current > known {
         return Err(StoreError::SchemaTooNew {
             found: current,

@@ -204,3 +204,100 @@ pub async fn stop(
         Err(error) => view::api_error(&ctx, &error),
     }
 }
+
+#[derive(Template)]
+#[template(path = "operator/credit.html")]
+struct OperatorCredit {
+    chrome: Chrome,
+    key: String,
+    available: String,
+    lent: String,
+    overdue: Vec<(String, String, String)>,
+    error: Option<String>,
+}
+
+async fn operator_page(
+    state: &AppState,
+    ctx: &Ctx,
+    caller: &Caller,
+    error: Option<(StatusCode, String)>,
+) -> Response {
+    let funding = formica_api::hold::funding(State(state.clone()), caller.clone()).await;
+    let overdue = formica_api::hold::overdue(State(state.clone()), caller.clone()).await;
+    let (funding, overdue) = match (funding, overdue) {
+        (Ok(f), Ok(o)) => (f.0, o.0),
+        (Err(error), _) | (_, Err(error)) => return view::api_error(ctx, &error),
+    };
+    let offset = state.engine().settings().day_offset_seconds;
+    let (status, error) = match error {
+        Some((status, message)) => (status, Some(message)),
+        None => (StatusCode::OK, None),
+    };
+    let page = OperatorCredit {
+        chrome: Chrome::new(ctx, "operator", "Credit"),
+        key: view::form_key(),
+        available: view::money(&funding.available),
+        lent: view::money(&funding.lent),
+        overdue: overdue
+            .iter()
+            .map(|d| {
+                (
+                    d.person_id.to_string(),
+                    view::money(&formica_core::Money::new(
+                        d.outstanding(),
+                        d.amount.currency,
+                    )),
+                    view::time(d.due_at, offset),
+                )
+            })
+            .collect(),
+        error,
+    };
+    view::render(ctx, status, &page)
+}
+
+/// `GET /operator/credit`: the platform's credit funding and who is overdue.
+pub async fn operator(
+    State(state): State<AppState>,
+    crate::session::Operator(ctx, caller): crate::session::Operator,
+) -> Response {
+    operator_page(&state, &ctx, &caller, None).await
+}
+
+/// The funding form.
+#[derive(Debug, Deserialize)]
+pub struct FundingForm {
+    key: String,
+    amount: String,
+}
+
+/// `POST /operator/credit/funding`.
+pub async fn add_funding(State(state): State<AppState>, form: Posted<FundingForm>) -> Response {
+    let Posted { ctx, value, digest } = form;
+    let Some(caller) = ctx.caller() else {
+        return crate::session::to_sign_in("/operator/credit");
+    };
+    let body = Body {
+        value: formica_api::hold::NewFunding {
+            amount: formica_api::wallet::AmountInput {
+                amount: value.amount.trim().to_owned(),
+                currency: formica_core::credit::CREDIT_CURRENCY.code().to_owned(),
+            },
+        },
+        digest,
+    };
+    let done = formica_api::hold::add_funding(
+        State(state.clone()),
+        caller.clone(),
+        crate::session::keyed(&value.key),
+        body,
+    )
+    .await;
+    match done {
+        Ok(_) => view::done("/operator/credit"),
+        Err(error) => {
+            let said = (error.status, view::say(&error));
+            operator_page(&state, &ctx, &caller, Some(said)).await
+        }
+    }
+}

@@ -128,6 +128,8 @@ pub fn router() -> Router<AppState> {
             "/operator/funds",
             get(fund::operator_funds).post(fund::create),
         )
+        .route("/operator/credit", get(credit::operator))
+        .route("/operator/credit/funding", post(credit::add_funding))
         .route("/operator/holidays", post(fund::set_holidays))
         .route("/operator/funds/{id}", get(fund::operator_fund))
         .route("/operator/funds/{id}/incomes", post(fund::post_income))

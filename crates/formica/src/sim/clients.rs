@@ -106,7 +106,7 @@ impl Clients {
         commands.push(self.keyed(
             PLATFORM,
             ProductCommand::Hold(HoldCommand::AddFunding {
-                amount: cny(5_000_00),
+                amount: cny(1_000_000_00),
             }),
         ));
         commands.push(self.keyed(
@@ -451,8 +451,8 @@ impl Clients {
                                     merchant_id,
                                     person_id: person(rng),
                                     out_order_no: format!("H{}", self.numbers),
-                                    title: "a bike".into(),
-                                    amount: amount(rng),
+                                    title: "a car".into(),
+                                    amount: cny(rng.random_range(1..=20_000_00)),
                                     threshold,
                                 }),
                             )
@@ -466,7 +466,8 @@ impl Clients {
                             ProductCommand::Hold(HoldCommand::Charge {
                                 hold_id,
                                 merchant_id,
-                                amount: amount(rng),
+                                // Now and then more than the wallet holds: a debt.
+                                amount: cny(rng.random_range(1..=20_000_00)),
                             }),
                         ),
                         (6, Some((hold_id, ..)), _) => (

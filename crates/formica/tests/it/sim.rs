@@ -47,7 +47,6 @@ fn twenty_seeds_keep_every_promise() {
         "hold WAIVED",
         "hold FROZEN",
         "hold CLOSED",
-        "debt",
     ] {
         assert!(out.contains(reached), "{reached} never reached:\n{out}");
     }

@@ -135,7 +135,10 @@ mod postgres_only {
                 .expect("an opener thread does not panic")
                 .expect("every concurrent open succeeds: the migration lock serializes them");
         }
-        assert_eq!(db.query_i64("SELECT COUNT(*) FROM schema_migrations"), 4);
+        assert_eq!(
+            db.query_i64("SELECT COUNT(*) FROM schema_migrations"),
+            formica_store::SCHEMA_VERSION
+        );
     }
 
     /// Kills the server process behind `store` and waits until it is gone. Returns its pid.
@@ -174,10 +177,13 @@ fn schema_migration_is_idempotent(backend: Backend) {
     );
     drop(again);
     drop(db.open());
-    assert_eq!(db.query_i64("SELECT COUNT(*) FROM schema_migrations"), 4);
+    assert_eq!(
+        db.query_i64("SELECT COUNT(*) FROM schema_migrations"),
+        formica_store::SCHEMA_VERSION
+    );
     assert_eq!(
         db.query_i64("SELECT MAX(version) FROM schema_migrations"),
-        4
+        formica_store::SCHEMA_VERSION
     );
 }
 
@@ -188,7 +194,7 @@ fn schema_newer_than_known_is_refused(backend: Backend) {
     match Store::open(&db.location) {
         Err(StoreError::SchemaTooNew {
             found: 99,
-            known: 4,
+            known: formica_store::SCHEMA_VERSION,
         }) => {}
         other => panic!("a schema from the future is refused, got {other:?}"),
     }

@@ -585,14 +585,6 @@ pub fn a_deposit_held_charged_and_a_debt_repaid_on_the_pages(backend: Backend) {
     let renter = app.person("rider@example.com", "500.00");
     let owner = app.person("bikes@example.com", "0");
     let shop = app.shop(&owner, "Bikes");
-    let (status, body) = app.api(
-        "POST",
-        "/v1/credit/funding",
-        Some(&operator.token),
-        Some("fund"),
-        Some(json!({"amount": {"amount": "10000.00", "currency": "CNY"}})),
-    );
-    assert_eq!(status, 201, "{body}");
     let holds = || {
         let (_, body) = app.api(
             "GET",
@@ -604,7 +596,18 @@ pub fn a_deposit_held_charged_and_a_debt_repaid_on_the_pages(backend: Backend) {
         body.as_array().cloned().unwrap_or_default()
     };
     let driver = Driver::start();
-    app.runtime.block_on(async {
+    let (ops, console, wallet) = app.runtime.block_on(async {
+        // The operator sets the platform's money aside for credit.
+        let ops = Browser::open(&driver, &app, "deposit-operator").await;
+        sign_in(&ops, &operator).await;
+        ops.goto("/operator/credit").await;
+        ops.fill("funding", "10000.00").await;
+        ops.submit("funding").await;
+        assert!(
+            ops.text("[data-testid=credit-funding]")
+                .await
+                .contains("¥10,000.00")
+        );
         let console = Browser::open(&driver, &app, "deposit-shop").await;
         sign_in(&console, &owner).await;
         let wallet = Browser::open(&driver, &app, "deposit-wallet").await;
@@ -655,6 +658,14 @@ pub fn a_deposit_held_charged_and_a_debt_repaid_on_the_pages(backend: Backend) {
         wallet.goto("/wallet/holds").await;
         assert!(wallet.text("[data-testid=debts]").await.contains("¥120.00"));
         wallet.shot("holds").await;
+        (ops, console, wallet)
+    });
+    // A week and a day later, the debt is overdue on the operator's list.
+    app.advance(8 * 24 * 3600 * 1_000_000_000);
+    app.runtime.block_on(async {
+        ops.goto("/operator/credit").await;
+        assert!(ops.text("[data-testid=overdue]").await.contains("¥120.00"));
+        ops.shot("credit").await;
         let (status, body) = app.api(
             "POST",
             "/v1/top-ups",
@@ -673,6 +684,9 @@ pub fn a_deposit_held_charged_and_a_debt_repaid_on_the_pages(backend: Backend) {
         wallet.submit(&format!("repay-pin-{debt}")).await;
         assert!(!wallet.page_text().await.contains("What you owe"));
         assert_eq!(app.available(&renter), "80.00");
+        ops.goto("/operator/credit").await;
+        assert!(ops.page_text().await.contains("Nobody is overdue"));
+        ops.close().await;
         console.close().await;
         wallet.close().await;
     });
