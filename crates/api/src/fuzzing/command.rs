@@ -4,6 +4,7 @@
 //! shop and a fund, as the writer applies it.
 
 use formica_core::credit::CreditCommand;
+use formica_core::deposit::HoldCommand;
 use formica_core::fund::{CUTOFF_DEFAULT, FundCommand, Income};
 use formica_core::merchant::{MerchantCommand, MerchantProfile};
 use formica_core::trade::{NewTrade, TradeCommand};
@@ -16,7 +17,7 @@ use formica_core::{
 use crate::error::ApiError;
 use crate::gateway::time;
 use crate::wallet::PersonRef;
-use crate::{body, credit, fund, merchant, people, trade, wallet};
+use crate::{body, credit, fund, hold, merchant, people, trade, wallet};
 
 const SECOND: u64 = 1_000_000_000;
 
@@ -69,7 +70,7 @@ fn request(route: u8, choice: u8, json: &[u8], world: &World) -> Result<ProductC
         Id(u64::MAX),
     ][usize::from(choice >> 1) % 4];
     let flag = choice & 8 != 0;
-    Ok(match route % 19 {
+    Ok(match route % 22 {
         0 => {
             let value: trade::NewTrade = body::parse(json)?;
             let out_trade_no = trade::text(&value.out_trade_no, "out_trade_no", true)?;
@@ -291,6 +292,31 @@ fn request(route: u8, choice: u8, json: &[u8], world: &World) -> Result<ProductC
                 merchant_id: world.shop,
                 person_id: world.person(&value.person, "person")?,
                 threshold: value.threshold,
+            })
+        }
+        18 => {
+            let value: hold::NewHold = body::parse(json)?;
+            ProductCommand::Hold(HoldCommand::Request {
+                merchant_id: world.shop,
+                person_id: world.person(&value.person, "person")?,
+                out_order_no: trade::text(&value.out_order_no, "out_order_no", true)?,
+                title: trade::text(&value.title, "title", true)?,
+                amount: value.amount.money("amount")?,
+                threshold: value.threshold,
+            })
+        }
+        19 => {
+            let value: hold::Repayment = body::parse(json)?;
+            ProductCommand::Hold(HoldCommand::Repay {
+                debt_id: trade_id,
+                person_id: caller,
+                amount: value.amount.money("amount")?,
+            })
+        }
+        20 => {
+            let value: hold::NewFunding = body::parse(json)?;
+            ProductCommand::Hold(HoldCommand::AddFunding {
+                amount: value.amount.money("amount")?,
             })
         }
         _ => {
