@@ -107,11 +107,13 @@ fn accepted(request: &Request, data: &[u8]) {
         content.as_bytes(),
         signature
     ));
-    // Any change to a signed parameter, or to the signature, is refused.
+    // Any change to a signed parameter, or to the signature, is refused. What is signed is
+    // what the string-to-sign keeps: not `sign`, no empty value and no empty name (a pair
+    // without a name is nobody's parameter; the gateway never reads it).
     let signed: Vec<&String> = request
         .params
         .iter()
-        .filter(|(name, value)| name.as_str() != "sign" && !value.is_empty())
+        .filter(|(name, value)| !name.is_empty() && name.as_str() != "sign" && !value.is_empty())
         .map(|(name, _)| name)
         .collect();
     let victim = signed[data.len() % signed.len()];
