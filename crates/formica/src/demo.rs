@@ -143,7 +143,7 @@ fn make_world(server: &Server, client: &Client, sandbox: &Path) -> anyhow::Resul
         tokens.push((token, card));
     }
     let (alice, bob, shop) = (&tokens[0].0, &tokens[1].0, &tokens[2].0);
-    open_sandbox_merchant(client, shop, &tokens[2].1, sandbox)?;
+    let merchant_id = open_sandbox_merchant(client, shop, &tokens[2].1, sandbox)?;
     client.expect(
         201,
         "POST",
@@ -219,6 +219,35 @@ fn make_world(server: &Server, client: &Client, sandbox: &Path) -> anyhow::Resul
         None,
         json!({}),
     )?;
+    // Credit: the platform sets money aside to lend, and the shop asks Alice for a deposit
+    // (waived at a score of 550) that waits for her on /wallet/holds.
+    let signed = client.expect(
+        201,
+        "POST",
+        "/v1/sessions",
+        None,
+        None,
+        json!({"login": OPERATOR.0, "password": OPERATOR.1}),
+    )?;
+    let operator = signed["token"].as_str().context("a token")?;
+    client.expect(
+        201,
+        "POST",
+        "/v1/credit/funding",
+        Some(operator),
+        Some("demo-credit-funding"),
+        json!({"amount": {"amount": "100000.00", "currency": "CNY"}}),
+    )?;
+    client.expect(
+        201,
+        "POST",
+        &format!("/v1/merchants/{merchant_id}/holds"),
+        Some(shop),
+        None,
+        json!({"person": {"login": PEOPLE[0].0}, "out_order_no": "D-2001",
+               "title": "Tea set, rented for the weekend",
+               "amount": {"amount": "500.00", "currency": "CNY"}, "threshold": 550}),
+    )?;
     Ok(())
 }
 
@@ -229,7 +258,7 @@ fn open_sandbox_merchant(
     owner: &str,
     card: &Value,
     sandbox: &Path,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     let merchant = client.expect(
         201,
         "POST",
@@ -272,7 +301,7 @@ fn open_sandbox_merchant(
         sandbox.join("app.json"),
         json!({"app_id": app_id, "merchant_id": merchant_id}).to_string(),
     )?;
-    Ok(())
+    Ok(merchant_id.to_owned())
 }
 
 /// The app's private key, PKCS#1 PEM (python-alipay-sdk, alipay-sdk-python, Node).
