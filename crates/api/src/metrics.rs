@@ -148,7 +148,7 @@ pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
         format!("{}.{:09}", nanos / 1_000_000_000, nanos % 1_000_000_000)
     };
     let gateway = &state.gateway().stats;
-    let series: [(&str, &str, &str, String); 11] = [
+    let series: [(&str, &str, &str, String); 12] = [
         (
             "formica_gateway_requests_total",
             "counter",
@@ -196,6 +196,12 @@ pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
             "gauge",
             "The most ledger events one committed batch held.",
             count(&stats.largest_batch_events),
+        ),
+        (
+            "formica_engine_cached_transfers",
+            "gauge",
+            "Transfers the books hold in memory (open holds, and settled ones until swept).",
+            count(&stats.cached_transfers),
         ),
         (
             "formica_engine_checkpoints_total",

@@ -126,6 +126,9 @@ pub struct Stats {
     pub checkpoints: AtomicU64,
     /// Total time spent writing checkpoints, in nanoseconds.
     pub checkpoint_nanos: AtomicU64,
+    /// Transfers the books hold in memory after the last batch (open holds, and settled
+    /// transfers until enough gather to be swept).
+    pub cached_transfers: AtomicU64,
 }
 
 /// A running engine. Cloning it gives another handle to the same writer.

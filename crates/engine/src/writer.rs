@@ -248,6 +248,10 @@ impl Writer {
                 self.stats
                     .largest_batch_events
                     .fetch_max(batch.events as u64, Ordering::Relaxed);
+                self.stats.cached_transfers.store(
+                    self.core.ledger().cached_transfer_count() as u64,
+                    Ordering::Relaxed,
+                );
                 for ((_, reply), answer) in batch.commands.drain(..).zip(done.replies) {
                     // A caller that gave up waiting is no error: its command is durable.
                     let _ = reply.send(answer.map_err(EngineError::from));

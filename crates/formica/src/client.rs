@@ -88,6 +88,15 @@ impl Client {
         })
     }
 
+    /// A page as text (the Prometheus metrics, for one).
+    pub fn text(&self, path: &str) -> anyhow::Result<String> {
+        let request = axum::http::Request::builder()
+            .method("GET")
+            .uri(format!("{}{path}", self.url))
+            .body(String::new())?;
+        Ok(self.agent.run(request)?.into_body().read_to_string()?)
+    }
+
     /// Sends one request and returns its body if it answered `status`.
     pub fn expect(
         &self,

@@ -98,6 +98,8 @@ struct Interval {
     low_kib: Option<u64>,
     median_kib: Option<u64>,
     peak_kib: Option<u64>,
+    /// Transfers the server's books held in memory at the interval's end.
+    cached_transfers: Option<u64>,
 }
 
 /// Runs the soak and prints its report.
@@ -179,7 +181,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 resident.extend(server.resident_kib());
             }
             let taken = std::mem::take(&mut *tally.lock().unwrap_or_else(|e| e.into_inner()));
-            let interval = interval(taken, end - begin, end, resident, &mut failures);
+            let mut interval = interval(taken, end - begin, end, resident, &mut failures);
+            interval.cached_transfers = cached_transfers(&client);
             // Printed even when the bar is hidden (standard error not a terminal).
             bar.suspend(|| print_interval(&interval));
             intervals.push(interval);
@@ -244,6 +247,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     "rss_low_mib": i.low_kib.map(|k| round2(k as f64 / 1024.0)),
                     "rss_median_mib": i.median_kib.map(|k| round2(k as f64 / 1024.0)),
                     "rss_peak_mib": i.peak_kib.map(|k| round2(k as f64 / 1024.0)),
+                    "cached_transfers": i.cached_transfers,
                 })
             })
             .collect();
@@ -389,7 +393,18 @@ fn interval(
         low_kib: resident_kib.first().copied(),
         median_kib: resident_kib.get(resident_kib.len() / 2).copied(),
         peak_kib: resident_kib.last().copied(),
+        cached_transfers: None,
     }
+}
+
+/// The server's `formica_engine_cached_transfers` gauge: what its transfer cache holds,
+/// which grows until enough settled transfers gather to be swept.
+fn cached_transfers(client: &Client) -> Option<u64> {
+    let metrics = client.text("/metrics").ok()?;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("formica_engine_cached_transfers "))
+        .and_then(|value| value.trim().parse().ok())
 }
 
 fn print_interval(interval: &Interval) {
@@ -403,9 +418,12 @@ fn print_interval(interval: &Interval) {
         ),
         _ => "unknown".to_owned(),
     };
+    let cached = interval
+        .cached_transfers
+        .map_or_else(|| "unknown".to_owned(), |n| n.to_string());
     println!(
         "  {:>3}:{:02}  {:>6} requests, {:>7.1}/s, p50 {:>7.1} ms, p99 {:>7.1} ms, {} failed; \
-         server RSS {memory}",
+         server RSS {memory}; transfers cached {cached}",
         end / 60,
         end % 60,
         interval.requests,
