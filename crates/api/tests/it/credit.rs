@@ -214,3 +214,195 @@ pub fn deposit_holds_waived_frozen_charged_and_a_debt_repaid(backend: Backend) {
     assert_eq!(mine.body.as_array().map(Vec::len), Some(2));
     app.finish();
 }
+
+pub fn credit_and_hold_endpoints_refuse_bad_input_and_change_nothing(backend: Backend) {
+    let app = App::start(backend);
+    let operator = app.operator();
+    let shop = open_shop(&app, "vans@example.com", false);
+    let renter = app.person("renter@example.com", "100.00");
+    let money = |yuan: &str, currency: &str| json!({"amount": yuan, "currency": currency});
+    let refused = |answer: crate::app::Answer, status: u16, code: &str| {
+        assert_eq!((answer.status, answer.code()), (status, code), "{answer:?}");
+    };
+    // Consents.
+    let grant =
+        |body: serde_json::Value| app.post("/v1/credit/consents", &renter.token, None, body);
+    refused(
+        grant(json!({"merchant_id": "999"})),
+        404,
+        "merchant_not_found",
+    );
+    refused(grant(json!({})), 400, "missing_field");
+    refused(
+        grant(json!({"merchant_id": shop.merchant_id, "extra": 1})),
+        400,
+        "unknown_field",
+    );
+    let withdraw = |id: &str| {
+        app.send(
+            "DELETE",
+            &format!("/v1/credit/consents/{id}"),
+            Some(&renter.token),
+            None,
+            None,
+        )
+    };
+    refused(withdraw("not-a-number"), 404, "consent_not_found");
+    refused(withdraw(&shop.merchant_id), 404, "consent_not_found");
+    assert_eq!(
+        app.get("/v1/credit/consents", &renter.token).body,
+        json!([])
+    );
+    // Credit checks.
+    let check = |body: serde_json::Value| {
+        app.post(
+            &format!("/v1/merchants/{}/credit-checks", shop.merchant_id),
+            &shop.owner.token,
+            None,
+            body,
+        )
+    };
+    refused(
+        check(json!({"person": {"login": "renter@example.com"}, "threshold": 349})),
+        400,
+        "threshold_invalid",
+    );
+    refused(
+        check(json!({"person": {}, "threshold": 600})),
+        404,
+        "consent_not_found",
+    );
+
+    // Holds.
+    let holds = format!("/v1/merchants/{}/holds", shop.merchant_id);
+    let ask = |body: serde_json::Value| app.post(&holds, &shop.owner.token, None, body);
+    let good = || {
+        json!({"person": {"login": "renter@example.com"}, "out_order_no": "V-1",
+               "title": "a van", "amount": money("50.00", "CNY"), "threshold": 600})
+    };
+    let with = |name: &str, value: serde_json::Value| {
+        let mut body = good();
+        body[name] = value;
+        body
+    };
+    refused(
+        ask(with("amount", money("0", "CNY"))),
+        400,
+        "amount_not_positive",
+    );
+    refused(
+        ask(with("amount", money("1.001", "CNY"))),
+        400,
+        "amount_too_precise",
+    );
+    refused(
+        ask(with("amount", money("1.00", "USD"))),
+        400,
+        "currency_mismatch",
+    );
+    refused(ask(with("threshold", json!(951))), 400, "threshold_invalid");
+    refused(ask(with("out_order_no", json!(""))), 400, "invalid_field");
+    refused(
+        ask(with("person", json!({"login": "nobody@example.com"}))),
+        404,
+        "payee_not_found",
+    );
+    refused(ask(with("extra", json!(1))), 400, "unknown_field");
+    assert_eq!(
+        app.get(&holds, &shop.owner.token).body,
+        json!([]),
+        "nothing held"
+    );
+    let hold = ask(good());
+    assert_eq!(hold.status, 201, "{hold:?}");
+    refused(ask(good()), 409, "duplicate_out_trade_no");
+    let hold = hold.body["id"].as_str().expect("an id").to_owned();
+    let authorize = |key: Option<&str>, pin: &str| {
+        app.post(
+            &format!("/v1/holds/{hold}/authorize"),
+            &renter.token,
+            key,
+            json!({"pin": pin}),
+        )
+    };
+    refused(
+        authorize(None, crate::app::PIN),
+        400,
+        "idempotency_key_required",
+    );
+    refused(authorize(Some("wrong-pin"), "000000"), 403, "pin_incorrect");
+    // Not the person's to authorise: the shop's owner is refused as a stranger.
+    let by_shop = app.post(
+        &format!("/v1/holds/{hold}/authorize"),
+        &shop.owner.token,
+        Some("shop"),
+        json!({"pin": crate::app::PIN}),
+    );
+    refused(by_shop, 404, "hold_not_found");
+    assert_eq!(app.balance(&renter).0, "100.00", "nothing frozen");
+    let frozen = authorize(Some("ok"), crate::app::PIN);
+    assert_eq!(frozen.body["status"], "FROZEN", "{frozen:?}");
+    let charge = |key: &str, body: serde_json::Value| {
+        app.post(
+            &format!("/v1/holds/{hold}/charge"),
+            &shop.owner.token,
+            Some(key),
+            body,
+        )
+    };
+    refused(
+        charge("too-much", json!({"amount": money("50.01", "CNY")})),
+        422,
+        "charge_too_large",
+    );
+    refused(
+        charge("usd", json!({"amount": money("1.00", "USD")})),
+        400,
+        "currency_mismatch",
+    );
+    assert_eq!(
+        app.balance(&renter).1,
+        "50.00",
+        "still frozen, nothing charged"
+    );
+    let unfreeze = || {
+        app.post(
+            &format!("/v1/holds/{hold}/unfreeze"),
+            &shop.owner.token,
+            None,
+            serde_json::Value::Null,
+        )
+    };
+    assert_eq!(unfreeze().body["status"], "CLOSED");
+    refused(unfreeze(), 409, "hold_status_invalid");
+    assert_eq!(app.balance(&renter).0, "100.00");
+
+    // Debts and funding.
+    let repay = |id: &str| {
+        app.post(
+            &format!("/v1/debts/{id}/repay"),
+            &renter.token,
+            Some(&format!("repay-{id}")),
+            json!({"amount": money("1.00", "CNY"), "pin": crate::app::PIN}),
+        )
+    };
+    refused(repay("12345"), 404, "debt_not_found");
+    refused(repay("x"), 404, "debt_not_found");
+    let fund = |token: &str, key: &str, body: serde_json::Value| {
+        app.post("/v1/credit/funding", token, Some(key), body)
+    };
+    refused(
+        fund(&renter.token, "f1", json!({"amount": money("1.00", "CNY")})),
+        403,
+        "forbidden",
+    );
+    refused(
+        fund(&operator.token, "f2", json!({"amount": money("0", "CNY")})),
+        400,
+        "amount_not_positive",
+    );
+    let funding = app.get("/v1/credit/funding", &operator.token);
+    assert_eq!(funding.body["available"]["amount"], "0.00", "{funding:?}");
+    assert_eq!(app.balance(&renter).0, "100.00");
+    app.finish();
+}
