@@ -391,15 +391,11 @@ pub async fn funding(
         .with_store(move |store| store.accounts(&ids))
         .await?;
     // In the order asked, None where an account was never made.
-    let balance = |index: usize| {
-        accounts.get(index).copied().flatten().map_or(0, |a| {
-            u64::try_from(a.credits_posted.saturating_sub(a.debits_posted)).unwrap_or(u64::MAX)
-        })
-    };
-    Ok(Json(CreditFunding {
-        available: formica_core::Money::new(balance(0), currency),
-        lent: formica_core::Money::new(balance(1), currency),
-    }))
+    Ok(Json(CreditFunding::from_accounts(
+        currency,
+        accounts.first().and_then(Option::as_ref),
+        accounts.get(1).and_then(Option::as_ref),
+    )))
 }
 
 /// Debts past their due day, oldest first (operators only).

@@ -617,14 +617,31 @@ pub fn owed(core: &Core, person: Id) -> u128 {
 
 /// The platform's credit funding in `currency`, from the books.
 pub fn credit_funding(core: &Core, currency: Currency) -> CreditFunding {
-    let balance = |id| {
-        core.ledger().account(id).map_or(0, |a| {
-            u64::try_from(a.credits_posted.saturating_sub(a.debits_posted)).unwrap_or(u64::MAX)
-        })
-    };
-    CreditFunding {
-        available: Money::new(balance(funding_account(currency)), currency),
-        lent: Money::new(balance(lent_account(currency)), currency),
+    let ledger = core.ledger();
+    CreditFunding::from_accounts(
+        currency,
+        ledger.account(funding_account(currency)),
+        ledger.account(lent_account(currency)),
+    )
+}
+
+impl CreditFunding {
+    /// From the funding and lent accounts (None where one was never made), wherever they
+    /// were read: the core's books or the store.
+    pub fn from_accounts(
+        currency: Currency,
+        funding: Option<&formica_ledger::Account>,
+        lent: Option<&formica_ledger::Account>,
+    ) -> CreditFunding {
+        let balance = |account: Option<&formica_ledger::Account>| {
+            account.map_or(0, |a| {
+                u64::try_from(a.credits_posted.saturating_sub(a.debits_posted)).unwrap_or(u64::MAX)
+            })
+        };
+        CreditFunding {
+            available: Money::new(balance(funding), currency),
+            lent: Money::new(balance(lent), currency),
+        }
     }
 }
 
