@@ -9,7 +9,7 @@ use crate::StoreError;
 use crate::products::{
     MERCHANT_COLUMNS, SETTLEMENT_COLUMNS, TRADE_COLUMNS, currency, merchant_from, trade_from,
 };
-use crate::sql::{Row, Sql};
+use crate::sql::{Row, Sql, Value};
 
 /// The merchant with this id.
 pub fn merchant(sql: &mut dyn Sql, id: Id) -> Result<Option<Merchant>, StoreError> {
@@ -20,6 +20,31 @@ pub fn merchant(sql: &mut dyn Sql, id: Id) -> Result<Option<Merchant>, StoreErro
     .as_ref()
     .map(merchant_from)
     .transpose()
+}
+
+/// The names of these merchants (those that exist), in one query.
+pub fn names(
+    sql: &mut dyn Sql,
+    ids: &[Id],
+) -> Result<std::collections::HashMap<Id, String>, StoreError> {
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
+    let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+    let params: Vec<Value> = ids.iter().map(|id| id.0.into()).collect();
+    sql.query(
+        &format!(
+            "SELECT id, name FROM merchants WHERE id IN ({})",
+            placeholders.join(", ")
+        ),
+        &params,
+    )?
+    .iter()
+    .map(|row| Ok((Id(row.uint(0)?), row.text(1)?)))
+    .collect()
 }
 
 /// The merchants a person runs, oldest first.

@@ -83,12 +83,18 @@ async fn page(
         .read(move |sql| {
             let credit = formica_store::credit::credit(sql, person)?;
             let consents = formica_store::credit::consents_of_person(sql, person)?;
-            let mut named = Vec::with_capacity(consents.len());
-            for consent in consents {
-                let name = formica_store::merchant::merchant(sql, consent.merchant_id)?
-                    .map_or_else(|| consent.merchant_id.to_string(), |m| m.name);
-                named.push((consent, name));
-            }
+            let ids: Vec<_> = consents.iter().map(|c| c.merchant_id).collect();
+            let names = formica_store::merchant::names(sql, &ids)?;
+            let named = consents
+                .into_iter()
+                .map(|c| {
+                    let name = names
+                        .get(&c.merchant_id)
+                        .cloned()
+                        .unwrap_or_else(|| c.merchant_id.to_string());
+                    (c, name)
+                })
+                .collect::<Vec<_>>();
             Ok((credit, named))
         })
         .await;
@@ -107,10 +113,7 @@ async fn page(
         dimensions,
         reasons,
     } = credit.score;
-    let (status, error) = match error {
-        Some((status, message)) => (status, Some(message)),
-        None => (StatusCode::OK, None),
-    };
+    let status = error.as_ref().map_or(StatusCode::OK, |(s, _)| *s);
     let page = CreditPage {
         chrome: Chrome::new(ctx, "wallet", "Credit score"),
         score,
@@ -141,7 +144,7 @@ async fn page(
                 checks: c.checks,
             })
             .collect(),
-        error,
+        error: error.map(|(_, e)| e),
     };
     view::render(ctx, status, &page)
 }
@@ -229,10 +232,7 @@ async fn operator_page(
         (Err(error), _) | (_, Err(error)) => return view::api_error(ctx, &error),
     };
     let offset = state.engine().settings().day_offset_seconds;
-    let (status, error) = match error {
-        Some((status, message)) => (status, Some(message)),
-        None => (StatusCode::OK, None),
-    };
+    let status = error.as_ref().map_or(StatusCode::OK, |(s, _)| *s);
     let page = OperatorCredit {
         chrome: Chrome::new(ctx, "operator", "Credit"),
         key: view::form_key(),
@@ -251,7 +251,7 @@ async fn operator_page(
                 )
             })
             .collect(),
-        error,
+        error: error.map(|(_, e)| e),
     };
     view::render(ctx, status, &page)
 }

@@ -74,12 +74,8 @@ async fn wallet_page(
         .read(move |sql| {
             let holds = formica_store::credit::holds_of_person(sql, person, 100)?;
             let debts = formica_store::credit::debts_of_person(sql, person)?;
-            let mut names = std::collections::HashMap::new();
-            for hold in &holds {
-                if let Some(m) = formica_store::merchant::merchant(sql, hold.merchant_id)? {
-                    names.insert(hold.merchant_id, m.name);
-                }
-            }
+            let ids: Vec<_> = holds.iter().map(|h| h.merchant_id).collect();
+            let names = formica_store::merchant::names(sql, &ids)?;
             let score = formica_store::credit::credit(sql, person)?.map_or(0, |c| c.score.score);
             Ok((holds, debts, names, score))
         })
@@ -125,17 +121,14 @@ async fn wallet_page(
             threshold: h.threshold,
         })
         .collect();
-    let (status, error) = match error {
-        Some((status, message)) => (status, Some(message)),
-        None => (StatusCode::OK, None),
-    };
+    let status = error.as_ref().map_or(StatusCode::OK, |(s, _)| *s);
     let page = WalletHolds {
         chrome: Chrome::new(ctx, "wallet", "Deposits"),
         key: view::form_key(),
         score,
         holds,
         debts,
-        error,
+        error: error.map(|(_, e)| e),
     };
     view::render(ctx, status, &page)
 }
@@ -269,10 +262,7 @@ async fn shop_page(
         Ok(list) => list.0,
         Err(error) => return view::api_error(ctx, &error),
     };
-    let (status, error) = match error {
-        Some((status, message)) => (status, Some(message)),
-        None => (StatusCode::OK, None),
-    };
+    let status = error.as_ref().map_or(StatusCode::OK, |(s, _)| *s);
     let page = ShopHolds {
         chrome: Chrome::new(ctx, "merchant", format!("{} · deposits", merchant.name)),
         shop: nav(&merchant),
@@ -289,7 +279,7 @@ async fn shop_page(
                 open: matches!(h.status, HoldStatus::Waived | HoldStatus::Frozen),
             })
             .collect(),
-        error,
+        error: error.map(|(_, e)| e),
     };
     view::render(ctx, status, &page)
 }
