@@ -45,7 +45,7 @@ pub async fn score(State(state): State<AppState>, caller: Caller) -> Result<Json
         .pool()
         .read(move |sql| formica_store::credit::credit(sql, person))
         .await?
-        .map(|credit| Json(credit.score))
+        .map(|credit| Json(credit.score()))
         .ok_or_else(|| ApiError::not_found("credit_not_found"))
 }
 

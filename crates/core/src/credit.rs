@@ -122,7 +122,7 @@ pub struct Facts {
 }
 
 /// The books' figures a score weighs, in whole major units of the credit currency.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Means {
     /// Wallet balance plus fund holdings.
     pub assets_major: u64,
@@ -198,100 +198,178 @@ fn plural(count: u32, one: &str, many: &str) -> String {
     }
 }
 
-/// Every factor of a score, with its points (zero-point factors left out).
-fn factors(facts: &Facts, level: Level, means: &Means, now: u64) -> Vec<Reason> {
-    use Dimension::*;
-    let mut out = Vec::new();
-    let mut add = |dimension, points: i32, text: String| {
-        if points != 0 {
-            out.push(Reason {
-                dimension,
-                points,
-                text,
-            });
+/// What a factor is, with its figure: the text is made only when a score is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum What {
+    RepaidOnTime(u32),
+    RepaidLate(u32),
+    Overdue(u32),
+    Trades(u32),
+    Spent(u64),
+    DisputesLost(u32),
+    Assets(u64),
+    Received(u64),
+    Verified,
+    AgeDays(u64),
+    GoodTransfers(u32),
+}
+
+impl What {
+    fn text(self) -> String {
+        match self {
+            What::RepaidOnTime(n) => plural(n, "bill repaid on time", "bills repaid on time"),
+            What::RepaidLate(n) => plural(n, "bill repaid late", "bills repaid late"),
+            What::Overdue(n) => plural(n, "bill overdue now", "bills overdue now"),
+            What::Trades(n) => plural(n, "escrow trade completed", "escrow trades completed"),
+            What::Spent(major) => format!("{major} {CREDIT_CURRENCY} paid through the wallet"),
+            What::DisputesLost(n) => plural(n, "dispute lost", "disputes lost"),
+            What::Assets(major) => format!("{major} {CREDIT_CURRENCY} in the wallet and funds"),
+            What::Received(major) => {
+                format!("{major} {CREDIT_CURRENCY} received into the wallet")
+            }
+            What::Verified => "identity verified".to_owned(),
+            What::AgeDays(days) => format!("account {days} days old"),
+            What::GoodTransfers(n) => plural(
+                n,
+                "transfer with people in good standing",
+                "transfers with people in good standing",
+            ),
         }
+    }
+}
+
+/// One factor of a score: the dimension it counts in and its points (zero: it does not count).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Factor {
+    dimension: Dimension,
+    points: i32,
+    what: What,
+}
+
+/// Every factor of a score, in a fixed order: integers only, nothing allocated, so that the
+/// daily run can compare a fresh computation with the last one cheaply.
+fn factors(facts: &Facts, level: Level, means: &Means, now: u64) -> [Factor; 11] {
+    use Dimension::*;
+    let factor = |dimension, points, what| Factor {
+        dimension,
+        points,
+        what,
     };
-    add(
-        History,
-        per(facts.repaid_on_time, 15, 105),
-        plural(
-            facts.repaid_on_time,
-            "bill repaid on time",
-            "bills repaid on time",
-        ),
-    );
-    add(
-        History,
-        -per(facts.repaid_late, 30, 1_000),
-        plural(facts.repaid_late, "bill repaid late", "bills repaid late"),
-    );
-    add(
-        History,
-        -per(facts.overdue, 70, 1_000),
-        plural(facts.overdue, "bill overdue now", "bills overdue now"),
-    );
     let trades = facts.trades_bought.saturating_add(facts.trades_sold);
-    add(
-        Behaviour,
-        per(trades, 3, 45),
-        plural(trades, "escrow trade completed", "escrow trades completed"),
-    );
-    add(
-        Behaviour,
-        stepped(means.spent_major, &[(100, 10), (1_000, 25), (10_000, 45)]),
-        format!(
-            "{} {} paid through the wallet",
-            means.spent_major, CREDIT_CURRENCY
-        ),
-    );
-    add(
-        Behaviour,
-        -per(facts.disputes_lost, 30, 1_000),
-        plural(facts.disputes_lost, "dispute lost", "disputes lost"),
-    );
-    add(
-        Ability,
-        stepped(
-            means.assets_major,
-            &[(100, 10), (1_000, 25), (10_000, 45), (100_000, 60)],
-        ),
-        format!(
-            "{} {} in the wallet and funds",
-            means.assets_major, CREDIT_CURRENCY
-        ),
-    );
-    add(
-        Ability,
-        stepped(
-            means.received_major,
-            &[(1_000, 15), (10_000, 35), (100_000, 60)],
-        ),
-        format!(
-            "{} {} received into the wallet",
-            means.received_major, CREDIT_CURRENCY
-        ),
-    );
-    add(
-        Identity,
-        if level == Level::Verified { 45 } else { 0 },
-        "identity verified".to_owned(),
-    );
     let age_days = now.saturating_sub(facts.since) / DAY_NS;
-    add(
-        Identity,
-        stepped(age_days, &[(30, 15), (180, 30), (365, 45)]),
-        format!("account {age_days} days old"),
-    );
-    add(
-        Connections,
-        per(facts.good_transfers, 3, 30),
-        plural(
-            facts.good_transfers,
-            "transfer with people in good standing",
-            "transfers with people in good standing",
+    [
+        factor(
+            History,
+            per(facts.repaid_on_time, 15, 105),
+            What::RepaidOnTime(facts.repaid_on_time),
         ),
-    );
-    out
+        factor(
+            History,
+            -per(facts.repaid_late, 30, 1_000),
+            What::RepaidLate(facts.repaid_late),
+        ),
+        factor(
+            History,
+            -per(facts.overdue, 70, 1_000),
+            What::Overdue(facts.overdue),
+        ),
+        factor(Behaviour, per(trades, 3, 45), What::Trades(trades)),
+        factor(
+            Behaviour,
+            stepped(means.spent_major, &[(100, 10), (1_000, 25), (10_000, 45)]),
+            What::Spent(means.spent_major),
+        ),
+        factor(
+            Behaviour,
+            -per(facts.disputes_lost, 30, 1_000),
+            What::DisputesLost(facts.disputes_lost),
+        ),
+        factor(
+            Ability,
+            stepped(
+                means.assets_major,
+                &[(100, 10), (1_000, 25), (10_000, 45), (100_000, 60)],
+            ),
+            What::Assets(means.assets_major),
+        ),
+        factor(
+            Ability,
+            stepped(
+                means.received_major,
+                &[(1_000, 15), (10_000, 35), (100_000, 60)],
+            ),
+            What::Received(means.received_major),
+        ),
+        factor(
+            Identity,
+            if level == Level::Verified { 45 } else { 0 },
+            What::Verified,
+        ),
+        factor(
+            Identity,
+            stepped(age_days, &[(30, 15), (180, 30), (365, 45)]),
+            What::AgeDays(age_days),
+        ),
+        factor(
+            Connections,
+            per(facts.good_transfers, 3, 30),
+            What::GoodTransfers(facts.good_transfers),
+        ),
+    ]
+}
+
+/// Each dimension's points from the factors: its base plus theirs, within its bounds.
+fn points_of(factors: &[Factor]) -> [u16; 5] {
+    let mut raw = Dimension::ALL.map(Dimension::base);
+    for factor in factors {
+        raw[factor.dimension.index()] += factor.points;
+    }
+    Dimension::ALL.map(|dimension| {
+        let points = raw[dimension.index()].clamp(0, i32::from(dimension.max()));
+        u16::try_from(points).expect("clamped to the dimension's max")
+    })
+}
+
+fn total_of(points: &[u16; 5]) -> u16 {
+    SCORE_MIN + points.iter().sum::<u16>()
+}
+
+/// The score to show: its points, the change from `before` (the points computed before,
+/// if any) and the heaviest factors as reasons.
+fn view(factors: &[Factor; 11], now: u64, before: Option<&[u16; 5]>) -> Score {
+    let points = points_of(factors);
+    let dimensions = Dimension::ALL
+        .iter()
+        .map(|dimension| {
+            let now = points[dimension.index()];
+            let before = before.map_or(now, |b| b[dimension.index()]);
+            DimensionScore {
+                dimension: *dimension,
+                points: now,
+                max: dimension.max(),
+                change: i32::from(now) - i32::from(before),
+            }
+        })
+        .collect();
+    let mut weighing: Vec<&Factor> = factors.iter().filter(|f| f.points != 0).collect();
+    // The heaviest first; ties in the factors' order (the sort is stable).
+    weighing.sort_by_key(|f| std::cmp::Reverse(f.points.abs()));
+    let total = total_of(&points);
+    Score {
+        score: total,
+        change: before.map_or(0, |b| i32::from(total) - i32::from(total_of(b))),
+        computed_at: now,
+        dimensions,
+        reasons: weighing
+            .into_iter()
+            .take(REASONS_MAX)
+            .map(|f| Reason {
+                dimension: f.dimension,
+                points: f.points,
+                text: f.what.text(),
+            })
+            .collect(),
+    }
 }
 
 /// A person's score from their facts, identity level and means, at `now`; `previous` (the
@@ -303,49 +381,49 @@ pub fn score(
     now: u64,
     previous: Option<&Score>,
 ) -> Score {
-    let mut reasons = factors(facts, level, means, now);
-    let mut raw = Dimension::ALL.map(Dimension::base);
-    for reason in &reasons {
-        raw[reason.dimension.index()] += reason.points;
-    }
-    let dimensions: Vec<DimensionScore> = Dimension::ALL
-        .iter()
-        .map(|dimension| {
-            let points = raw[dimension.index()].clamp(0, i32::from(dimension.max()));
-            let points = u16::try_from(points).expect("clamped to the dimension's max");
-            let before = previous
-                .and_then(|p| p.dimensions.get(dimension.index()))
-                .map_or(points, |d| d.points);
-            DimensionScore {
-                dimension: *dimension,
-                points,
-                max: dimension.max(),
-                change: i32::from(points) - i32::from(before),
-            }
-        })
-        .collect();
-    let total = SCORE_MIN + dimensions.iter().map(|d| d.points).sum::<u16>();
-    // The heaviest first; ties in the dimensions' order (the sort is stable).
-    reasons.sort_by_key(|r| std::cmp::Reverse(r.points.abs()));
-    reasons.truncate(REASONS_MAX);
-    Score {
-        score: total,
-        change: previous.map_or(0, |p| i32::from(total) - i32::from(p.score)),
-        computed_at: now,
-        dimensions,
-        reasons,
-    }
+    let before = previous.map(|p| Dimension::ALL.map(|d| p.dimensions[d.index()].points));
+    view(&factors(facts, level, means, now), now, before.as_ref())
 }
 
-/// A person's credit as the core keeps it: the facts and the last score.
+/// A person's credit as the core keeps it: the facts, and what the last computation weighed
+/// (the identity level and the books' figures then, and when), from which the score is shown
+/// again exactly. About a hundred bytes and nothing on the heap: the writer keeps one for
+/// every person.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Credit {
     /// The person.
     pub person_id: Id,
     /// What the score is computed from.
     pub facts: Facts,
-    /// The score as last computed.
-    pub score: Score,
+    /// The identity level the last computation weighed.
+    pub level: Level,
+    /// The books' figures the last computation weighed.
+    pub means: Means,
+    /// When the score was last computed.
+    pub computed_at: u64,
+    /// Each dimension's points as computed before the last computation (none at first).
+    pub previous: Option<[u16; 5]>,
+}
+
+impl Credit {
+    fn factors(&self) -> [Factor; 11] {
+        factors(&self.facts, self.level, &self.means, self.computed_at)
+    }
+
+    /// Each dimension's points.
+    pub fn points(&self) -> [u16; 5] {
+        points_of(&self.factors())
+    }
+
+    /// The score, 350 to 950.
+    pub fn total(&self) -> u16 {
+        total_of(&self.points())
+    }
+
+    /// The score as the person sees it: dimensions, changes and reasons.
+    pub fn score(&self) -> Score {
+        view(&self.factors(), self.computed_at, self.previous.as_ref())
+    }
 }
 
 /// A person's consent that a merchant may check their score against thresholds.
@@ -487,7 +565,7 @@ impl Core {
                     .products
                     .credit
                     .get(person_id)
-                    .map(|c| c.score.score)
+                    .map(Credit::total)
                     .ok_or(Refusal::ConsentNotFound)?;
                 consent.checks += 1;
                 consent.last_checked_at = Some(now);
@@ -541,24 +619,33 @@ impl Core {
         means
     }
 
-    /// Computes a person's score again, and keeps it if it changed.
+    /// A person's credit computed again at `now` with `facts`, today's books and level; the
+    /// points it had become the ones its changes are counted from.
+    fn recomputed(&self, now: u64, credit: &Credit, facts: Facts) -> Credit {
+        let level = self
+            .products
+            .people
+            .get(&credit.person_id)
+            .map_or(Level::Unverified, |p| p.level);
+        Credit {
+            person_id: credit.person_id,
+            facts,
+            level,
+            means: self.means(credit.person_id),
+            computed_at: now,
+            previous: Some(credit.points()),
+        }
+    }
+
+    /// Computes a person's score again, and keeps it if what it shows changed (its points or
+    /// a factor's figure); otherwise the last one stands, with its date.
     pub(crate) fn rescore(&mut self, now: u64, person: Id) {
         let Some(credit) = self.products.credit.get(&person) else {
             return;
         };
-        let level = self
-            .products
-            .people
-            .get(&person)
-            .map_or(Level::Unverified, |p| p.level);
-        let means = self.means(person);
-        let fresh = score(&credit.facts, level, &means, now, Some(&credit.score));
-        if fresh.dimensions != credit.score.dimensions || fresh.reasons != credit.score.reasons {
-            let credit = Credit {
-                score: fresh,
-                ..credit.clone()
-            };
-            self.products.put_credit(credit);
+        let fresh = self.recomputed(now, credit, credit.facts);
+        if fresh.factors() != credit.factors() {
+            self.products.put_credit(fresh);
         }
     }
 
@@ -567,10 +654,10 @@ impl Core {
         let Some(credit) = self.products.credit.get(&person) else {
             return;
         };
-        let mut credit = credit.clone();
-        change(&mut credit.facts);
-        self.products.put_credit(credit);
-        self.rescore(now, person);
+        let mut facts = credit.facts;
+        change(&mut facts);
+        let fresh = self.recomputed(now, credit, facts);
+        self.products.put_credit(fresh);
     }
 
     /// Starts a person's credit record (with their first wallet).
@@ -578,20 +665,21 @@ impl Core {
         if self.products.credit.contains_key(&person) {
             return;
         }
-        let facts = Facts {
-            since: now,
-            ..Facts::default()
-        };
         let level = self
             .products
             .people
             .get(&person)
             .map_or(Level::Unverified, |p| p.level);
-        let score = score(&facts, level, &Means::default(), now, None);
         self.products.put_credit(Credit {
             person_id: person,
-            facts,
-            score,
+            facts: Facts {
+                since: now,
+                ..Facts::default()
+            },
+            level,
+            means: Means::default(),
+            computed_at: now,
+            previous: None,
         });
     }
 
@@ -600,7 +688,7 @@ impl Core {
         self.products
             .credit
             .get(&person)
-            .is_some_and(|c| c.score.score >= GOOD_STANDING)
+            .is_some_and(|c| c.total() >= GOOD_STANDING)
     }
 
     /// A transfer between two people: each counts one with the other if the other is in

@@ -272,7 +272,7 @@ impl Core {
             HoldCommand::Authorize { hold_id, person_id } => {
                 let mut hold = self.hold_for(*hold_id, |h| h.person_id == *person_id)?;
                 expect(&hold, HoldStatus::Requested)?;
-                let score = self.credit(*person_id).map(|c| c.score.score);
+                let score = self.credit(*person_id).map(|c| c.total());
                 let overdue = self
                     .products
                     .debts

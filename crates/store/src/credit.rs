@@ -26,7 +26,7 @@ pub(crate) fn write(sql: &mut dyn Sql, effects: &ProductEffects) -> Result<(), S
         .map(|credit| {
             vec![
                 credit.person_id.0.into(),
-                i64::from(credit.score.score).into(),
+                i64::from(credit.total()).into(),
                 serde_json::to_string(credit)
                     .expect("a credit record serializes")
                     .into(),

@@ -112,7 +112,7 @@ async fn page(
         computed_at,
         dimensions,
         reasons,
-    } = credit.score;
+    } = credit.score();
     let status = error.as_ref().map_or(StatusCode::OK, |(s, _)| *s);
     let page = CreditPage {
         chrome: Chrome::new(ctx, "wallet", "Credit score"),

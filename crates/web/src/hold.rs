@@ -76,7 +76,7 @@ async fn wallet_page(
             let debts = formica_store::credit::debts_of_person(sql, person)?;
             let ids: Vec<_> = holds.iter().map(|h| h.merchant_id).collect();
             let names = formica_store::merchant::names(sql, &ids)?;
-            let score = formica_store::credit::credit(sql, person)?.map_or(0, |c| c.score.score);
+            let score = formica_store::credit::credit(sql, person)?.map_or(0, |c| c.total());
             Ok((holds, debts, names, score))
         })
         .await;

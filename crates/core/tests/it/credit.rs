@@ -11,14 +11,18 @@ use super::*;
 const DAY: u64 = 24 * 3600 * SECOND;
 
 fn score(w: &World, person: Id) -> u16 {
-    w.core.credit(person).expect("a credit record").score.score
+    w.core
+        .credit(person)
+        .expect("a credit record")
+        .score()
+        .score
 }
 
 fn points(w: &World, person: Id, dimension: Dimension) -> u16 {
     w.core
         .credit(person)
         .expect("a credit record")
-        .score
+        .score()
         .dimensions[dimension as usize]
         .points
 }
@@ -77,12 +81,12 @@ fn a_completed_escrow_trade_raises_both_sides_and_a_lost_dispute_lowers_the_lose
     );
     assert!(
         buyer_record
-            .score
+            .score()
             .reasons
             .iter()
             .any(|r| r.text == "1 escrow trade completed" && r.points > 0),
         "{:?}",
-        buyer_record.score.reasons
+        buyer_record.score().reasons
     );
 
     // A second trade goes to a dispute the operator decides for the buyer: the seller lost.
@@ -118,9 +122,9 @@ fn a_completed_escrow_trade_raises_both_sides_and_a_lost_dispute_lowers_the_lose
     assert_eq!(score(&w, buyer), buyer_before, "the buyer did not");
     let seller_record = w.core.credit(seller).expect("a record");
     assert_eq!(seller_record.facts.disputes_lost, 1);
-    assert_eq!(seller_record.score.change, -30);
+    assert_eq!(seller_record.score().change, -30);
     assert_eq!(
-        seller_record.score.dimensions[Dimension::Behaviour as usize].change,
+        seller_record.score().dimensions[Dimension::Behaviour as usize].change,
         -30
     );
     w.assert_balanced();

@@ -86,7 +86,7 @@ fn add_funding(w: &mut World, minor: u64) {
 fn a_good_score_waives_the_deposit_and_unfreezing_moves_nothing() {
     let mut w = World::new();
     let (shop, renter) = rental(&mut w, 100_00);
-    let score = w.core.credit(renter).expect("a record").score.score;
+    let score = w.core.credit(renter).expect("a record").score().score;
     assert!((550..650).contains(&score), "{score}");
     let asked = request(&mut w, shop, renter, "B1", 99_00, 550);
     assert_eq!(asked.status, HoldStatus::Requested);
@@ -168,7 +168,7 @@ fn a_waived_deposit_charged_beyond_the_wallet_leaves_a_debt_that_falls_overdue()
     let (shop, renter) = rental(&mut w, 30_00);
     let asked = request(&mut w, shop, renter, "D1", 500_00, 550);
     authorize(&mut w, asked.id, renter).expect("waived");
-    let before = w.core.credit(renter).expect("a record").score.score;
+    let before = w.core.credit(renter).expect("a record").score().score;
     // The platform has set nothing aside: it cannot lend, and nothing changes.
     assert_eq!(
         charge(&mut w, asked.id, shop, 120_00),
@@ -192,7 +192,7 @@ fn a_waived_deposit_charged_beyond_the_wallet_leaves_a_debt_that_falls_overdue()
     w.advance(DEBT_DAYS * DAY + SECOND);
     let record = w.core.credit(renter).expect("a record");
     assert_eq!(record.facts.overdue, 1);
-    assert_eq!(record.score.score, before - 70);
+    assert_eq!(record.score().score, before - 70);
     assert!(w.core.debt(debt_id).expect("open").overdue);
     // Overdue: the next deposit is not waived, whatever the score.
     let next = request(&mut w, shop, renter, "D2", 10_00, 350);
@@ -230,7 +230,8 @@ fn a_waived_deposit_charged_beyond_the_wallet_leaves_a_debt_that_falls_overdue()
     assert!(w.core.debt(debt_id).is_none());
     let record = w.core.credit(renter).expect("a record");
     assert_eq!((record.facts.overdue, record.facts.repaid_late), (0, 1));
-    let history = record.score.dimensions[formica_core::credit::Dimension::History as usize].points;
+    let history =
+        record.score().dimensions[formica_core::credit::Dimension::History as usize].points;
     assert_eq!(history, 105 - 30, "late, not overdue any more");
     assert_eq!(w.balance(renter), (10_00, 0));
     w.assert_balanced();
@@ -256,7 +257,7 @@ fn a_debt_repaid_by_its_due_day_counts_as_on_time() {
     .expect("repaid");
     let record = w.core.credit(renter).expect("a record");
     assert_eq!(record.facts.repaid_on_time, 1);
-    assert!(record.score.score > 560);
+    assert!(record.score().score > 560);
     w.advance(DEBT_DAYS * DAY + SECOND);
     assert_eq!(w.core.credit(renter).expect("a record").facts.overdue, 0);
     w.assert_balanced();

@@ -59,7 +59,7 @@ fn debts(core: &Core, products: &ProductsLoaded) -> Result<(), String> {
 fn credit(products: &ProductsLoaded) -> Result<(), String> {
     use formica_core::credit::{SCORE_MAX, SCORE_MIN};
     for record in &products.credit {
-        let score = &record.score;
+        let score = &record.score();
         let sum: u16 = score.dimensions.iter().map(|d| d.points).sum();
         if !(SCORE_MIN..=SCORE_MAX).contains(&score.score) || score.score != SCORE_MIN + sum {
             return Err(format!(

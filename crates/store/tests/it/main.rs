@@ -1658,7 +1658,7 @@ fn a_crash_in_the_middle_of_the_credit_run_resumes_it_and_consents_persist(backe
         people
             .iter()
             .map(|p| {
-                books.core.credit(*p).expect("a record").score.dimensions
+                books.core.credit(*p).expect("a record").score().dimensions
                     [Dimension::Identity as usize]
                     .points
             })
