@@ -1141,6 +1141,40 @@ impl ProductBooks {
         ProductBooks { core, store, now }
     }
 
+    /// A person with a wallet, and `minor` fen in it through a settled top-up.
+    fn person(&mut self, user: formica_core::Id, minor: u64) {
+        use formica_core::wallet::WalletCommand;
+        use formica_core::{Currency, Id, Money, ProductCommand};
+        self.run(
+            SECOND,
+            ProductCommand::Wallet(WalletCommand::OpenWallet {
+                user_id: user,
+                currency: Currency::CNY,
+            }),
+        );
+        if minor == 0 {
+            return;
+        }
+        let Some(Outcome::Movement(top_up)) = self.run(
+            SECOND,
+            ProductCommand::Wallet(WalletCommand::StartTopUp {
+                user_id: user,
+                amount: Money::new(minor, Currency::CNY),
+                card_id: Id(9),
+            }),
+        ) else {
+            panic!("a movement")
+        };
+        self.run(
+            SECOND,
+            ProductCommand::Wallet(WalletCommand::SettleMovement {
+                movement_id: top_up.id,
+                succeeded: true,
+                failure: None,
+            }),
+        );
+    }
+
     /// A batch of timers alone, checked like a command's.
     fn tick(&mut self, advance: u64) {
         self.now += advance;
@@ -1163,7 +1197,6 @@ impl ProductBooks {
 )]
 fn a_crash_in_the_middle_of_an_accrual_credits_each_holder_once(backend: Backend) {
     use formica_core::fund::{FundCommand, Income, fund_account, issuer_account, units_account};
-    use formica_core::wallet::WalletCommand;
     use formica_core::{Currency, Id, Money, ProductCommand};
     const DAY: u64 = 24 * 3600 * SECOND;
     let db = backend.fresh();
@@ -1171,31 +1204,7 @@ fn a_crash_in_the_middle_of_an_accrual_credits_each_holder_once(backend: Backend
     let cny = |minor| Money::new(minor, Currency::CNY);
     let people: Vec<Id> = (1..=6).map(Id).collect();
     for user in &people {
-        books.run(
-            SECOND,
-            ProductCommand::Wallet(WalletCommand::OpenWallet {
-                user_id: *user,
-                currency: Currency::CNY,
-            }),
-        );
-        let Some(Outcome::Movement(top_up)) = books.run(
-            SECOND,
-            ProductCommand::Wallet(WalletCommand::StartTopUp {
-                user_id: *user,
-                amount: cny(100_000_00),
-                card_id: Id(9),
-            }),
-        ) else {
-            panic!("a movement")
-        };
-        books.run(
-            SECOND,
-            ProductCommand::Wallet(WalletCommand::SettleMovement {
-                movement_id: top_up.id,
-                succeeded: true,
-                failure: None,
-            }),
-        );
+        books.person(*user, 100_000_00);
     }
     let manager = people[0];
     let Some(Outcome::Fund(fund)) = books.run(
@@ -1601,20 +1610,13 @@ fn products_load_back_as_memory_holds_them(backend: Backend) {
 fn a_crash_in_the_middle_of_the_credit_run_resumes_it_and_consents_persist(backend: Backend) {
     use formica_core::credit::{CreditCommand, Dimension};
     use formica_core::merchant::{MerchantCommand, MerchantProfile};
-    use formica_core::wallet::WalletCommand;
     use formica_core::{Currency, Id, ProductCommand};
     const DAY: u64 = 24 * 3600 * SECOND;
     let db = backend.fresh();
     let mut books = ProductBooks::start(&db);
     let people: Vec<Id> = (1..=5).map(Id).collect();
     for user in &people {
-        books.run(
-            SECOND,
-            ProductCommand::Wallet(WalletCommand::OpenWallet {
-                user_id: *user,
-                currency: Currency::CNY,
-            }),
-        );
+        books.person(*user, 0);
     }
     let Some(Outcome::Merchant(shop)) = books.run(
         SECOND,
@@ -1694,38 +1696,12 @@ fn a_crash_in_the_middle_of_the_credit_run_resumes_it_and_consents_persist(backe
 fn a_frozen_deposit_is_charged_after_a_restart(backend: Backend) {
     use formica_core::deposit::{HoldCommand, HoldStatus};
     use formica_core::merchant::{MerchantCommand, MerchantProfile};
-    use formica_core::wallet::WalletCommand;
     use formica_core::{Currency, Id, Money, ProductCommand};
     let db = backend.fresh();
     let mut books = ProductBooks::start(&db);
     let cny = |minor| Money::new(minor, Currency::CNY);
-    for user in [Id(1), Id(2)] {
-        books.run(
-            SECOND,
-            ProductCommand::Wallet(WalletCommand::OpenWallet {
-                user_id: user,
-                currency: Currency::CNY,
-            }),
-        );
-    }
-    let Some(Outcome::Movement(top_up)) = books.run(
-        SECOND,
-        ProductCommand::Wallet(WalletCommand::StartTopUp {
-            user_id: Id(2),
-            amount: cny(500_00),
-            card_id: Id(9),
-        }),
-    ) else {
-        panic!("a movement")
-    };
-    books.run(
-        SECOND,
-        ProductCommand::Wallet(WalletCommand::SettleMovement {
-            movement_id: top_up.id,
-            succeeded: true,
-            failure: None,
-        }),
-    );
+    books.person(Id(1), 0);
+    books.person(Id(2), 500_00);
     let Some(Outcome::Merchant(shop)) = books.run(
         SECOND,
         ProductCommand::Merchant(MerchantCommand::Open(Box::new(MerchantProfile {
