@@ -123,14 +123,23 @@ pub async fn mine(
     Ok(Json(list))
 }
 
-/// Which sides of a hold the caller is on (a shop's owner may hold their own deposit).
-struct Sides {
-    person: bool,
-    merchant: bool,
+/// Which side of a hold a route acts for (a shop's owner may hold their own deposit, and
+/// is then on both).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Person,
+    Merchant,
+    Either,
 }
 
-/// The hold, if the caller is its person or runs its merchant (else not found).
-async fn hold_for(state: &AppState, caller: &Caller, id: &str) -> Result<(Hold, Sides), ApiError> {
+/// The hold, if the caller is on `side` of it (else not found, as for a hold that does not
+/// exist). The merchant is read only when the person's side does not already answer.
+async fn hold_for(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    side: Side,
+) -> Result<Hold, ApiError> {
     let not_found = || ApiError::not_found("hold_not_found");
     let id: Id = id.parse().map_err(|_| not_found())?;
     let hold = state
@@ -138,16 +147,17 @@ async fn hold_for(state: &AppState, caller: &Caller, id: &str) -> Result<(Hold, 
         .read(move |sql| formica_store::credit::hold(sql, id))
         .await?
         .ok_or_else(not_found)?;
-    let sides = Sides {
-        person: hold.person_id == caller.0.id,
-        merchant: crate::merchant::owned(state, caller, &hold.merchant_id.to_string())
-            .await
-            .is_ok(),
-    };
-    if !sides.person && !sides.merchant {
-        return Err(not_found());
+    if side != Side::Merchant && hold.person_id == caller.0.id {
+        return Ok(hold);
     }
-    Ok((hold, sides))
+    if side != Side::Person
+        && crate::merchant::owned(state, caller, &hold.merchant_id.to_string())
+            .await
+            .is_ok()
+    {
+        return Ok(hold);
+    }
+    Err(not_found())
 }
 
 /// One hold, for its person or its merchant.
@@ -160,7 +170,7 @@ pub async fn get_one(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Hold>, ApiError> {
-    Ok(Json(hold_for(&state, &caller, &id).await?.0))
+    Ok(Json(hold_for(&state, &caller, &id, Side::Either).await?))
 }
 
 /// The payment PIN.
@@ -188,10 +198,7 @@ pub async fn authorize(
     body: Body<Authorization>,
 ) -> Result<Json<Hold>, ApiError> {
     let key = idempotency::key(&headers, true)?;
-    let (hold, sides) = hold_for(&state, &caller, &id).await?;
-    if !sides.person {
-        return Err(ApiError::not_found("hold_not_found"));
-    }
+    let hold = hold_for(&state, &caller, &id, Side::Person).await?;
     check_pin(&state, &caller, &body.value.pin).await?;
     let command = HoldCommand::Authorize {
         hold_id: hold.id,
@@ -260,10 +267,7 @@ pub async fn unfreeze(
 
 /// A hold of a merchant the caller runs.
 async fn merchant_side(state: &AppState, caller: &Caller, id: &str) -> Result<Hold, ApiError> {
-    let (hold, sides) = hold_for(state, caller, id).await?;
-    if !sides.merchant {
-        return Err(ApiError::not_found("hold_not_found"));
-    }
+    let hold = hold_for(state, caller, id, Side::Merchant).await?;
     if hold.status == formica_core::deposit::HoldStatus::Closed {
         // Memory forgets a closed hold; say why rather than "not found".
         return Err(formica_core::Refusal::HoldStatusInvalid {
