@@ -33,9 +33,6 @@ use hashbrown::{HashMap, HashSet};
 
 use formica_ledger::{Account, AccountFlags, InvariantViolation, Ledger, Transfer, TransferFlags};
 
-/// Settled transfers the cache may hold before it is swept.
-const EVICT_SLACK_TRANSFERS: usize = 1 << 17;
-
 /// The state machine: the books, the head of each account's history chain, and what the
 /// batch being applied and the next checkpoint must write.
 #[derive(Debug, Default)]
@@ -538,7 +535,8 @@ impl Core {
         self.ledger.commit_scope();
         self.products.commit_batch();
         let open_or_recent = self.ledger.pending_status_count();
-        if self.ledger.cached_transfer_count() > 2 * open_or_recent + EVICT_SLACK_TRANSFERS {
+        let slack = self.products.settings.transfer_cache_slack;
+        if self.ledger.cached_transfer_count() > 2 * open_or_recent + slack {
             self.ledger.evict_settled();
         }
     }

@@ -184,7 +184,14 @@ pub struct Settings {
     pub refund_window_ns: u64,
     /// Fund holders credited per batch while a day's income is accrued.
     pub accrual_chunk: usize,
+    /// Settled transfers the books keep in memory beyond twice the open ones before they are
+    /// swept (the store has them all). Bounds the writer's memory; smaller sweeps more often.
+    pub transfer_cache_slack: usize,
 }
+
+/// Settled transfers kept in memory before a sweep, by default: a sweep walks the whole
+/// cache, so it runs once per this many transfers.
+pub const TRANSFER_CACHE_SLACK: usize = 1 << 17;
 
 /// Nanoseconds per second.
 pub(crate) const NANOS_PER_SECOND: u64 = SECOND_NS;
@@ -207,6 +214,7 @@ impl Default for Settings {
             settle_delay_days: 1,
             refund_window_ns: 90 * DAY_NS,
             accrual_chunk: crate::fund::ACCRUAL_CHUNK,
+            transfer_cache_slack: TRANSFER_CACHE_SLACK,
         }
     }
 }

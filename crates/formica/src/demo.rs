@@ -67,6 +67,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             webhooks_allow_private: true,
             settle_delay_days: 1,
             refund_window_days: 90,
+            transfer_cache_slack: formica_core::products::TRANSFER_CACHE_SLACK as u64,
         },
     };
     serve(args, move |server, url| seed(server, url, &sandbox))

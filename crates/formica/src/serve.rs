@@ -72,6 +72,12 @@ pub struct Rules {
     /// Days a paid merchant trade can be refunded before it is finished.
     #[arg(long, env = "FORMICA_REFUND_WINDOW_DAYS", default_value_t = 90)]
     pub refund_window_days: u64,
+    /// Settled transfers the writer keeps in memory (beyond twice the open ones) before it
+    /// sweeps them out; the store has them all. Bounds the writer's memory.
+    #[arg(long, env = "FORMICA_TRANSFER_CACHE_SLACK",
+        default_value_t = formica_core::products::TRANSFER_CACHE_SLACK as u64,
+        value_parser = clap::value_parser!(u64).range(1..=(1 << 30)))]
+    pub transfer_cache_slack: u64,
 }
 
 impl Rules {
@@ -86,6 +92,8 @@ impl Rules {
                 verified_daily_major: self.verified_daily_limit,
                 settle_delay_days: self.settle_delay_days,
                 refund_window_ns: self.refund_window_days.saturating_mul(24 * 60 * MINUTE),
+                transfer_cache_slack: usize::try_from(self.transfer_cache_slack)
+                    .unwrap_or(usize::MAX),
                 ..Settings::default()
             },
             ..Config::default()

@@ -475,6 +475,33 @@ fn transfers_respect_funds_and_the_daily_limit_of_the_level() {
 }
 
 #[test]
+fn settled_transfers_leave_memory_once_the_slack_is_used() {
+    let mut w = World::new();
+    let slack = 64;
+    w.core.configure(Settings {
+        transfer_cache_slack: slack,
+        ..Settings::default()
+    });
+    let alice = w.person(1, 10_000_00);
+    let bob = w.person(2, 0);
+    let mut most = 0;
+    for _ in 0..1_000 {
+        w.wallet(WalletCommand::Transfer {
+            from_user_id: alice,
+            to_user_id: bob,
+            amount: cny(1),
+            note: "change".into(),
+        })
+        .expect("sends");
+        most = most.max(w.core.ledger().cached_transfer_count());
+    }
+    // A batch adds a transfer past the slack before it is swept; nothing here stays open.
+    assert!(most <= slack + 1, "the cache held {most} settled transfers");
+    assert_eq!(w.balance(bob).0, 10_00, "the sweep forgets no money");
+    w.assert_balanced();
+}
+
+#[test]
 fn a_withdrawal_holds_the_money_until_the_bank_answers() {
     let mut w = World::new();
     let alice = w.person(1, 100_00);

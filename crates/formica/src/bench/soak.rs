@@ -70,6 +70,11 @@ pub struct Args {
     /// Seed of the traffic.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// The server's `--transfer-cache-slack` (its default when not given): a small one
+    /// sweeps the settled transfers out of memory within minutes, so a short run shows
+    /// whether anything else grows.
+    #[arg(long)]
+    transfer_cache_slack: Option<u64>,
     /// Print one JSON object as the last line.
     #[arg(long)]
     json: bool,
@@ -111,7 +116,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let place = place(args.store, args.database_url.as_deref())?;
     let store = format!("{:?}", args.store).to_lowercase();
     let clients = usize::try_from(args.clients)?;
-    let (mut server, url) = ServeChild::start(&place.location, SERVER_RULES)?;
+    let slack = args.transfer_cache_slack.map(|slack| slack.to_string());
+    let mut options = SERVER_RULES.to_vec();
+    if let Some(slack) = &slack {
+        options.extend(["--transfer-cache-slack", slack.as_str()]);
+    }
+    let (mut server, url) = ServeChild::start(&place.location, &options)?;
     let client = Client::new(&url);
     let mut workers: Vec<Worker> = (0..clients).map(|n| Worker::new(n, args.seed)).collect();
     let people = traffic::setup(&client, clients * PEOPLE_PER_CLIENT, &mut workers)
