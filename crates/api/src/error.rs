@@ -68,6 +68,13 @@ pub const CODES: &[(&str, u16)] = &[
     ("charge_too_large", 422),
     ("repay_too_large", 422),
     ("credit_funding_insufficient", 422),
+    ("due_day_invalid", 400),
+    ("credit_line_exists", 409),
+    ("credit_line_not_eligible", 422),
+    ("credit_line_not_found", 404),
+    ("credit_line_insufficient", 422),
+    ("credit_line_overdue", 422),
+    ("instalments_invalid", 422),
     ("income_day_invalid", 409),
     ("accrual_in_progress", 409),
     ("units_insufficient", 422),
@@ -207,6 +214,13 @@ impl From<Refusal> for ApiError {
             Refusal::DebtNotFound => "debt_not_found",
             Refusal::RepayTooLarge { .. } => "repay_too_large",
             Refusal::CreditFundingInsufficient => "credit_funding_insufficient",
+            Refusal::DueDayInvalid => "due_day_invalid",
+            Refusal::CreditLineExists => "credit_line_exists",
+            Refusal::CreditLineNotEligible { .. } => "credit_line_not_eligible",
+            Refusal::CreditLineNotFound => "credit_line_not_found",
+            Refusal::CreditLineInsufficient { .. } => "credit_line_insufficient",
+            Refusal::CreditLineOverdue => "credit_line_overdue",
+            Refusal::InstalmentsInvalid => "instalments_invalid",
             Refusal::BooksRefused { .. } => return ApiError::internal(&refusal),
         };
         let error = ApiError::new(code, message);
@@ -293,6 +307,7 @@ mod tests {
             include_str!("merchant.rs"),
             include_str!("credit.rs"),
             include_str!("hold.rs"),
+            include_str!("credit_line.rs"),
         ];
         for (code, _) in CODES {
             let quoted = format!("\"{code}\"");

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod body;
 pub mod credit;
+pub mod credit_line;
 pub mod error;
 pub mod fund;
 pub mod hold;
@@ -339,6 +340,14 @@ pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
             post(hold::add_funding).get(hold::funding),
         )
         .route("/debts/overdue", get(hold::overdue))
+        .route(
+            "/credit/line",
+            post(credit_line::open).get(credit_line::get_line),
+        )
+        .route("/credit/line/statements", get(credit_line::statements))
+        .route("/credit/line/repay", post(credit_line::repay))
+        .route("/credit/line/instalments", post(credit_line::instalments))
+        .route("/credit/lines/overdue", get(credit_line::overdue))
         .route("/openapi.json", get(openapi::document))
         .fallback(not_found);
     Router::new()

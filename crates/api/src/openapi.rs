@@ -9,7 +9,7 @@ use utoipa::Modify;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::{credit, fund, hold, merchant, people, trade, wallet, webhook};
+use crate::{credit, credit_line, fund, hold, merchant, people, trade, wallet, webhook};
 
 /// The REST API's description.
 #[derive(OpenApi)]
@@ -43,6 +43,8 @@ use crate::{credit, fund, hold, merchant, people, trade, wallet, webhook};
         hold::request, hold::merchant_holds, hold::mine, hold::get_one, hold::authorize,
         hold::charge, hold::unfreeze, hold::debts, hold::repay, hold::add_funding,
         hold::funding, hold::overdue,
+        credit_line::open, credit_line::get_line, credit_line::statements, credit_line::repay,
+        credit_line::instalments, credit_line::overdue,
     ),
     modifiers(&Security, &ErrorCodes, &CommonAnswers),
     tags(
@@ -56,7 +58,9 @@ use crate::{credit, fund, hold, merchant, people, trade, wallet, webhook};
         (name = "funds", description = "The pocket-money fund: subscribe, redeem at once or \
             the next business day, daily earnings as new units, the 7-day yield."),
         (name = "credit", description = "The credit score (350-950) with its reasons, and \
-            the consents under which a merchant may ask whether it passes a threshold."),
+            the consents under which a merchant may ask whether it passes a threshold. The \
+            credit line: pay at checkout, a statement on the 1st, repay in full, the minimum \
+            or in instalments."),
         (name = "holds", description = "Deposit-free holds: a merchant holds a deposit, \
             waived by a good enough credit score or frozen in the wallet; charged or \
             unfrozen at the end; a charge the wallet could not pay is a debt to repay."),

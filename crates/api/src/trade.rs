@@ -289,6 +289,11 @@ pub struct PayInput {
     /// Pay from this pocket fund instead of the wallet: exactly the amount is redeemed and
     /// paid on, in one step.
     pub fund_id: Option<Id>,
+    /// Pay from the caller's credit line: the platform pays, the caller owes it on the
+    /// line's next statement (an escrow trade's once its receipt is confirmed). Not with
+    /// `fund_id`.
+    #[serde(default)]
+    pub credit_line: bool,
 }
 
 /// Pays a trade: the money moves from the buyer's wallet (or their pocket fund) into escrow,
@@ -307,27 +312,45 @@ pub async fn pay(
     body: Body<PayInput>,
 ) -> Result<Json<Trade>, ApiError> {
     let pin = Some(body.value.pin.as_str());
-    let Some(fund_id) = body.value.fund_id else {
-        return act(
-            &state,
-            &caller,
-            &id,
-            &headers,
-            &body.digest,
-            "pay",
-            pin,
-            |trade_id, buyer_id| Ok(TradeCommand::Pay { trade_id, buyer_id }),
-        )
-        .await;
+    let source = match (body.value.fund_id, body.value.credit_line) {
+        (Some(_), true) => {
+            return Err(ApiError::new(
+                "invalid_field",
+                "pay from a fund or from the credit line, not both",
+            )
+            .field("credit_line"));
+        }
+        (None, false) => {
+            return act(
+                &state,
+                &caller,
+                &id,
+                &headers,
+                &body.digest,
+                "pay",
+                pin,
+                |trade_id, buyer_id| Ok(TradeCommand::Pay { trade_id, buyer_id }),
+            )
+            .await;
+        }
+        (fund_id, _) => fund_id,
     };
     let key = idempotency::key(&headers, true)?;
     let trade_id = trade_id(&id)?;
     check_pin(&state, &caller, &body.value.pin).await?;
-    let command = ProductCommand::Fund(formica_core::fund::FundCommand::PayTrade {
-        fund_id,
-        trade_id,
-        buyer_id: caller.0.id,
-    });
+    let command = match source {
+        Some(fund_id) => ProductCommand::Fund(formica_core::fund::FundCommand::PayTrade {
+            fund_id,
+            trade_id,
+            buyer_id: caller.0.id,
+        }),
+        None => {
+            ProductCommand::CreditLine(formica_core::credit_line::CreditLineCommand::PayTrade {
+                trade_id,
+                buyer_id: caller.0.id,
+            })
+        }
+    };
     let path = format!("/v1/trades/{trade_id}/pay");
     match idempotency::submit(
         &state,

@@ -376,7 +376,7 @@ impl Core {
     }
 
     /// The platform's funding and lent accounts (and the bank's clearing account).
-    fn ensure_credit_accounts(&mut self, now: u64, currency: Currency) {
+    pub(crate) fn ensure_credit_accounts(&mut self, now: u64, currency: Currency) {
         let mut books = self.books();
         books.ensure_account(
             now,

@@ -830,29 +830,7 @@ impl Core {
         buyer: Id,
     ) -> Result<Outcome, Refusal> {
         let fund = self.fund_of(fund_id)?;
-        let trade = self
-            .products
-            .trade(trade_id)
-            .filter(|t| !t.status.is_final())
-            .cloned()
-            .ok_or(Refusal::TradeNotFound)?;
-        if trade.buyer_id.is_some_and(|named| named != buyer) {
-            return Err(Refusal::TradeNotFound);
-        }
-        if trade.status != crate::trade::TradeStatus::WaitBuyerPay {
-            return Err(Refusal::TradeStatusInvalid {
-                status: trade.status,
-            });
-        }
-        if trade.seller_id == buyer {
-            return Err(Refusal::BuyerIsSeller);
-        }
-        if trade.amount.currency != fund.currency {
-            return Err(Refusal::CurrencyMismatch {
-                expected: fund.currency,
-            });
-        }
-        self.check_limit(now, buyer, trade.amount)?;
+        let trade = self.payable(now, trade_id, buyer, fund.currency)?;
         self.redeem(now, fund_id, buyer, trade.amount, true, true)?;
         // The money is in the wallet and the trade was checked: the payment goes through.
         let paid = self.pay_trade(now, trade_id, buyer);

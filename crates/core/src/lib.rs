@@ -8,6 +8,7 @@
 
 mod command;
 pub mod credit;
+pub mod credit_line;
 pub mod deposit;
 mod effects;
 pub mod fund;
@@ -178,6 +179,11 @@ impl Core {
                 debts.sort_unstable_by_key(|d| d.id);
                 debts
             },
+            credit_lines: {
+                let mut lines: Vec<_> = self.products.credit_lines.values().cloned().collect();
+                lines.sort_unstable_by_key(|l| l.person_id);
+                lines
+            },
         }
     }
 
@@ -214,6 +220,11 @@ impl Core {
     /// An open hold (requested, waived or frozen).
     pub fn hold(&self, id: Id) -> Option<&deposit::Hold> {
         self.products.holds.get(&id)
+    }
+
+    /// A person's credit line.
+    pub fn credit_line(&self, person: Id) -> Option<&credit_line::CreditLine> {
+        self.products.credit_lines.get(&person)
     }
 
     /// A debt not yet repaid.
@@ -306,7 +317,11 @@ impl Core {
                             | M::Finish { trade_id, .. }
                             | M::PayWithCode { trade_id, .. },
                         )
-                        | ProductCommand::Trade(trade::TradeCommand::Pay { trade_id, .. }),
+                        | ProductCommand::Trade(trade::TradeCommand::Pay { trade_id, .. })
+                        | ProductCommand::CreditLine(credit_line::CreditLineCommand::PayTrade {
+                            trade_id,
+                            ..
+                        }),
                     ..
                 }) => Some(*trade_id),
                 _ => None,
@@ -428,6 +443,7 @@ impl Core {
                     ProductCommand::Fund(command) => self.apply_fund(now, command),
                     ProductCommand::Credit(command) => self.apply_credit(now, command),
                     ProductCommand::Hold(command) => self.apply_hold(now, command),
+                    ProductCommand::CreditLine(command) => self.apply_credit_line(now, command),
                 };
                 if let Some(key) = &request.idempotency {
                     self.products.save_idempotency(key.clone(), &outcome, now);
@@ -452,6 +468,7 @@ impl Core {
                 Due::CreditRun => self.run_credit(now),
                 Due::Hold(id) => self.hold_due(now, id),
                 Due::Debt(id) => self.debt_due(now, id),
+                Due::CreditLine(person) => self.credit_line_due(now, person),
                 Due::Movement(id) => {
                     let movement = self.products.movements[&id].clone();
                     let failure = Some("the bank did not answer in time".to_owned());

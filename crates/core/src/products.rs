@@ -12,6 +12,7 @@ use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::credit::{Consent, Credit, CreditCheck, CreditCommand, CreditRun};
+use crate::credit_line::{CreditLine, CreditLineCommand};
 use crate::deposit::{Debt, Hold, HoldCommand, HoldStatus};
 use crate::fund::{Calendar, Fund, FundCommand, Holding, Income, Redemption, Subscription};
 use crate::merchant::{Merchant, MerchantCommand, RefundReceipt, Settlement};
@@ -104,6 +105,12 @@ pub mod account_kind {
     pub const CREDIT_FUNDING: u16 = 11;
     /// The platform's money lent out: the sum of every receivable.
     pub const CREDIT_LENT: u16 = 12;
+    /// What a person owes on their credit line (debits less credits).
+    pub const CREDIT_LINE: u16 = 13;
+    /// The platform's interest income from credit lines.
+    pub const CREDIT_INTEREST: u16 = 14;
+    /// The platform's instalment fee income.
+    pub const CREDIT_FEES: u16 = 15;
 }
 
 /// Why money moved (the ledger's transfer `code`).
@@ -148,6 +155,16 @@ pub mod transfer_kind {
     pub const CREDIT_FUNDING: u16 = 19;
     /// Funding lent out, or coming back with a repayment.
     pub const CREDIT_LENDING: u16 = 20;
+    /// The platform lends a purchase from a person's credit line into their wallet.
+    pub const CREDIT_PURCHASE: u16 = 21;
+    /// Interest on a credit line.
+    pub const CREDIT_INTEREST: u16 = 22;
+    /// An instalment fee on a credit line.
+    pub const CREDIT_FEE: u16 = 23;
+    /// A person repays their credit line.
+    pub const CREDIT_REPAYMENT: u16 = 24;
+    /// A refund of a purchase from the line goes back to it.
+    pub const CREDIT_REFUND: u16 = 25;
 }
 
 /// The account id of `owner`'s account of `kind` in `currency` (owner zero is the platform):
@@ -273,6 +290,8 @@ pub enum ProductCommand {
     Credit(CreditCommand),
     /// Deposit-free holds and the debts they leave.
     Hold(HoldCommand),
+    /// The credit line: paying from it, statements, repaying.
+    CreditLine(CreditLineCommand),
 }
 
 /// What a product command did.
@@ -317,6 +336,8 @@ pub enum Outcome {
     Hold(Hold),
     /// A debt from a charged waived deposit.
     Debt(Debt),
+    /// A person's credit line.
+    CreditLine(CreditLine),
 }
 
 /// A person's level and wallets, as the core knows them.
@@ -503,6 +524,35 @@ pub enum Refusal {
         /// What is owed.
         outstanding: Money,
     },
+    /// A due day other than the 8th, 9th or 10th.
+    #[error("the due day is the 8th, 9th or 10th")]
+    DueDayInvalid,
+    /// The person has a credit line already.
+    #[error("a credit line is open already")]
+    CreditLineExists,
+    /// The person's score earns no line (below 600, none yet, or something overdue).
+    #[error("a credit line needs a score of 600 and nothing overdue")]
+    CreditLineNotEligible {
+        /// The score now, if there is one.
+        score: Option<u16>,
+    },
+    /// The person has no credit line.
+    #[error("no credit line")]
+    CreditLineNotFound,
+    /// More than the line has left.
+    #[error("the credit line has {available} left")]
+    CreditLineInsufficient {
+        /// What can still be drawn.
+        available: Money,
+    },
+    /// A statement's minimum was not paid by its due day: no more drawing until it is.
+    #[error("the credit line is overdue")]
+    CreditLineOverdue,
+    /// Instalments are 3, 6, 9 or 12, of a statement before its due day, one plan at a time.
+    #[error(
+        "instalments are 3, 6, 9 or 12 periods of a statement before its due day, one plan at a time"
+    )]
+    InstalmentsInvalid,
 }
 
 /// A message for the outbox, delivered to the person's webhook endpoints.
@@ -576,6 +626,8 @@ pub struct ProductEffects {
     pub holds: Vec<Hold>,
     /// Debts created or changed, as they stand.
     pub debts: Vec<Debt>,
+    /// Credit lines opened or changed, as they stand.
+    pub credit_lines: Vec<CreditLine>,
 }
 
 impl ProductEffects {
@@ -602,6 +654,7 @@ impl ProductEffects {
             && self.credit_run.is_none()
             && self.holds.is_empty()
             && self.debts.is_empty()
+            && self.credit_lines.is_empty()
     }
 }
 
@@ -638,6 +691,8 @@ pub struct ProductsLoaded {
     pub open_holds: Vec<Hold>,
     /// Debts not yet repaid.
     pub open_debts: Vec<Debt>,
+    /// Every credit line.
+    pub credit_lines: Vec<CreditLine>,
 }
 
 /// Something to do at a time: an open trade's or movement's deadline.
@@ -656,6 +711,8 @@ pub(crate) enum Due {
     Hold(Id),
     /// A debt's due day.
     Debt(Id),
+    /// A credit line's next statement, due day or day of interest (by person).
+    CreditLine(Id),
 }
 
 /// The products' state in memory.
@@ -687,6 +744,8 @@ pub(crate) struct Products {
     pub(crate) hold_numbers: HashMap<(Id, String), Id>,
     /// Debts not yet repaid.
     pub(crate) debts: HashMap<Id, Debt>,
+    /// Credit lines by person.
+    pub(crate) credit_lines: HashMap<Id, CreditLine>,
     /// When each merchant's settlement timer is set for.
     settle_timers: HashMap<Id, u64>,
     /// When each subscription's confirmation and each redemption's payout is set for (the
@@ -722,6 +781,7 @@ pub(crate) struct ProductBatch {
     credit_run: bool,
     holds: HashMap<Id, Hold>,
     debts: HashMap<Id, Debt>,
+    credit_lines: HashMap<Id, CreditLine>,
     /// Paid merchant trades the store loaded for this batch.
     recalled: HashMap<Id, Trade>,
     /// Numbers taken by trades not in memory: found in the store before the batch, or gone
@@ -758,6 +818,7 @@ enum Undo {
     CreditRun(CreditRun),
     Hold(Id, Option<Hold>),
     Debt(Id, Option<Debt>),
+    CreditLine(Id, Option<CreditLine>),
 }
 
 impl Products {
@@ -810,6 +871,9 @@ impl Products {
         for debt in loaded.open_debts {
             products.set_debt(debt.id, Some(debt));
         }
+        for line in loaded.credit_lines {
+            products.set_credit_line(line.person_id, Some(line));
+        }
         products
     }
 
@@ -835,7 +899,8 @@ impl Products {
     /// The objects whose deadline has passed at `now`, earliest first.
     ///
     /// A business day's fund confirmations and payouts fall due at one midnight, a million
-    /// at a time on a big fund: at most `accrual_chunk` of them are taken per batch, as
+    /// at a time on a big fund, and every credit line's statement on the 1st: at most
+    /// `accrual_chunk` of them are taken per batch, as
     /// accruals are, so that no batch grows without bound and payments keep flowing. The
     /// rest (and anything ordered after them) stay due for the next batches.
     pub(crate) fn due(&self, now: u64) -> Vec<Due> {
@@ -845,7 +910,10 @@ impl Products {
             if *at > now {
                 break;
             }
-            if matches!(timer, Due::FundConfirm(_) | Due::FundPayout(_)) {
+            if matches!(
+                timer,
+                Due::FundConfirm(_) | Due::FundPayout(_) | Due::CreditLine(_)
+            ) {
                 if fund_steps == 0 {
                     break;
                 }
@@ -1000,6 +1068,29 @@ impl Products {
         let keep = debt.repaid_at.is_none().then_some(debt);
         let before = self.set_debt(id, keep);
         self.batch.undo.push(Undo::Debt(id, before));
+    }
+
+    /// Records a credit line as it now stands.
+    pub(crate) fn put_credit_line(&mut self, line: CreditLine) {
+        let id = line.person_id;
+        self.batch.credit_lines.insert(id, line.clone());
+        let before = self.set_credit_line(id, Some(line));
+        self.batch.undo.push(Undo::CreditLine(id, before));
+    }
+
+    /// Replaces a credit line (or removes it), keeping its timer in step.
+    fn set_credit_line(&mut self, id: Id, line: Option<CreditLine>) -> Option<CreditLine> {
+        let before = self.credit_lines.remove(&id);
+        if let Some(at) = before.as_ref().and_then(|l| l.next_at) {
+            self.timers.remove(&(at, Due::CreditLine(id)));
+        }
+        if let Some(line) = line {
+            if let Some(at) = line.next_at {
+                self.timers.insert((at, Due::CreditLine(id)));
+            }
+            self.credit_lines.insert(id, line);
+        }
+        before
     }
 
     /// Replaces an open hold (or removes it), keeping its timer and number in step.
@@ -1278,6 +1369,11 @@ impl Products {
                 debts.sort_unstable_by_key(|d| d.id);
                 debts
             },
+            credit_lines: {
+                let mut lines: Vec<_> = batch.credit_lines.drain().map(|(_, l)| l).collect();
+                lines.sort_unstable_by_key(|l| l.person_id);
+                lines
+            },
             merchants,
             settlements: std::mem::take(&mut batch.settlements),
             codes_used: std::mem::take(&mut batch.codes_used),
@@ -1360,6 +1456,9 @@ impl Products {
                 }
                 Undo::Debt(id, before) => {
                     self.set_debt(id, before);
+                }
+                Undo::CreditLine(id, before) => {
+                    self.set_credit_line(id, before);
                 }
             }
         }

@@ -183,6 +183,19 @@ pub struct Trade {
     /// The merchant's own data, echoed in notifications.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passback_params: Option<String>,
+    /// Paid from the buyer's credit line: what of it went back to the line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credit: Option<TradeCredit>,
+}
+
+/// A trade paid from the buyer's credit line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TradeCredit {
+    /// Refunds that went back to the line so far.
+    pub returned: Money,
+    /// Whether the purchase is on the line's statements (at payment for a straight payment,
+    /// at receipt for escrow).
+    pub billed: bool,
 }
 
 fn escrow_default() -> bool {
@@ -570,14 +583,27 @@ impl Core {
             notify_url: new.notify_url.as_deref().map(clip),
             return_url: new.return_url.as_deref().map(clip),
             passback_params: new.passback_params.as_deref().map(clip),
+            credit: None,
         };
         Ok(self.save_trade(now, trade, "trade.created"))
     }
 
     pub(crate) fn pay_trade(&mut self, now: u64, id: Id, buyer: Id) -> Result<Outcome, Refusal> {
+        self.pay_trade_from(now, id, buyer, false)
+    }
+
+    /// The open trade `buyer` may pay now, checked as paying it checks (from a pocket fund
+    /// or a credit line, which must refuse before they move money).
+    pub(crate) fn payable(
+        &self,
+        now: u64,
+        id: Id,
+        buyer: Id,
+        currency: crate::Currency,
+    ) -> Result<Trade, Refusal> {
         // A paid merchant trade is recalled for this batch: paying it again is refused for its
         // status, not as unknown.
-        let mut trade = self
+        let trade = self
             .products
             .trade(id)
             .filter(|t| !t.status.is_final())
@@ -590,7 +616,32 @@ impl Core {
         if trade.seller_id == buyer {
             return Err(Refusal::BuyerIsSeller);
         }
+        if trade.amount.currency != currency {
+            return Err(Refusal::CurrencyMismatch { expected: currency });
+        }
         self.check_limit(now, buyer, trade.amount)?;
+        Ok(trade)
+    }
+
+    /// Pays from the wallet; `credit`: the money was just lent into it from the line.
+    pub(crate) fn pay_trade_from(
+        &mut self,
+        now: u64,
+        id: Id,
+        buyer: Id,
+        credit: bool,
+    ) -> Result<Outcome, Refusal> {
+        let currency = self
+            .products
+            .trade(id)
+            .map_or(crate::credit::CREDIT_CURRENCY, |t| t.amount.currency);
+        let mut trade = self.payable(now, id, buyer, currency)?;
+        if credit {
+            trade.credit = Some(TradeCredit {
+                returned: Money::new(0, currency),
+                billed: !trade.escrow,
+            });
+        }
         let currency = trade.amount.currency;
         if !trade.escrow {
             // Straight to the merchant, with the fee.
@@ -750,6 +801,7 @@ impl Core {
 
     pub(crate) fn save_trade(&mut self, now: u64, mut trade: Trade, topic: &str) -> Outcome {
         trade.updated_at = now;
+        self.credit_trade_changed(now, &mut trade);
         self.products.put_trade(trade.clone());
         let outcome = Outcome::Trade(trade);
         let Outcome::Trade(trade) = &outcome else {

@@ -1,8 +1,10 @@
 //! The credit rows: each person's record (facts and last score), the consents merchants
-//! check under, the daily run's cursor, deposit holds and the debts they leave. Written by the engine's batches, loaded back for
-//! the core, and read for a person's score page and a merchant's consents.
+//! check under, the daily run's cursor, deposit holds and the debts they leave, credit lines
+//! and their statements. Written by the engine's batches, loaded back for the core, and read
+//! for a person's credit pages and a merchant's consents.
 
 use formica_core::credit::{Consent, Credit, CreditRun};
+use formica_core::credit_line::{CreditLine, Statement};
 use formica_core::deposit::{Debt, Hold, HoldStatus};
 use formica_core::products::ProductEffects;
 use formica_core::{Id, ProductsLoaded};
@@ -280,4 +282,95 @@ pub fn overdue_debts(sql: &mut dyn Sql) -> Result<Vec<Debt>, StoreError> {
         .map(debt_from)
         .collect::<Result<Vec<_>, _>>()?;
     Ok(open.into_iter().filter(|d| d.overdue).collect())
+}
+
+/// Writes a batch's credit lines and their current statements.
+pub(crate) fn write_lines(sql: &mut dyn Sql, effects: &ProductEffects) -> Result<(), StoreError> {
+    use Column::{Int, Text};
+    let lines: Vec<Vec<Value>> = effects
+        .credit_lines
+        .iter()
+        .map(|line| {
+            vec![
+                line.person_id.0.into(),
+                i64::from(line.overdue).into(),
+                serde_json::to_string(line)
+                    .expect("a credit line serializes")
+                    .into(),
+            ]
+        })
+        .collect();
+    sql.execute_many(
+        "INSERT INTO credit_lines (person_id, overdue, state) {rows} \
+         ON CONFLICT (person_id) DO UPDATE SET overdue = excluded.overdue, state = excluded.state",
+        &[Int, Int, Text],
+        &lines,
+    )?;
+    let statements: Vec<Vec<Value>> = effects
+        .credit_lines
+        .iter()
+        .filter_map(|line| line.statement.as_ref())
+        .map(|statement| {
+            vec![
+                statement.id.0.into(),
+                statement.person_id.0.into(),
+                serde_json::to_string(statement)
+                    .expect("a statement serializes")
+                    .into(),
+            ]
+        })
+        .collect();
+    sql.execute_many(
+        "INSERT INTO credit_statements (id, person_id, state) {rows} \
+         ON CONFLICT (id) DO UPDATE SET state = excluded.state",
+        &[Int, Int, Text],
+        &statements,
+    )
+}
+
+fn line_from(row: &Row) -> Result<CreditLine, StoreError> {
+    serde_json::from_str(&row.text(0)?).map_err(|e| corrupt("credit line", e))
+}
+
+/// Every credit line.
+pub(crate) fn load_lines(sql: &mut dyn Sql, loaded: &mut ProductsLoaded) -> Result<(), StoreError> {
+    loaded.credit_lines = sql
+        .query("SELECT state FROM credit_lines ORDER BY person_id", &[])?
+        .iter()
+        .map(line_from)
+        .collect::<Result<_, _>>()?;
+    Ok(())
+}
+
+/// A person's credit line.
+pub fn credit_line(sql: &mut dyn Sql, person: Id) -> Result<Option<CreditLine>, StoreError> {
+    sql.query_opt(
+        "SELECT state FROM credit_lines WHERE person_id = $1",
+        &[person.0.into()],
+    )?
+    .as_ref()
+    .map(line_from)
+    .transpose()
+}
+
+/// A person's statements, newest first (at most `limit`).
+pub fn statements(sql: &mut dyn Sql, person: Id, limit: u32) -> Result<Vec<Statement>, StoreError> {
+    sql.query(
+        "SELECT state FROM credit_statements WHERE person_id = $1 ORDER BY id DESC LIMIT $2",
+        &[person.0.into(), i64::from(limit).into()],
+    )?
+    .iter()
+    .map(|row| serde_json::from_str(&row.text(0)?).map_err(|e| corrupt("statement", e)))
+    .collect()
+}
+
+/// Credit lines whose statement's minimum was not paid by its due day.
+pub fn overdue_lines(sql: &mut dyn Sql) -> Result<Vec<CreditLine>, StoreError> {
+    sql.query(
+        "SELECT state FROM credit_lines WHERE overdue = 1 ORDER BY person_id",
+        &[],
+    )?
+    .iter()
+    .map(line_from)
+    .collect()
 }

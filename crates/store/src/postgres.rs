@@ -26,6 +26,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/postgres/0003_merchants.sql")),
     (4, include_str!("../migrations/postgres/0004_funds.sql")),
     (5, include_str!("../migrations/postgres/0005_credit.sql")),
+    (
+        6,
+        include_str!("../migrations/postgres/0006_credit_line.sql"),
+    ),
 ];
 
 const _: () = assert!(

@@ -167,6 +167,7 @@ pub(crate) fn write(sql: &mut dyn Sql, effects: &ProductEffects) -> Result<(), S
     crate::fund::write(sql, effects)?;
     crate::credit::write(sql, effects)?;
     crate::credit::write_holds(sql, effects)?;
+    crate::credit::write_lines(sql, effects)?;
     Ok(())
 }
 
@@ -249,6 +250,7 @@ pub(crate) fn load(sql: &mut dyn Sql) -> Result<ProductsLoaded, StoreError> {
     crate::fund::load(sql, &mut loaded)?;
     crate::credit::load(sql, &mut loaded)?;
     crate::credit::load_holds(sql, &mut loaded)?;
+    crate::credit::load_lines(sql, &mut loaded)?;
     Ok(loaded)
 }
 
@@ -257,14 +259,14 @@ pub(crate) const TRADE_COLUMNS: &str = "id, seller_id, buyer_id, out_trade_no, s
     amount_minor, currency, status, refunded_minor, tracking, refund_amount_minor, \
     refund_reason, refund_requested_at, refund_resume, refund_paused_ns, close_reason, \
     deadline, created_at, paid_at, updated_at, hold, escrow, app_id, fee_minor, refunds, \
-    notify_url, return_url, passback_params";
+    notify_url, return_url, passback_params, credit";
 
 /// The type of each of `TRADE_COLUMNS`.
-const TRADE_TYPES: [Column; 28] = {
+const TRADE_TYPES: [Column; 29] = {
     use Column::{Int, Text, Uuid};
     [
         Int, Int, Int, Text, Text, Int, Text, Text, Int, Text, Int, Text, Int, Text, Int, Text,
-        Int, Int, Int, Int, Uuid, Int, Text, Int, Text, Text, Text, Text,
+        Int, Int, Int, Int, Uuid, Int, Text, Int, Text, Text, Text, Text, Text,
     ]
 };
 
@@ -272,14 +274,15 @@ const UPSERT_TRADE: &str = "INSERT INTO trades (id, seller_id, buyer_id, out_tra
     subject, amount_minor, currency, status, refunded_minor, tracking, refund_amount_minor, \
     refund_reason, refund_requested_at, refund_resume, refund_paused_ns, close_reason, \
     deadline, created_at, paid_at, updated_at, hold, escrow, app_id, fee_minor, refunds, \
-    notify_url, return_url, passback_params) {rows} \
+    notify_url, return_url, passback_params, credit) {rows} \
     ON CONFLICT (id) DO UPDATE SET buyer_id = excluded.buyer_id, status = excluded.status, \
     refunded_minor = excluded.refunded_minor, tracking = excluded.tracking, \
     refund_amount_minor = excluded.refund_amount_minor, refund_reason = excluded.refund_reason, \
     refund_requested_at = excluded.refund_requested_at, refund_resume = excluded.refund_resume, \
     refund_paused_ns = excluded.refund_paused_ns, close_reason = excluded.close_reason, \
     deadline = excluded.deadline, paid_at = excluded.paid_at, updated_at = excluded.updated_at, \
-    hold = excluded.hold, fee_minor = excluded.fee_minor, refunds = excluded.refunds";
+    hold = excluded.hold, fee_minor = excluded.fee_minor, refunds = excluded.refunds, \
+    credit = excluded.credit";
 
 fn trade_params(trade: &Trade) -> Vec<Value> {
     let request = trade.refund_request.as_ref();
@@ -314,6 +317,11 @@ fn trade_params(trade: &Trade) -> Vec<Value> {
         trade.notify_url.clone().into(),
         trade.return_url.clone().into(),
         trade.passback_params.clone().into(),
+        trade
+            .credit
+            .as_ref()
+            .map(|c| serde_json::to_string(c).expect("a trade's credit serializes"))
+            .into(),
     ]
 }
 
@@ -358,6 +366,13 @@ pub(crate) fn trade_from(row: &Row) -> Result<Trade, StoreError> {
         notify_url: row.opt_text(25)?,
         return_url: row.opt_text(26)?,
         passback_params: row.opt_text(27)?,
+        credit: match row.opt_text(28)? {
+            None => None,
+            Some(json) => Some(
+                serde_json::from_str(&json)
+                    .map_err(|e| StoreError::Corrupt(format!("trade credit: {e}")))?,
+            ),
+        },
     })
 }
 

@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/sqlite/0003_merchants.sql")),
     (4, include_str!("../migrations/sqlite/0004_funds.sql")),
     (5, include_str!("../migrations/sqlite/0005_credit.sql")),
+    (6, include_str!("../migrations/sqlite/0006_credit_line.sql")),
 ];
 
 const _: () = assert!(

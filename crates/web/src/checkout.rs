@@ -148,6 +148,12 @@ pub async fn pay(
                 trade_id: trade.id,
                 buyer_id: user.id,
             }),
+            Err(_) if value.source == "credit" => {
+                ProductCommand::CreditLine(formica_core::credit_line::CreditLineCommand::PayTrade {
+                    trade_id: trade.id,
+                    buyer_id: user.id,
+                })
+            }
             Err(_) => ProductCommand::Trade(TradeCommand::Pay {
                 trade_id: trade.id,
                 buyer_id: user.id,

@@ -42,7 +42,8 @@ async fn units_accounts(
         .unwrap_or_default()
 }
 
-/// The pocket funds a person can pay from in `currency`: (fund id, name and units held).
+/// What a person can pay from besides the wallet in `currency`: their pocket funds (fund
+/// id, name and units held) and their credit line (`credit`, with what it has left).
 pub async fn sources(
     state: &AppState,
     holder: formica_core::Id,
@@ -56,6 +57,20 @@ pub async fn sources(
         .filter(|f| f.currency == currency)
         .collect();
     let held = units_accounts(state, holder, &funds).await;
+    let line = state
+        .pool()
+        .read(move |sql| formica_store::credit::credit_line(sql, holder))
+        .await
+        .ok()
+        .flatten()
+        .filter(|l| l.limit.currency == currency && !l.overdue && l.available() > 0)
+        .map(|l| {
+            let left = Money::new(l.available(), currency);
+            (
+                "credit".to_owned(),
+                format!("Credit line ({} available)", view::money(&left)),
+            )
+        });
     funds
         .iter()
         .zip(held)
@@ -72,6 +87,7 @@ pub async fn sources(
                 ),
             ))
         })
+        .chain(line)
         .collect()
 }
 

@@ -323,11 +323,12 @@ pub async fn run_step(
     };
     let (result, done) = match step {
         "pay" => {
-            // The wallet, or a pocket fund the form names.
+            // The wallet, a pocket fund the form names, or the credit line.
             let pay = Body {
                 value: formica_api::trade::PayInput {
                     pin: value.pin.clone(),
                     fund_id: value.source.parse().ok(),
+                    credit_line: value.source == "credit",
                 },
                 digest: digest.to_owned(),
             };

@@ -406,3 +406,130 @@ pub fn credit_and_hold_endpoints_refuse_bad_input_and_change_nothing(backend: Ba
     assert_eq!(app.balance(&renter).0, "100.00");
     app.finish();
 }
+
+/// A person earns a credit line from their score, pays an escrow trade from it (the wallet
+/// pays nothing), repays part, and every refusal answers its code and changes nothing.
+pub fn a_credit_line_pays_a_trade_and_is_repaid(backend: Backend) {
+    const DAY: u64 = 24 * 3600 * 1_000_000_000;
+    let app = App::start(backend);
+    let operator = app.operator();
+    let money = |yuan: &str| json!({"amount": yuan, "currency": "CNY"});
+    let funded = app.post(
+        "/v1/credit/funding",
+        &operator.token,
+        Some("fund-lines"),
+        json!({"amount": money("10000.00")}),
+    );
+    assert_eq!(funded.status, 201, "{funded:?}");
+    let buyer = app.person("borrower@example.com", "20000.00");
+    let seller = app.person("potter@example.com", "0");
+    let verified = app.post(
+        &format!("/v1/users/{}/verification", buyer.id),
+        &operator.token,
+        None,
+        json!({"level": "verified"}),
+    );
+    assert_eq!(verified.status, 200, "{verified:?}");
+    let open = |person: &crate::app::Person, due_day: u64| {
+        app.post(
+            "/v1/credit/line",
+            &person.token,
+            None,
+            json!({"due_day": due_day}),
+        )
+    };
+    // A new unverified person's score (about 515) earns no line.
+    let poor = open(&seller, 10);
+    assert_eq!(
+        (poor.status, poor.code()),
+        (422, "credit_line_not_eligible")
+    );
+    // The daily run counts the balance.
+    app.advance(DAY);
+    let score = app.get("/v1/credit/score", &buyer.token).body["score"]
+        .as_u64()
+        .expect("a score");
+    assert!(score >= 600, "{score}");
+    assert_eq!(open(&buyer, 11).code(), "due_day_invalid");
+    let opened = open(&buyer, 10);
+    assert_eq!(opened.status, 201, "{opened:?}");
+    let limit = opened.body["limit"]["amount"]
+        .as_str()
+        .expect("a limit")
+        .to_owned();
+    assert_eq!(opened.body["available"]["amount"], limit.as_str());
+    assert_eq!(open(&buyer, 9).code(), "credit_line_exists");
+    let nobody = app.get("/v1/credit/line", &seller.token);
+    assert_eq!(
+        (nobody.status, nobody.code()),
+        (404, "credit_line_not_found")
+    );
+
+    let created = app.post(
+        "/v1/trades",
+        &seller.token,
+        None,
+        json!({"out_trade_no": "L-1", "subject": "a vase", "amount": money("50.00")}),
+    );
+    assert_eq!(created.status, 201, "{created:?}");
+    let trade = created.body["id"].as_str().expect("an id").to_owned();
+    let pay = |key: &str, body: serde_json::Value| {
+        app.post(
+            &format!("/v1/trades/{trade}/pay"),
+            &buyer.token,
+            Some(key),
+            body,
+        )
+    };
+    let both = pay(
+        "pay-both",
+        json!({"pin": crate::app::PIN, "credit_line": true, "fund_id": "1"}),
+    );
+    assert_eq!((both.status, both.code()), (400, "invalid_field"));
+    let paid = pay(
+        "pay-line",
+        json!({"pin": crate::app::PIN, "credit_line": true}),
+    );
+    assert_eq!(paid.status, 200, "{paid:?}");
+    assert_eq!(paid.body["status"], "WAIT_SELLER_SEND");
+    assert!(paid.body["credit"].is_object(), "{paid:?}");
+    assert_eq!(app.available(&buyer), "20000.00", "the wallet paid nothing");
+    let line = app.get("/v1/credit/line", &buyer.token);
+    assert_eq!(line.body["escrowed"]["amount"], "50.00", "{line:?}");
+    assert_eq!(line.body["used"]["amount"], "50.00");
+
+    let repay = |key: &str, yuan: &str| {
+        app.post(
+            "/v1/credit/line/repay",
+            &buyer.token,
+            Some(key),
+            json!({"amount": money(yuan), "pin": crate::app::PIN}),
+        )
+    };
+    let too_much = repay("repay-too-much", "50.01");
+    assert_eq!((too_much.status, too_much.code()), (422, "repay_too_large"));
+    let repaid = repay("repay-1", "10.00");
+    assert_eq!(repaid.status, 200, "{repaid:?}");
+    assert_eq!(repaid.body["owed"]["amount"], "40.00");
+    assert_eq!(app.available(&buyer), "19990.00");
+    let instalments = app.post(
+        "/v1/credit/line/instalments",
+        &buyer.token,
+        Some("in-3"),
+        json!({"periods": 3, "pin": crate::app::PIN}),
+    );
+    assert_eq!(
+        (instalments.status, instalments.code()),
+        (422, "instalments_invalid"),
+        "no statement yet"
+    );
+    let statements = app.get("/v1/credit/line/statements", &buyer.token);
+    assert_eq!(statements.body, json!([]));
+    let overdue = app.get("/v1/credit/lines/overdue", &operator.token);
+    assert_eq!((overdue.status, overdue.body.clone()), (200, json!([])));
+    assert_eq!(
+        app.get("/v1/credit/lines/overdue", &buyer.token).code(),
+        "forbidden"
+    );
+    app.finish();
+}

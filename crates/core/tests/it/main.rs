@@ -18,6 +18,7 @@ use formica_core::{
 use proptest::prelude::*;
 
 mod credit;
+mod credit_line;
 mod deposit;
 mod fund;
 mod merchant;

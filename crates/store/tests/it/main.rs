@@ -44,6 +44,7 @@ macro_rules! store_suite {
                 a_crash_in_the_middle_of_an_accrual_credits_each_holder_once,
                 a_crash_in_the_middle_of_the_credit_run_resumes_it_and_consents_persist,
                 a_frozen_deposit_is_charged_after_a_restart,
+                a_credit_line_and_its_purchases_survive_a_restart,
             );
         }
     };
@@ -1757,4 +1758,142 @@ fn a_frozen_deposit_is_charged_after_a_restart(backend: Backend) {
         .account(formica_core::wallet::wallet_account(Id(2), Currency::CNY))
         .expect("a wallet");
     assert_eq!((wallet.available(), wallet.debits_pending), (380_00, 0));
+}
+
+/// A credit line, a trade paid from it, a statement: each loads back as memory holds it
+/// (`ProductBooks::run` compares after every command), and after a restart a refund of the
+/// trade still goes back to the line.
+#[allow(
+    clippy::inconsistent_digit_grouping,
+    reason = "amounts in fen read as yuan_fen: 100_00 is 100.00 yuan"
+)]
+fn a_credit_line_and_its_purchases_survive_a_restart(backend: Backend) {
+    use formica_core::credit_line::CreditLineCommand;
+    use formica_core::deposit::HoldCommand;
+    use formica_core::trade::TradeCommand;
+    use formica_core::wallet::{Level, WalletCommand};
+    use formica_core::{Currency, Id, Money, ProductCommand};
+    const DAY: u64 = 24 * 3600 * SECOND;
+    let db = backend.fresh();
+    let mut books = ProductBooks::start(&db);
+    let cny = |minor| Money::new(minor, Currency::CNY);
+    let (seller, buyer) = (Id(1), Id(2));
+    books.person(seller, 0);
+    books.person(buyer, 20_000_00);
+    books.run(
+        SECOND,
+        ProductCommand::Wallet(WalletCommand::SetLevel {
+            user_id: buyer,
+            level: Level::Verified,
+        }),
+    );
+    books.run(
+        SECOND,
+        ProductCommand::Hold(HoldCommand::AddFunding {
+            amount: cny(10_000_00),
+        }),
+    );
+    // The daily run counts the balance (chunks of two: a few batches).
+    books.tick(DAY);
+    for _ in 0..3 {
+        books.tick(SECOND);
+    }
+    let Some(Outcome::CreditLine(_)) = books.run(
+        SECOND,
+        ProductCommand::CreditLine(CreditLineCommand::Open {
+            person_id: buyer,
+            due_day: 9,
+        }),
+    ) else {
+        panic!(
+            "a line, with a score of {:?}",
+            books.core.credit(buyer).map(|c| c.total())
+        )
+    };
+    let Some(Outcome::Trade(trade)) = books.run(
+        SECOND,
+        ProductCommand::Trade(TradeCommand::Create {
+            seller_id: seller,
+            buyer_id: None,
+            out_trade_no: "L1".into(),
+            subject: "a lamp".into(),
+            amount: cny(300_00),
+        }),
+    ) else {
+        panic!("a trade")
+    };
+    let Some(Outcome::Trade(paid)) = books.run(
+        SECOND,
+        ProductCommand::CreditLine(CreditLineCommand::PayTrade {
+            trade_id: trade.id,
+            buyer_id: buyer,
+        }),
+    ) else {
+        panic!("paid from the line")
+    };
+    assert!(paid.credit.is_some());
+    let mut books = books.restart(&db);
+    assert_eq!(
+        books.core.credit_line(buyer).expect("a line").escrowed,
+        cny(300_00)
+    );
+    books.run(
+        SECOND,
+        ProductCommand::Trade(TradeCommand::RequestRefund {
+            trade_id: trade.id,
+            buyer_id: buyer,
+            amount: cny(100_00),
+            reason: "scratched".into(),
+        }),
+    );
+    books.run(
+        SECOND,
+        ProductCommand::Trade(TradeCommand::AnswerRefund {
+            trade_id: trade.id,
+            seller_id: seller,
+            agree: true,
+        }),
+    );
+    let line = books.core.credit_line(buyer).expect("a line").clone();
+    assert_eq!((line.escrowed, line.unbilled), (cny(200_00), cny(0)));
+    books.run(
+        SECOND,
+        ProductCommand::Trade(TradeCommand::Ship {
+            trade_id: trade.id,
+            seller_id: seller,
+            tracking: "SF2".into(),
+        }),
+    );
+    books.run(
+        SECOND,
+        ProductCommand::Trade(TradeCommand::ConfirmReceipt {
+            trade_id: trade.id,
+            buyer_id: buyer,
+        }),
+    );
+    let line = books.core.credit_line(buyer).expect("a line").clone();
+    assert_eq!(
+        (line.escrowed, line.unbilled),
+        (cny(0), cny(200_00)),
+        "received"
+    );
+    let wallet = books
+        .core
+        .ledger()
+        .account(formica_core::wallet::wallet_account(buyer, Currency::CNY))
+        .expect("a wallet");
+    assert_eq!(wallet.available(), 20_000_00, "the refund went to the line");
+    // To the next month's statement, then a restart: it reads back.
+    books.tick(40 * DAY);
+    books.tick(SECOND);
+    let mut books = books.restart(&db);
+    books.tick(SECOND);
+    let statements = books
+        .store
+        .read_sql(|sql| formica_store::credit::statements(sql, buyer, 10))
+        .expect("read");
+    assert_eq!(statements.len(), 1);
+    assert_eq!(statements[0].principal, cny(200_00));
+    let line = books.core.credit_line(buyer).expect("a line");
+    assert_eq!(line.statement.as_ref(), Some(&statements[0]));
 }
