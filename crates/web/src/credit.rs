@@ -215,8 +215,55 @@ struct OperatorCredit {
     key: String,
     available: String,
     lent: String,
-    overdue: Vec<(String, String, String)>,
+    /// (person, what, owed, due).
+    overdue: Vec<(String, &'static str, String, String)>,
+    /// The credit line's rules: (rule, value).
+    policy: Vec<(&'static str, String)>,
     error: Option<String>,
+}
+
+/// The credit line's rules as the core applies them.
+fn line_policy() -> Vec<(&'static str, String)> {
+    use formica_core::credit_line as line;
+    let yuan = |minor: u64| {
+        view::money(&formica_core::Money::new(
+            minor,
+            formica_core::credit::CREDIT_CURRENCY,
+        ))
+    };
+    vec![
+        ("Score to open a line", line::LINE_SCORE_MIN.to_string()),
+        (
+            "Limit",
+            format!(
+                "{} at {}, up to {} (140.00 more a point)",
+                yuan(line::line_limit(line::LINE_SCORE_MIN)),
+                line::LINE_SCORE_MIN,
+                yuan(line::line_limit(formica_core::credit::SCORE_MAX))
+            ),
+        ),
+        ("Statement day", "the 1st of each month".to_owned()),
+        (
+            "Due days",
+            "the 8th, 9th or 10th, as each person chooses".to_owned(),
+        ),
+        (
+            "Minimum repayment",
+            format!("{}% of the statement", line::MINIMUM_PER_MILLE / 10),
+        ),
+        (
+            "Interest after the due day",
+            format!("0.0{}% a day", line::DAILY_INTEREST_PER_10K),
+        ),
+        (
+            "Instalment fees",
+            line::INSTALMENT_FEES_PER_MILLE
+                .iter()
+                .map(|(n, f)| format!("{n}: {}.{}%", f / 10, f % 10))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+    ]
 }
 
 async fn operator_page(
@@ -227,9 +274,12 @@ async fn operator_page(
 ) -> Response {
     let funding = formica_api::hold::funding(State(state.clone()), caller.clone()).await;
     let overdue = formica_api::hold::overdue(State(state.clone()), caller.clone()).await;
-    let (funding, overdue) = match (funding, overdue) {
-        (Ok(f), Ok(o)) => (f.0, o.0),
-        (Err(error), _) | (_, Err(error)) => return view::api_error(ctx, &error),
+    let lines = formica_api::credit_line::overdue(State(state.clone()), caller.clone()).await;
+    let (funding, overdue, lines) = match (funding, overdue, lines) {
+        (Ok(f), Ok(o), Ok(l)) => (f.0, o.0, l.0),
+        (Err(error), _, _) | (_, Err(error), _) | (_, _, Err(error)) => {
+            return view::api_error(ctx, &error);
+        }
     };
     let offset = state.engine().settings().day_offset_seconds;
     let status = error.as_ref().map_or(StatusCode::OK, |(s, _)| *s);
@@ -243,6 +293,7 @@ async fn operator_page(
             .map(|d| {
                 (
                     d.person_id.to_string(),
+                    "a charged deposit",
                     view::money(&formica_core::Money::new(
                         d.outstanding(),
                         d.amount.currency,
@@ -250,7 +301,18 @@ async fn operator_page(
                     view::time(d.due_at, offset),
                 )
             })
+            .chain(lines.iter().map(|l| {
+                (
+                    l.line.person_id.to_string(),
+                    "the credit line",
+                    view::money(&l.owed),
+                    l.line.statement.as_ref().map_or_else(String::new, |s| {
+                        view::time(s.due_at.saturating_sub(1), offset)
+                    }),
+                )
+            }))
             .collect(),
+        policy: line_policy(),
         error: error.map(|(_, e)| e),
     };
     view::render(ctx, status, &page)

@@ -7,6 +7,7 @@
 
 mod checkout;
 mod credit;
+mod credit_line;
 mod form;
 pub mod fund;
 mod hold;
@@ -67,6 +68,15 @@ pub fn router() -> Router<AppState> {
         .route(
             "/wallet/credit/consents/{merchant}/withdraw",
             post(credit::stop),
+        )
+        .route(
+            "/wallet/credit-line",
+            get(credit_line::show).post(credit_line::open),
+        )
+        .route("/wallet/credit-line/repay", post(credit_line::repay))
+        .route(
+            "/wallet/credit-line/instalments",
+            post(credit_line::instalments),
         )
         .route("/wallet/holds", get(hold::wallet))
         .route("/wallet/holds/{id}/authorize", post(hold::authorize))

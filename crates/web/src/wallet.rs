@@ -472,6 +472,12 @@ fn services(operator: bool) -> Vec<Service> {
             "credit score sesame deposit free trust",
         ),
         (
+            "Credit line",
+            "Pay now, repay next month or in instalments",
+            "/wallet/credit-line",
+            "credit line huabei pay later instalments bill statement repay",
+        ),
+        (
             "Deposits",
             "Deposits shops hold for rentals, and what you owe",
             "/wallet/holds",

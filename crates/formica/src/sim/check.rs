@@ -1,8 +1,8 @@
 //! What must hold after every step, whatever failed: the books balance in every currency,
 //! every wallet's held money is exactly what its open trades and withdrawals hold, every
 //! trade's money is where its state says, the fund's units equal its money and nobody's
-//! units are negative, every credit score is within its bounds and adds up, and the store
-//! agrees with itself.
+//! units are negative, every credit score is within its bounds and adds up, every credit
+//! line's account is what it owes, and the store agrees with itself.
 
 use formica_core::fund::{fund_account, issuer_account, units_account};
 use formica_core::trade::TradeStatus;
@@ -28,11 +28,33 @@ pub fn core(core: &Core) -> Result<(), String> {
     debts(core, &products)
 }
 
-/// Each person's receivable is what their open debts have left to repay, and the platform's
-/// lent account is the sum of the receivables.
+/// Each person's receivable is what their open debts have left to repay; each credit line's
+/// account is what the line says is owed, and its principal is within its limit; the
+/// platform's lent account is the sum of the receivables and the lines' principal.
 fn debts(core: &Core, products: &ProductsLoaded) -> Result<(), String> {
+    use formica_core::credit_line::line_account;
     use formica_core::deposit::{credit_funding, owed};
     let mut lent = 0u128;
+    for line in &products.credit_lines {
+        let account = core
+            .ledger()
+            .account(line_account(line.person_id, line.limit.currency))
+            .map_or(0, |a| a.debits_posted.saturating_sub(a.credits_posted));
+        if account != u128::from(line.owed()) {
+            return Err(format!(
+                "{}'s line account holds {account}, the line owes {}: {line:?}",
+                line.person_id,
+                line.owed()
+            ));
+        }
+        if line.used() > line.limit.amount_minor {
+            return Err(format!(
+                "{}'s line is past its limit: {line:?}",
+                line.person_id
+            ));
+        }
+        lent += u128::from(line.used());
+    }
     for (person, _) in &products.people {
         let outstanding: u64 = products
             .open_debts
@@ -50,7 +72,10 @@ fn debts(core: &Core, products: &ProductsLoaded) -> Result<(), String> {
     }
     let funding = credit_funding(core, Currency::CNY);
     if u128::from(funding.lent.amount_minor) != lent {
-        return Err(format!("lent {:?}, receivables {lent}", funding.lent));
+        return Err(format!(
+            "lent {:?}, receivables and lines' principal {lent}",
+            funding.lent
+        ));
     }
     Ok(())
 }

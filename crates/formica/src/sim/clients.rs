@@ -246,7 +246,7 @@ impl Clients {
             (!trades.is_empty()).then(|| trades[rng.random_range(recent..trades.len())])
         };
         loop {
-            let (owner, command) = match rng.random_range(0..128) {
+            let (owner, command) = match rng.random_range(0..140) {
                 0..12 => {
                     let user_id = person(rng);
                     let command = if rng.random_bool(0.7) {
@@ -487,6 +487,39 @@ impl Clients {
                         ),
                         _ => continue,
                     }
+                }
+                128..140 => {
+                    use formica_core::credit_line::CreditLineCommand as Line;
+                    let person_id = person(rng);
+                    let command = match rng.random_range(0..10) {
+                        // Now and then a due day that is refused.
+                        0 => Line::Open {
+                            person_id,
+                            due_day: rng.random_range(8..=11),
+                        },
+                        1..5 => {
+                            let Some(trade) = trade(rng, &self.trades) else {
+                                continue;
+                            };
+                            let buyer_id = trade.buyer.unwrap_or(person_id);
+                            return self.keyed(
+                                buyer_id,
+                                ProductCommand::CreditLine(Line::PayTrade {
+                                    trade_id: trade.id,
+                                    buyer_id,
+                                }),
+                            );
+                        }
+                        5..9 => Line::Repay {
+                            person_id,
+                            amount: amount(rng),
+                        },
+                        _ => Line::Instalments {
+                            person_id,
+                            periods: [2, 3, 6, 9, 12][rng.random_range(0..5)],
+                        },
+                    };
+                    (person_id, ProductCommand::CreditLine(command))
                 }
                 _ => {
                     // A holiday or two around today, as an operator declares them.

@@ -608,6 +608,11 @@ pub fn a_deposit_held_charged_and_a_debt_repaid_on_the_pages(backend: Backend) {
                 .await
                 .contains("¥10,000.00")
         );
+        assert!(
+            ops.text("[data-testid=line-policy]")
+                .await
+                .contains("12: 8.8%")
+        );
         let console = Browser::open(&driver, &app, "deposit-shop").await;
         sign_in(&console, &owner).await;
         let wallet = Browser::open(&driver, &app, "deposit-wallet").await;
@@ -690,5 +695,96 @@ pub fn a_deposit_held_charged_and_a_debt_repaid_on_the_pages(backend: Backend) {
         console.close().await;
         wallet.close().await;
     });
+    app.finish();
+}
+
+pub fn a_credit_line_opened_used_at_checkout_and_repaid_on_the_pages(backend: Backend) {
+    if !browser::available() {
+        return;
+    }
+    const DAY: u64 = 24 * 3600 * 1_000_000_000;
+    let app = App::start(backend);
+    let operator = app.operator("ops@example.com");
+    let buyer = app.person("buyer@example.com", "20000.00");
+    let owner = app.person("tea@example.com", "0");
+    let shop = app.shop(&owner, "Tea House");
+    let (status, body) = app.api(
+        "POST",
+        "/v1/credit/funding",
+        Some(&operator.token),
+        Some("fund"),
+        Some(json!({"amount": {"amount": "10000.00", "currency": "CNY"}})),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (_, me) = app.api("GET", "/v1/me", Some(&buyer.token), None, None);
+    let buyer_id = me["id"].as_str().expect("an id").to_owned();
+    let (status, body) = app.api(
+        "POST",
+        &format!("/v1/users/{buyer_id}/verification"),
+        Some(&operator.token),
+        None,
+        Some(json!({"level": "verified"})),
+    );
+    assert_eq!(status, 200, "{body}");
+    // The balance counts from the next daily run.
+    app.advance(DAY);
+    let driver = Driver::start();
+    let wallet = app.runtime.block_on(async {
+        let wallet = Browser::open(&driver, &app, "credit-line").await;
+        sign_in(&wallet, &buyer).await;
+        wallet.goto("/wallet/services?q=huabei").await;
+        wallet.follow("Credit line").await;
+        let offer = wallet.text("[data-testid=line-offer]").await;
+        wallet.shot("offer").await;
+        wallet.choose("due-day", "9").await;
+        wallet.press("Open my credit line").await;
+        assert_eq!(wallet.text("[data-testid=line-available]").await, offer);
+        // A shop's QR code paid from the line at the checkout: the wallet pays nothing.
+        let qr = app.post(
+            &format!("/v1/merchants/{shop}/trades"),
+            &owner.token,
+            None,
+            json!({"out_trade_no": "H1", "subject": "Pu'er",
+                   "amount": {"amount": "120.00", "currency": "CNY"}}),
+        );
+        let trade = qr["trade"]["id"].as_str().expect("an id").to_owned();
+        wallet.goto(&format!("/qr/{trade}")).await;
+        wallet.choose("source", "credit").await;
+        wallet.fill("pin", PIN).await;
+        wallet.submit("pin").await;
+        assert_eq!(wallet.text("[data-testid=paid-amount]").await, "¥120.00");
+        assert_eq!(app.available(&buyer), "20000.00");
+        wallet
+    });
+    // Past the 1st: the statement.
+    let (_, line) = app.api("GET", "/v1/credit/line", Some(&buyer.token), None, None);
+    let (_, _, day) = formica_core::credit_line::civil(
+        i64::try_from(line["opened_at"].as_u64().expect("a time") / 1_000_000_000).expect("a day")
+            / 86_400,
+    );
+    // The 2nd to the 5th of next month: before the due day.
+    app.advance((33 - u64::from(day)) * DAY);
+    app.runtime.block_on(async {
+        wallet.goto("/wallet/credit-line").await;
+        let statement = wallet.text("[data-testid=statement]").await;
+        assert!(statement.contains("¥120.00"), "{statement}");
+        assert!(
+            statement.contains("¥12.00"),
+            "a minimum of 10%: {statement}"
+        );
+        wallet.shot("statement").await;
+        wallet.fill("line-pin", PIN).await;
+        wallet.submit("line-pin").await;
+        assert!(
+            wallet
+                .text("[data-testid=statements]")
+                .await
+                .contains("repaid"),
+            "{}",
+            wallet.page_text().await
+        );
+        wallet.close().await;
+    });
+    assert_eq!(app.available(&buyer), "19880.00");
     app.finish();
 }

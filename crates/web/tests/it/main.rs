@@ -43,4 +43,5 @@ web_suite!(
     the_pocket_fund_in_the_wallet_and_the_operator_console,
     the_credit_score_and_the_shops_that_may_check_it,
     a_deposit_held_charged_and_a_debt_repaid_on_the_pages,
+    a_credit_line_opened_used_at_checkout_and_repaid_on_the_pages,
 );
