@@ -4,6 +4,7 @@
 //! shop and a fund, as the writer applies it.
 
 use formica_core::credit::CreditCommand;
+use formica_core::credit_line::CreditLineCommand;
 use formica_core::deposit::HoldCommand;
 use formica_core::fund::{CUTOFF_DEFAULT, FundCommand, Income};
 use formica_core::merchant::{MerchantCommand, MerchantProfile};
@@ -17,7 +18,7 @@ use formica_core::{
 use crate::error::ApiError;
 use crate::gateway::time;
 use crate::wallet::PersonRef;
-use crate::{body, credit, fund, hold, merchant, people, trade, wallet};
+use crate::{body, credit, credit_line, fund, hold, merchant, people, trade, wallet};
 
 const SECOND: u64 = 1_000_000_000;
 
@@ -70,7 +71,7 @@ fn request(route: u8, choice: u8, json: &[u8], world: &World) -> Result<ProductC
         Id(u64::MAX),
     ][usize::from(choice >> 1) % 4];
     let flag = choice & 8 != 0;
-    Ok(match route % 22 {
+    Ok(match route % 25 {
         0 => {
             let value: trade::NewTrade = body::parse(json)?;
             let out_trade_no = trade::text(&value.out_trade_no, "out_trade_no", true)?;
@@ -90,12 +91,19 @@ fn request(route: u8, choice: u8, json: &[u8], world: &World) -> Result<ProductC
         }
         1 => {
             let value: trade::PayInput = body::parse(json)?;
-            match value.fund_id {
-                None => ProductCommand::Trade(TradeCommand::Pay {
+            match (value.fund_id, value.credit_line) {
+                (Some(_), true) => {
+                    return Err(ApiError::new("invalid_field", "a fund or the line"));
+                }
+                (None, false) => ProductCommand::Trade(TradeCommand::Pay {
                     trade_id,
                     buyer_id: caller,
                 }),
-                Some(fund_id) => ProductCommand::Fund(FundCommand::PayTrade {
+                (None, true) => ProductCommand::CreditLine(CreditLineCommand::PayTrade {
+                    trade_id,
+                    buyer_id: caller,
+                }),
+                (Some(fund_id), false) => ProductCommand::Fund(FundCommand::PayTrade {
                     fund_id,
                     trade_id,
                     buyer_id: caller,
@@ -317,6 +325,27 @@ fn request(route: u8, choice: u8, json: &[u8], world: &World) -> Result<ProductC
             let value: hold::NewFunding = body::parse(json)?;
             ProductCommand::Hold(HoldCommand::AddFunding {
                 amount: value.amount.money("amount")?,
+            })
+        }
+        21 => {
+            let value: credit_line::NewLine = body::parse(json)?;
+            ProductCommand::CreditLine(CreditLineCommand::Open {
+                person_id: caller,
+                due_day: value.due_day,
+            })
+        }
+        22 => {
+            let value: credit_line::LineRepayment = body::parse(json)?;
+            ProductCommand::CreditLine(CreditLineCommand::Repay {
+                person_id: caller,
+                amount: value.amount.money("amount")?,
+            })
+        }
+        23 => {
+            let value: credit_line::NewInstalments = body::parse(json)?;
+            ProductCommand::CreditLine(CreditLineCommand::Instalments {
+                person_id: caller,
+                periods: value.periods,
             })
         }
         _ => {
