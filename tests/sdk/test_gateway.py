@@ -161,6 +161,28 @@ def test_transfer(alipay):
     assert again["order_id"] == sent["order_id"]
 
 
+def test_deposit_frozen_charged_and_the_rest_unfrozen(alipay):
+    # A counter freezes a deposit with the buyer's payment code, charges part of it at the
+    # end of the rental and gives back the rest: the fund authorisation methods.
+    frozen = alipay.server_api("alipay.fund.auth.order.freeze", {
+        "auth_code": payment_code(), "auth_code_type": "bar_code",
+        "out_order_no": number("D"), "out_request_no": number("R"),
+        "order_title": "bike deposit", "amount": "30.00", "product_code": "PRE_AUTH"})
+    assert (frozen["code"], frozen["status"], frozen["fund_amount"]) == ("10000", "SUCCESS", "30.00"), frozen
+    paid = alipay.server_api("alipay.trade.pay", {
+        "out_trade_no": number("P"), "auth_no": frozen["auth_no"], "product_code": "PRE_AUTH",
+        "subject": "two hours", "total_amount": "8.00", "auth_confirm_mode": "NOT_COMPLETE"})
+    assert (paid["code"], paid["total_amount"]) == ("10000", "8.00"), paid
+    rest = alipay.server_api("alipay.fund.auth.order.unfreeze", {
+        "auth_no": frozen["auth_no"], "out_request_no": number("U"), "amount": "22.00",
+        "remark": "bike returned"})
+    assert (rest["code"], rest["status"], rest["amount"]) == ("10000", "SUCCESS", "22.00"), rest
+    detail = alipay.server_api("alipay.fund.auth.operation.detail.query", {
+        "auth_no": frozen["auth_no"], "operation_id": paid["trade_no"]})
+    assert (detail["order_status"], detail["operation_type"], detail["total_pay_amount"]) == (
+        "FINISH", "PAY", "8.00"), detail
+
+
 def test_bill_download(alipay):
     # Daily bills are for days that are over (Alipay: T-1), in the platform's zone (UTC+8).
     yesterday = (datetime.datetime.utcnow() + datetime.timedelta(hours=8) - datetime.timedelta(days=1)).date()

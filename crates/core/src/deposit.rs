@@ -119,6 +119,10 @@ pub struct Hold {
     pub updated_at: u64,
     /// A requested hold not authorised by then is closed.
     pub deadline: Option<u64>,
+    /// The merchant's number for the freeze, when it came through the gateway's
+    /// `alipay.fund.auth.order.freeze` (a retry with it gets the same answer).
+    #[serde(default)]
+    pub out_request_no: Option<String>,
 }
 
 /// What a person owes the platform for a charged deposit their wallet could not pay.
@@ -151,6 +155,27 @@ impl Debt {
     }
 }
 
+/// A deposit held with a scanned payment code (`HoldCommand::Freeze`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CodeFreeze {
+    /// The merchant.
+    pub merchant_id: Id,
+    /// The person whose code was scanned.
+    pub person_id: Id,
+    /// The code, used up by this hold.
+    pub code: crate::merchant::CodeUse,
+    /// The merchant's order number.
+    pub out_order_no: String,
+    /// The merchant's number for this freeze.
+    pub out_request_no: String,
+    /// What it is for.
+    pub title: String,
+    /// The deposit.
+    pub amount: Money,
+    /// Waived at or above this score.
+    pub threshold: Option<u16>,
+}
+
 /// What merchants and people do with holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HoldCommand {
@@ -169,6 +194,9 @@ pub enum HoldCommand {
         /// Waived at or above this score.
         threshold: Option<u16>,
     },
+    /// A merchant holds a deposit with the person's payment code, which authorises it in
+    /// the same step (the gateway's `alipay.fund.auth.order.freeze` at a counter).
+    Freeze(Box<CodeFreeze>),
     /// The person authorises it: waived or frozen.
     Authorize {
         /// The hold.
@@ -223,85 +251,43 @@ impl Core {
                 amount,
                 threshold,
             } => {
-                positive(*amount)?;
-                let merchant = self.merchant(*merchant_id)?;
-                if amount.currency != merchant.currency {
-                    return Err(Refusal::CurrencyMismatch {
-                        expected: merchant.currency,
-                    });
-                }
-                if threshold.is_some_and(|t| {
-                    !(crate::credit::SCORE_MIN..=crate::credit::SCORE_MAX).contains(&t)
-                }) {
-                    return Err(Refusal::ThresholdInvalid);
-                }
-                if !self.products.people.contains_key(person_id) {
-                    return Err(Refusal::PayeeNotFound);
-                }
-                let out_order_no = crate::trade::clip(out_order_no);
-                if self
-                    .products
-                    .hold_numbers
-                    .contains_key(&(*merchant_id, out_order_no.clone()))
-                {
-                    return Err(Refusal::DuplicateOutTradeNo);
-                }
-                let id = self.products.next_id(now);
-                let zero = Money::new(0, amount.currency);
-                let hold = Hold {
-                    id,
-                    merchant_id: *merchant_id,
-                    person_id: *person_id,
-                    out_order_no,
-                    title: crate::trade::clip(title),
-                    amount: *amount,
-                    threshold: *threshold,
-                    status: HoldStatus::Requested,
-                    credit_amount: zero,
-                    fund_amount: zero,
-                    charged: zero,
-                    debt_id: None,
-                    pending: None,
-                    close_reason: None,
-                    created_at: now,
-                    updated_at: now,
-                    deadline: Some(now.saturating_add(self.products.settings.pay_timeout_ns)),
-                };
+                let hold = self.new_hold(
+                    now,
+                    (*merchant_id, *person_id),
+                    (out_order_no, title),
+                    *amount,
+                    *threshold,
+                )?;
                 Ok(self.save_hold(now, hold, "hold.requested"))
+            }
+            HoldCommand::Freeze(freeze) => {
+                let CodeFreeze {
+                    merchant_id,
+                    person_id,
+                    code,
+                    out_order_no,
+                    out_request_no,
+                    title,
+                    amount,
+                    threshold,
+                } = freeze.as_ref();
+                self.check_code(now, code)?;
+                let mut hold = self.new_hold(
+                    now,
+                    (*merchant_id, *person_id),
+                    (out_order_no, title),
+                    *amount,
+                    *threshold,
+                )?;
+                hold.out_request_no = Some(crate::trade::clip(out_request_no));
+                self.authorize_hold(now, &mut hold)?;
+                self.products.use_code(code);
+                Ok(self.save_hold(now, hold, "hold.authorized"))
             }
             HoldCommand::Authorize { hold_id, person_id } => {
                 let mut hold = self.hold_for(*hold_id, |h| h.person_id == *person_id)?;
                 expect(&hold, HoldStatus::Requested)?;
-                let score = self.credit(*person_id).map(|c| c.total());
-                let overdue = self
-                    .products
-                    .debts
-                    .values()
-                    .any(|d| d.person_id == *person_id && d.overdue);
-                let waived =
-                    !overdue && matches!((hold.threshold, score), (Some(t), Some(s)) if s >= t);
-                if waived {
-                    hold.status = HoldStatus::Waived;
-                    hold.credit_amount = hold.amount;
-                } else {
-                    let currency = hold.amount.currency;
-                    let id = self.products.next_transfer_id(now);
-                    let freeze = Transfer::new(
-                        id,
-                        wallet_account(*person_id, currency),
-                        merchant_account(hold.merchant_id, currency),
-                        u128::from(hold.amount.amount_minor),
-                        currency.ledger(),
-                        transfer_kind::DEPOSIT,
-                    )
-                    .with_flags(TransferFlags::PENDING);
-                    self.person(*person_id, Some(currency))?;
-                    self.transfer(now, freeze)?;
-                    hold.status = HoldStatus::Frozen;
-                    hold.fund_amount = hold.amount;
-                    hold.pending = Some(id);
-                }
-                hold.deadline = None;
+                self.authorize_hold(now, &mut hold)?;
                 Ok(self.save_hold(now, hold, "hold.authorized"))
             }
             HoldCommand::Charge {
@@ -373,6 +359,98 @@ impl Core {
                 Ok(Outcome::CreditFunding(credit_funding(self, currency)))
             }
         }
+    }
+
+    /// A new requested hold, checked, not yet saved.
+    fn new_hold(
+        &mut self,
+        now: u64,
+        (merchant_id, person_id): (Id, Id),
+        (out_order_no, title): (&str, &str),
+        amount: Money,
+        threshold: Option<u16>,
+    ) -> Result<Hold, Refusal> {
+        positive(amount)?;
+        let merchant = self.merchant(merchant_id)?;
+        if amount.currency != merchant.currency {
+            return Err(Refusal::CurrencyMismatch {
+                expected: merchant.currency,
+            });
+        }
+        if threshold
+            .is_some_and(|t| !(crate::credit::SCORE_MIN..=crate::credit::SCORE_MAX).contains(&t))
+        {
+            return Err(Refusal::ThresholdInvalid);
+        }
+        if !self.products.people.contains_key(&person_id) {
+            return Err(Refusal::PayeeNotFound);
+        }
+        let out_order_no = crate::trade::clip(out_order_no);
+        if self
+            .products
+            .hold_numbers
+            .contains_key(&(merchant_id, out_order_no.clone()))
+        {
+            return Err(Refusal::DuplicateOutTradeNo);
+        }
+        let id = self.products.next_id(now);
+        let zero = Money::new(0, amount.currency);
+        let hold = Hold {
+            id,
+            merchant_id,
+            person_id,
+            out_order_no,
+            title: crate::trade::clip(title),
+            amount,
+            threshold,
+            status: HoldStatus::Requested,
+            credit_amount: zero,
+            fund_amount: zero,
+            charged: zero,
+            debt_id: None,
+            pending: None,
+            close_reason: None,
+            created_at: now,
+            updated_at: now,
+            deadline: Some(now.saturating_add(self.products.settings.pay_timeout_ns)),
+            out_request_no: None,
+        };
+        Ok(hold)
+    }
+
+    /// The person's authorisation: waived by their score, or frozen in their wallet.
+    fn authorize_hold(&mut self, now: u64, hold: &mut Hold) -> Result<(), Refusal> {
+        let person_id = hold.person_id;
+        let score = self.credit(person_id).map(|c| c.total());
+        let overdue = self
+            .products
+            .debts
+            .values()
+            .any(|d| d.person_id == person_id && d.overdue);
+        let waived = !overdue && matches!((hold.threshold, score), (Some(t), Some(s)) if s >= t);
+        if waived {
+            hold.status = HoldStatus::Waived;
+            hold.credit_amount = hold.amount;
+        } else {
+            let currency = hold.amount.currency;
+            let id = self.products.next_transfer_id(now);
+            let freeze = Transfer::new(
+                id,
+                wallet_account(person_id, currency),
+                merchant_account(hold.merchant_id, currency),
+                u128::from(hold.amount.amount_minor),
+                currency.ledger(),
+                transfer_kind::DEPOSIT,
+            )
+            .with_flags(TransferFlags::PENDING);
+            self.person(person_id, Some(currency))?;
+            self.transfer(now, freeze)?;
+            hold.status = HoldStatus::Frozen;
+            hold.fund_amount = hold.amount;
+            hold.pending = Some(id);
+        }
+        hold.deadline = None;
+        Ok(())
     }
 
     /// The platform's funding and lent accounts (and the bank's clearing account).

@@ -438,7 +438,7 @@ impl Core {
     }
 
     /// Refuses a code that expired or already paid.
-    fn check_code(&self, now: u64, code: &CodeUse) -> Result<(), Refusal> {
+    pub(crate) fn check_code(&self, now: u64, code: &CodeUse) -> Result<(), Refusal> {
         if code.expires_at <= now || self.products.code_used(&code.code) {
             return Err(Refusal::PaymentCodeUsed);
         }

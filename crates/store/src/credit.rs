@@ -237,6 +237,22 @@ pub fn hold(sql: &mut dyn Sql, id: Id) -> Result<Option<Hold>, StoreError> {
         .transpose()
 }
 
+/// A merchant's newest hold with this order number (a closed hold's number may be reused).
+pub fn hold_by_number(
+    sql: &mut dyn Sql,
+    merchant: Id,
+    out_order_no: &str,
+) -> Result<Option<Hold>, StoreError> {
+    sql.query_opt(
+        "SELECT state FROM holds WHERE merchant_id = $1 AND out_order_no = $2 \
+         ORDER BY id DESC LIMIT 1",
+        &[merchant.0.into(), out_order_no.into()],
+    )?
+    .as_ref()
+    .map(hold_from)
+    .transpose()
+}
+
 /// A merchant's holds, newest first (at most `limit`).
 pub fn holds_of_merchant(
     sql: &mut dyn Sql,

@@ -5,7 +5,7 @@
 
 use formica_core::credit::CreditCommand;
 use formica_core::credit_line::CreditLineCommand;
-use formica_core::deposit::HoldCommand;
+use formica_core::deposit::{CodeFreeze, HoldCommand};
 use formica_core::fund::{CUTOFF_DEFAULT, FundCommand, Income};
 use formica_core::merchant::{MerchantCommand, MerchantProfile};
 use formica_core::trade::{NewTrade, TradeCommand};
@@ -304,13 +304,35 @@ fn request(route: u8, choice: u8, json: &[u8], world: &World) -> Result<ProductC
         }
         18 => {
             let value: hold::NewHold = body::parse(json)?;
-            ProductCommand::Hold(HoldCommand::Request {
-                merchant_id: world.shop,
-                person_id: world.person(&value.person, "person")?,
-                out_order_no: trade::text(&value.out_order_no, "out_order_no", true)?,
-                title: trade::text(&value.title, "title", true)?,
-                amount: value.amount.money("amount")?,
-                threshold: value.threshold,
+            let (merchant_id, person_id) = (world.shop, world.person(&value.person, "person")?);
+            let out_order_no = trade::text(&value.out_order_no, "out_order_no", true)?;
+            let title = trade::text(&value.title, "title", true)?;
+            let (amount, threshold) = (value.amount.money("amount")?, value.threshold);
+            ProductCommand::Hold(if flag {
+                // The gateway's freeze: the order number doubles as the scanned code, so a
+                // repeat is a used code.
+                HoldCommand::Freeze(Box::new(CodeFreeze {
+                    merchant_id,
+                    person_id,
+                    code: formica_core::merchant::CodeUse {
+                        code: out_order_no.clone(),
+                        expires_at: u64::MAX,
+                    },
+                    out_request_no: out_order_no.clone(),
+                    out_order_no,
+                    title,
+                    amount,
+                    threshold,
+                }))
+            } else {
+                HoldCommand::Request {
+                    merchant_id,
+                    person_id,
+                    out_order_no,
+                    title,
+                    amount,
+                    threshold,
+                }
             })
         }
         19 => {

@@ -49,6 +49,12 @@ pub(super) async fn run(state: &AppState, request: Request) -> Result<Answer, Ga
             )));
         }
         "alipay.fund.trans.uni.transfer" => transfer(state, &request).await?,
+        "alipay.fund.auth.order.freeze" => super::fund_auth::freeze(state, &request).await?,
+        "alipay.fund.auth.order.unfreeze" => super::fund_auth::unfreeze(state, &request).await?,
+        "alipay.fund.auth.operation.cancel" => super::fund_auth::cancel(state, &request).await?,
+        "alipay.fund.auth.operation.detail.query" => {
+            super::fund_auth::detail_query(state, &request).await?
+        }
         "alipay.data.dataservice.bill.downloadurl.query" => {
             super::bill::download_url(state, &request)?
         }
@@ -64,7 +70,7 @@ pub(super) async fn run(state: &AppState, request: Request) -> Result<Answer, Ga
 }
 
 /// `code` 10000 and these fields.
-fn success(fields: Map<String, Value>) -> Map<String, Value> {
+pub(super) fn success(fields: Map<String, Value>) -> Map<String, Value> {
     let mut object = Map::new();
     object.insert("code".into(), "10000".into());
     object.insert("msg".into(), "Success".into());
@@ -72,7 +78,7 @@ fn success(fields: Map<String, Value>) -> Map<String, Value> {
     object
 }
 
-fn fields(value: Value) -> Map<String, Value> {
+pub(super) fn fields(value: Value) -> Map<String, Value> {
     match value {
         Value::Object(map) => map,
         _ => Map::new(),
@@ -80,7 +86,7 @@ fn fields(value: Value) -> Map<String, Value> {
 }
 
 /// A biz_content field as text: a string as it is, a number as its literal.
-fn text_field(request: &Request, name: &str) -> Option<String> {
+pub(super) fn text_field(request: &Request, name: &str) -> Option<String> {
     match request.biz.get(name)? {
         Value::String(text) if !text.is_empty() => Some(text.clone()),
         Value::Number(number) => Some(number.to_string()),
@@ -88,7 +94,7 @@ fn text_field(request: &Request, name: &str) -> Option<String> {
     }
 }
 
-fn required(request: &Request, name: &str) -> Result<String, GatewayError> {
+pub(super) fn required(request: &Request, name: &str) -> Result<String, GatewayError> {
     text_field(request, name)
         .ok_or_else(|| GatewayError::invalid(format!("biz_content is missing {name}")))
 }
@@ -113,7 +119,7 @@ pub(crate) fn amount(
 }
 
 /// A merchant's number: letters, digits, `_` and `-`, at most 64.
-fn number(request: &Request, name: &str) -> Result<Option<String>, GatewayError> {
+pub(super) fn number(request: &Request, name: &str) -> Result<Option<String>, GatewayError> {
     let Some(value) = text_field(request, name) else {
         return Ok(None);
     };
@@ -235,12 +241,12 @@ fn new_trade(
 }
 
 /// What the engine said, as a refusal the method maps, or a gateway error.
-enum Failed {
+pub(super) enum Failed {
     Refused(Refusal),
     Gateway(GatewayError),
 }
 
-async fn submit(
+pub(super) async fn submit(
     state: &AppState,
     command: ProductCommand,
     idempotency: Option<IdempotencyKey>,
@@ -272,7 +278,7 @@ async fn submit(
     }
 }
 
-fn system(error: &dyn std::fmt::Debug) -> GatewayError {
+pub(super) fn system(error: &dyn std::fmt::Debug) -> GatewayError {
     tracing::error!(?error, "gateway request failed");
     GatewayError::new(
         "20000",
@@ -281,12 +287,12 @@ fn system(error: &dyn std::fmt::Debug) -> GatewayError {
     )
 }
 
-fn store_error(error: crate::ApiError) -> GatewayError {
+pub(super) fn store_error(error: crate::ApiError) -> GatewayError {
     system(&error)
 }
 
 /// The usual map of a trade refusal to an `ACQ.*` sub code.
-fn trade_refusal(refusal: Refusal) -> GatewayError {
+pub(super) fn trade_refusal(refusal: Refusal) -> GatewayError {
     let (code, message) = match &refusal {
         Refusal::InsufficientFunds | Refusal::WalletNotFound { .. } => {
             ("ACQ.BUYER_BALANCE_NOT_ENOUGH", refusal.to_string())
@@ -383,10 +389,14 @@ pub(crate) fn mask_login(login: &str) -> String {
 }
 
 pub(crate) async fn buyer_login(state: &AppState, trade: &Trade) -> Option<String> {
-    let buyer = trade.buyer_id?;
+    masked_login(state, trade.buyer_id?).await
+}
+
+/// A person's login, masked (`mask_login`), if they are there to read.
+pub(crate) async fn masked_login(state: &AppState, person: Id) -> Option<String> {
     state
         .pool()
-        .read(move |sql| formica_store::people::user(sql, buyer))
+        .read(move |sql| formica_store::people::user(sql, person))
         .await
         .ok()
         .flatten()
@@ -441,7 +451,7 @@ pub(crate) fn trade_fields(
     map
 }
 
-fn offset(state: &AppState) -> i64 {
+pub(super) fn offset(state: &AppState) -> i64 {
     state.engine().settings().day_offset_seconds
 }
 
@@ -564,6 +574,10 @@ async fn create(state: &AppState, request: &Request) -> Result<Map<String, Value
 }
 
 async fn pay(state: &AppState, request: &Request) -> Result<Map<String, Value>, GatewayError> {
+    if text_field(request, "auth_no").is_some() {
+        // Charging a fund authorisation, not scanning a code.
+        return super::fund_auth::pay(state, request).await;
+    }
     let scene = required(request, "scene")?;
     if scene != "bar_code" && scene != "wave_code" {
         return Err(GatewayError::invalid("scene must be bar_code or wave_code"));
@@ -674,7 +688,7 @@ fn code_invalid() -> GatewayError {
 
 /// The owner of an issued, unexpired payment code, and the code for the payment to use up;
 /// or `ACQ.PAYMENT_AUTH_CODE_INVALID`.
-async fn find_code(state: &AppState, code: &str) -> Result<(Id, CodeUse), GatewayError> {
+pub(super) async fn find_code(state: &AppState, code: &str) -> Result<(Id, CodeUse), GatewayError> {
     if !crate::merchant::looks_like_payment_code(code) {
         return Err(code_invalid());
     }

@@ -10,6 +10,7 @@
 
 pub mod bill;
 pub mod checkout;
+mod fund_auth;
 pub(crate) mod methods;
 pub mod notify;
 pub mod sign;
@@ -268,6 +269,10 @@ pub const METHODS: &[&str] = &[
     "alipay.trade.page.pay",
     "alipay.trade.wap.pay",
     "alipay.fund.trans.uni.transfer",
+    "alipay.fund.auth.order.freeze",
+    "alipay.fund.auth.order.unfreeze",
+    "alipay.fund.auth.operation.cancel",
+    "alipay.fund.auth.operation.detail.query",
     "alipay.data.dataservice.bill.downloadurl.query",
 ];
 

@@ -1066,3 +1066,201 @@ pub fn a_shop_refunds_over_rest_once_per_refund_number(backend: Backend) {
     assert_eq!(app.available(&buyer), "100.00");
     app.finish();
 }
+
+/// A counter freezes deposits with the renter's payment code: one above the renter's score
+/// is frozen, charged in part with `alipay.trade.pay` and the rest unfrozen; one at the score
+/// is waived and cancelled; every answer in the fields Alipay's SDKs read, and refusals change
+/// nothing.
+pub fn fund_authorisations_freeze_charge_unfreeze_and_cancel_deposits(backend: Backend) {
+    let app = App::start(backend);
+    let shop = open_shop(&app, "bikes@example.com", false);
+    let other = open_shop(&app, "scooters@example.com", false);
+    let renter = app.person("rider@example.com", "100.00");
+    let score = app.get("/v1/credit/score", &renter.token).body["score"]
+        .as_u64()
+        .expect("a score");
+    let freeze = |code: &str, no: &str, request: &str, amount: &str, threshold: u64| {
+        call(
+            &app,
+            &shop,
+            "alipay.fund.auth.order.freeze",
+            json!({"auth_code": code, "auth_code_type": "bar_code", "out_order_no": no,
+                   "out_request_no": request, "order_title": "a bike for the day",
+                   "amount": amount, "product_code": "PRE_AUTH",
+                   "extra_param": json!({"category": "RENT_BIKE",
+                                         "creditThreshold": threshold}).to_string()}),
+        )
+    };
+
+    // Above the renter's score: frozen.
+    let code = payment_code(&app, &renter);
+    let frozen = freeze(&code, "D1", "D1-a", "60.00", score + 1);
+    assert_eq!(sub_code(&frozen), ("10000", ""), "{frozen:?}");
+    assert_eq!(
+        (
+            &frozen["status"],
+            &frozen["fund_amount"],
+            &frozen["credit_amount"]
+        ),
+        (&json!("SUCCESS"), &json!("60.00"), &json!("0.00"))
+    );
+    assert_eq!(frozen["payer_logon_id"], "r***@example.com");
+    assert_eq!(app.balance(&renter).0, "40.00");
+    let auth_no = frozen["auth_no"].as_str().expect("an auth_no").to_owned();
+    // The counter retries: the same authorisation, nothing frozen twice.
+    let again = freeze(&code, "D1", "D1-a", "60.00", score + 1);
+    assert_eq!(again["auth_no"], auth_no.as_str(), "{again:?}");
+    assert_eq!(app.balance(&renter).0, "40.00");
+    // The code is used up.
+    let reused = freeze(&code, "D9", "D9-a", "1.00", score + 1);
+    assert_eq!(
+        sub_code(&reused),
+        ("40004", "ACQ.PAYMENT_AUTH_CODE_INVALID")
+    );
+
+    let detail = |biz: Value| call(&app, &shop, "alipay.fund.auth.operation.detail.query", biz);
+    let open = detail(json!({"auth_no": auth_no, "out_request_no": "D1-a"}));
+    assert_eq!(
+        (
+            &open["order_status"],
+            &open["operation_type"],
+            &open["rest_amount"],
+            &open["rest_fund_amount"]
+        ),
+        (
+            &json!("AUTHORIZED"),
+            &json!("FREEZE"),
+            &json!("60.00"),
+            &json!("60.00")
+        ),
+        "{open:?}"
+    );
+    // Another shop does not see it; a part of an open deposit is not unfrozen.
+    let theirs = call(
+        &app,
+        &other,
+        "alipay.fund.auth.operation.detail.query",
+        json!({"auth_no": auth_no}),
+    );
+    assert_eq!(sub_code(&theirs), ("40004", "AUTH_ORDER_NOT_EXIST"));
+    let unfreeze = |amount: &str| {
+        call(
+            &app,
+            &shop,
+            "alipay.fund.auth.order.unfreeze",
+            json!({"auth_no": auth_no, "out_request_no": format!("U-{}", amount.replace('.', "")),
+                   "amount": amount, "remark": "bike returned"}),
+        )
+    };
+    assert_eq!(
+        sub_code(&unfreeze("10.00")),
+        ("40004", "UNFREEZE_AMOUNT_INVALID")
+    );
+    assert_eq!(app.balance(&renter).0, "40.00");
+
+    // The rental cost 25.00: charged from the deposit, the rest back at once.
+    let charge = |amount: &str| {
+        call(
+            &app,
+            &shop,
+            "alipay.trade.pay",
+            json!({"out_trade_no": "RENT-1", "auth_no": auth_no, "product_code": "PRE_AUTH",
+                   "subject": "a day's rental", "total_amount": amount,
+                   "auth_confirm_mode": "COMPLETE"}),
+        )
+    };
+    assert_eq!(
+        sub_code(&charge("60.01")),
+        ("40004", "PAY_AMOUNT_EXCEED_AUTH_AMOUNT")
+    );
+    let paid = charge("25.00");
+    assert_eq!(sub_code(&paid), ("10000", ""), "{paid:?}");
+    assert_eq!(
+        (
+            &paid["total_amount"],
+            &paid["out_trade_no"],
+            &paid["buyer_logon_id"]
+        ),
+        (
+            &json!("25.00"),
+            &json!("RENT-1"),
+            &json!("r***@example.com")
+        )
+    );
+    assert_eq!(app.balance(&renter).0, "75.00");
+    assert_eq!(charge("25.00")["trade_no"], paid["trade_no"], "a retry");
+    assert_eq!(app.balance(&renter).0, "75.00");
+    // Unfreezing the rest after the charge: already back, so success and nothing moves.
+    let rest = unfreeze("35.00");
+    assert_eq!(sub_code(&rest), ("10000", ""), "{rest:?}");
+    assert_eq!(
+        sub_code(&unfreeze("35.01")),
+        ("40004", "UNFREEZE_AMOUNT_EXCEED_REST_AMOUNT")
+    );
+    assert_eq!(app.balance(&renter).0, "75.00");
+    let pay_op = detail(json!({"auth_no": auth_no, "operation_id": paid["trade_no"]}));
+    assert_eq!(
+        (
+            &pay_op["order_status"],
+            &pay_op["operation_type"],
+            &pay_op["amount"],
+            &pay_op["total_pay_fund_amount"]
+        ),
+        (
+            &json!("FINISH"),
+            &json!("PAY"),
+            &json!("25.00"),
+            &json!("25.00")
+        ),
+        "{pay_op:?}"
+    );
+
+    // At the renter's score: waived, nothing held; cancelled, nothing to move.
+    let waived = freeze(&payment_code(&app, &renter), "D2", "D2-a", "99.00", score);
+    assert_eq!(
+        (
+            &waived["credit_amount"],
+            &waived["fund_amount"],
+            &waived["pre_auth_type"]
+        ),
+        (&json!("99.00"), &json!("0.00"), &json!("CREDIT_AUTH")),
+        "{waived:?}"
+    );
+    assert_eq!(app.balance(&renter).0, "75.00");
+    let cancel = |no: &str| {
+        call(
+            &app,
+            &shop,
+            "alipay.fund.auth.operation.cancel",
+            json!({"out_order_no": no, "out_request_no": format!("{no}-a"),
+                   "remark": "changed their mind"}),
+        )
+    };
+    let cancelled = cancel("D2");
+    assert_eq!(
+        (sub_code(&cancelled), &cancelled["action"]),
+        (("10000", ""), &json!("close")),
+        "{cancelled:?}"
+    );
+    // A frozen one cancelled: the money comes back; a charged one cannot be cancelled.
+    freeze(&payment_code(&app, &renter), "D3", "D3-a", "70.00", 950);
+    assert_eq!(app.balance(&renter).0, "5.00");
+    assert_eq!(cancel("D3")["action"], "unfreeze");
+    assert_eq!(app.balance(&renter).0, "75.00");
+    assert_eq!(sub_code(&cancel("D1")), ("40004", "ORDER_ALREADY_PAID"));
+
+    // Refused before anything moves: more than the wallet, a bad threshold, no auth_no.
+    let broke = freeze(&payment_code(&app, &renter), "D4", "D4-a", "500.00", 950);
+    assert_eq!(sub_code(&broke), ("40004", "ACQ.BUYER_BALANCE_NOT_ENOUGH"));
+    let bad = freeze(&payment_code(&app, &renter), "D5", "D5-a", "5.00", 10);
+    assert_eq!(sub_code(&bad), ("40002", "isv.invalid-parameter"));
+    let missing = call(
+        &app,
+        &shop,
+        "alipay.fund.auth.order.unfreeze",
+        json!({"out_request_no": "U9", "amount": "1.00"}),
+    );
+    assert_eq!(sub_code(&missing), ("40002", "isv.invalid-parameter"));
+    assert_eq!(app.balance(&renter).0, "75.00");
+    app.finish();
+}

@@ -58,6 +58,7 @@ api_suite!(
     notifications_reach_notify_url_signed_until_it_answers_success,
     page_pay_sends_the_browser_to_the_hosted_checkout,
     a_shop_refunds_over_rest_once_per_refund_number,
+    fund_authorisations_freeze_charge_unfreeze_and_cancel_deposits,
     fund_subscribe_earn_and_redeem,
     fund_endpoints_refuse_bad_input_and_change_nothing,
     a_slow_notify_url_does_not_hold_up_other_merchants,

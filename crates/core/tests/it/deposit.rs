@@ -2,7 +2,9 @@
 //! unfrozen, charged in part, charged beyond what the wallet holds (a debt, overdue after its
 //! due day, repaid late); every step with the books balanced and the score moving.
 
-use formica_core::deposit::{DEBT_DAYS, Debt, Hold, HoldCommand, HoldStatus, credit_funding, owed};
+use formica_core::deposit::{
+    CodeFreeze, DEBT_DAYS, Debt, Hold, HoldCommand, HoldStatus, credit_funding, owed,
+};
 
 use super::merchant::open_merchant;
 use super::*;
@@ -160,6 +162,63 @@ fn freezing_more_than_the_wallet_holds_is_refused_and_changes_nothing() {
     // Not authorised in time: closed.
     w.advance(16 * 60 * SECOND);
     assert!(w.core.hold(asked.id).is_none());
+}
+
+/// A counter scans the person's payment code: the hold is requested and authorised in one
+/// step, the code is used up, and a freeze the wallet cannot cover changes nothing at all.
+#[test]
+fn a_freeze_with_a_payment_code_authorises_at_once_and_uses_the_code() {
+    let mut w = World::new();
+    let (shop, renter) = rental(&mut w, 100_00);
+    let expires_at = w.now + 60 * SECOND;
+    let freeze = |w: &mut World, code: &str, no: &str, minor: u64, threshold: u16| {
+        hold(
+            w,
+            HoldCommand::Freeze(Box::new(CodeFreeze {
+                merchant_id: shop,
+                person_id: renter,
+                code: formica_core::merchant::CodeUse {
+                    code: code.into(),
+                    expires_at,
+                },
+                out_order_no: no.into(),
+                out_request_no: format!("{no}-1"),
+                title: "a power bank".into(),
+                amount: cny(minor),
+                threshold: Some(threshold),
+            })),
+        )
+    };
+    // More than the wallet holds and above the score: refused, and the code still works.
+    assert_eq!(
+        freeze(&mut w, "281111111111111111", "P1", 500_00, 900),
+        Err(Refusal::InsufficientFunds)
+    );
+    assert_eq!(w.balance(renter), (100_00, 0));
+    let frozen = freeze(&mut w, "281111111111111111", "P1", 60_00, 900).expect("frozen");
+    assert_eq!(
+        (frozen.status, frozen.fund_amount, frozen.deadline),
+        (HoldStatus::Frozen, cny(60_00), None)
+    );
+    assert_eq!(frozen.out_request_no.as_deref(), Some("P1-1"));
+    assert_eq!(w.balance(renter), (40_00, 60_00));
+    // The code paid once; the same order number is taken while the hold is open.
+    assert_eq!(
+        freeze(&mut w, "281111111111111111", "P2", 10_00, 900),
+        Err(Refusal::PaymentCodeUsed)
+    );
+    assert_eq!(
+        freeze(&mut w, "282222222222222222", "P1", 10_00, 900),
+        Err(Refusal::DuplicateOutTradeNo)
+    );
+    // A score at the threshold: waived, nothing held.
+    let waived = freeze(&mut w, "282222222222222222", "P3", 99_00, 550).expect("waived");
+    assert_eq!(
+        (waived.status, waived.credit_amount),
+        (HoldStatus::Waived, cny(99_00))
+    );
+    assert_eq!(w.balance(renter), (40_00, 60_00));
+    w.assert_balanced();
 }
 
 #[test]
