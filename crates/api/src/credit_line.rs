@@ -1,12 +1,13 @@
 //! The credit line over REST: a person opens one (the limit their score earns), pays trades
 //! from it (`POST /v1/trades/{id}/pay` with `credit_line`), reads it and its statements,
-//! repays, and turns a statement into instalments. Operators list the overdue lines.
+//! repays, and turns a statement into instalments. Operators list the overdue lines and set
+//! the line's rules (the credit policy).
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use formica_core::Outcome;
-use formica_core::credit_line::{CreditLine, CreditLineCommand, Statement};
+use formica_core::credit_line::{CreditLine, CreditLineCommand, CreditPolicy, Statement};
 use formica_core::{Money, ProductCommand};
 use serde::{Deserialize, Serialize};
 
@@ -223,4 +224,51 @@ pub async fn overdue(
         .read(formica_store::credit::overdue_lines)
         .await?;
     Ok(Json(list.into_iter().map(CreditLineView::from).collect()))
+}
+
+/// The credit line's rules: the score to open a line, how the limit follows the score, the
+/// minimum repayment, daily interest, the instalment plans and their fees, and how long a
+/// deposit's debt may wait.
+#[utoipa::path(get, path = "/v1/credit/policy", tag = "credit",
+    responses((status = 200, body = CreditPolicy)), security(("bearer" = [])))]
+pub async fn policy(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Result<Json<CreditPolicy>, ApiError> {
+    Ok(Json(
+        state
+            .pool()
+            .read(formica_store::credit::credit_policy)
+            .await?,
+    ))
+}
+
+/// Replaces the credit line's rules (operators only). They apply from then on: limits when
+/// next set (on opening, on each statement day), interest from the next day, the minimum of
+/// the next statement, fees of plans made after, the due day of debts made after.
+#[utoipa::path(put, path = "/v1/credit/policy", tag = "operator", request_body = CreditPolicy,
+    responses((status = 200, body = CreditPolicy), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn set_policy(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body<CreditPolicy>,
+) -> Result<Json<CreditPolicy>, ApiError> {
+    caller.operator()?;
+    let key = idempotency::key(&headers, false)?;
+    let command = CreditLineCommand::SetPolicy(Box::new(body.value));
+    match idempotency::submit(
+        &state,
+        caller.0.id,
+        key,
+        fingerprint("PUT", "/v1/credit/policy", &body.digest),
+        ProductCommand::CreditLine(command),
+    )
+    .await?
+    {
+        Outcome::CreditPolicy(policy) => Ok(Json(policy)),
+        other => Err(ApiError::internal(&format!("unexpected outcome {other:?}"))),
+    }
 }

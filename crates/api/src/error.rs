@@ -75,6 +75,7 @@ pub const CODES: &[(&str, u16)] = &[
     ("credit_line_insufficient", 422),
     ("credit_line_overdue", 422),
     ("instalments_invalid", 422),
+    ("credit_policy_invalid", 400),
     ("income_day_invalid", 409),
     ("accrual_in_progress", 409),
     ("units_insufficient", 422),
@@ -221,6 +222,7 @@ impl From<Refusal> for ApiError {
             Refusal::CreditLineInsufficient { .. } => "credit_line_insufficient",
             Refusal::CreditLineOverdue => "credit_line_overdue",
             Refusal::InstalmentsInvalid => "instalments_invalid",
+            Refusal::CreditPolicyInvalid { .. } => "credit_policy_invalid",
             Refusal::BooksRefused { .. } => return ApiError::internal(&refusal),
         };
         let error = ApiError::new(code, message);

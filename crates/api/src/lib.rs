@@ -348,6 +348,10 @@ pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
         .route("/credit/line/repay", post(credit_line::repay))
         .route("/credit/line/instalments", post(credit_line::instalments))
         .route("/credit/lines/overdue", get(credit_line::overdue))
+        .route(
+            "/credit/policy",
+            get(credit_line::policy).put(credit_line::set_policy),
+        )
         .route("/openapi.json", get(openapi::document))
         .fallback(not_found);
     Router::new()

@@ -44,7 +44,8 @@ use crate::{credit, credit_line, fund, hold, merchant, people, trade, wallet, we
         hold::charge, hold::unfreeze, hold::debts, hold::repay, hold::add_funding,
         hold::funding, hold::overdue,
         credit_line::open, credit_line::get_line, credit_line::statements, credit_line::repay,
-        credit_line::instalments, credit_line::overdue,
+        credit_line::instalments, credit_line::overdue, credit_line::policy,
+        credit_line::set_policy,
     ),
     modifiers(&Security, &ErrorCodes, &CommonAnswers),
     tags(

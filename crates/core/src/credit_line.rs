@@ -1,7 +1,7 @@
 //! The credit line (Huabei, `products.md` §10): credit at checkout, repaid monthly.
 //!
-//! **The limit.** A person opens a line when their credit score reaches `LINE_SCORE_MIN` and
-//! nothing of theirs is overdue; the limit is `line_limit(score)`, and it is set again from
+//! **The limit.** A person opens a line when their credit score reaches the policy's
+//! `line_score_min` and nothing of theirs is overdue; the limit is `CreditPolicy::limit`, and it is set again from
 //! the score on every statement day (never below what is already used: a lower score stops
 //! new purchases until repayments bring the use under it).
 //!
@@ -45,26 +45,138 @@ use crate::products::{Id, Outcome, Refusal, account_id, account_kind, transfer_k
 use crate::trade::{Trade, TradeStatus};
 use crate::wallet::{positive, wallet_account};
 
-/// The score a person needs to open a line (Huabei's eligibility, §10).
-pub const LINE_SCORE_MIN: u16 = 600;
 /// Days of the month a person may choose to repay by.
 pub const DUE_DAYS: [u8; 3] = [8, 9, 10];
-/// The minimum repayment: this share of a statement, in per mille.
-pub const MINIMUM_PER_MILLE: u64 = 100;
-/// Interest a day on what is late, in parts per 10,000 (0.05%).
-pub const DAILY_INTEREST_PER_10K: u64 = 5;
-/// Instalment plans: periods and their whole fee, in parts per 1,000.
-pub const INSTALMENT_FEES_PER_MILLE: [(u8, u64); 4] = [(3, 25), (6, 45), (9, 65), (12, 88)];
 
-/// The limit a score earns, in minor units of CNY: none below `LINE_SCORE_MIN`; 500.00 at
-/// it, 140.00 more per point above, rounded down to the hundred, at most 50,000.00 (the
-/// product's 500-50,000 range, reached near the top of the score's).
-pub fn line_limit(score: u16) -> u64 {
-    if score < LINE_SCORE_MIN {
-        return 0;
+/// The line's rules, which an operator sets (`CreditLineCommand::SetPolicy`); the defaults are
+/// Huabei's (§10). A change applies from then on: to limits when they are next set (opening a
+/// line, each statement day), to interest from the next day's, to the minimum of the next
+/// statement, to fees of plans made after it, and to debts made after it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreditPolicy {
+    /// The score a person needs to open a line (600).
+    pub line_score_min: u16,
+    /// The limit at that score (500.00).
+    pub line_base: Money,
+    /// How much more each point above it earns (140.00).
+    pub line_per_point: Money,
+    /// The highest limit (50,000.00).
+    pub line_cap: Money,
+    /// The minimum repayment, in per mille of a statement (100: 10%).
+    pub minimum_per_mille: u64,
+    /// Interest a day on what is late, in parts per 10,000 (5: 0.05%).
+    pub daily_interest_per_10k: u64,
+    /// The instalment plans a statement may become, and each one's whole fee.
+    pub instalments: Vec<InstalmentFee>,
+    /// Days a debt from a charged waived deposit may wait before it is overdue (7).
+    pub debt_days: u64,
+}
+
+/// An instalment plan's periods and its whole fee.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstalmentFee {
+    /// How many monthly periods.
+    pub periods: u8,
+    /// The fee, in per mille of the principal (25: 2.5%).
+    pub fee_per_mille: u64,
+}
+
+impl Default for CreditPolicy {
+    fn default() -> Self {
+        let cny = |yuan: u64| Money::new(yuan * 100, CREDIT_CURRENCY);
+        CreditPolicy {
+            line_score_min: 600,
+            line_base: cny(500),
+            line_per_point: cny(140),
+            line_cap: cny(50_000),
+            minimum_per_mille: 100,
+            daily_interest_per_10k: 5,
+            instalments: [(3, 25), (6, 45), (9, 65), (12, 88)]
+                .map(|(periods, fee_per_mille)| InstalmentFee {
+                    periods,
+                    fee_per_mille,
+                })
+                .to_vec(),
+            debt_days: crate::deposit::DEBT_DAYS,
+        }
     }
-    let yuan = 500 + u64::from(score - LINE_SCORE_MIN) * 140;
-    (yuan / 100 * 100).min(50_000) * 100
+}
+
+/// 100.00 in minor units: limits are whole hundreds.
+const HUNDRED_YUAN: u64 = 10_000;
+
+/// The largest limit a policy may give (1,000,000.00).
+const LINE_CAP_MAX_MINOR: u64 = 1_000_000 * 100;
+
+impl CreditPolicy {
+    /// The limit a score earns, in minor units of CNY: none below `line_score_min`;
+    /// `line_base` at it, `line_per_point` more per point above, rounded down to the hundred,
+    /// at most `line_cap` (by default the product's 500-50,000 range, reached near the top of
+    /// the score's).
+    pub fn limit(&self, score: u16) -> u64 {
+        if score < self.line_score_min {
+            return 0;
+        }
+        let points = u64::from(score - self.line_score_min);
+        let raw = self.line_base.amount_minor + points * self.line_per_point.amount_minor;
+        (raw / HUNDRED_YUAN * HUNDRED_YUAN).min(self.line_cap.amount_minor)
+    }
+
+    /// The whole fee of a plan of `periods`, if the policy offers it.
+    pub fn instalment_fee(&self, periods: u8) -> Option<u64> {
+        self.instalments
+            .iter()
+            .find(|plan| plan.periods == periods)
+            .map(|plan| plan.fee_per_mille)
+    }
+
+    /// Why the policy cannot be used, if it cannot.
+    pub fn check(&self) -> Result<(), &'static str> {
+        let scores = crate::credit::SCORE_MIN..=crate::credit::SCORE_MAX;
+        let money = [self.line_base, self.line_per_point, self.line_cap];
+        if !scores.contains(&self.line_score_min) {
+            return Err("line_score_min must be a score from 350 to 950");
+        }
+        if money.iter().any(|m| m.currency != CREDIT_CURRENCY) {
+            return Err("the line's amounts are in CNY");
+        }
+        if self.line_base.amount_minor < HUNDRED_YUAN
+            || self.line_cap.amount_minor > LINE_CAP_MAX_MINOR
+        {
+            return Err("line_base must be at least 100.00 and line_cap at most 1000000.00");
+        }
+        if self.line_base.amount_minor > self.line_cap.amount_minor
+            || self.line_per_point.amount_minor > self.line_cap.amount_minor
+        {
+            return Err("line_base and line_per_point must not exceed line_cap");
+        }
+        if !(1..=1000).contains(&self.minimum_per_mille) {
+            return Err("minimum_per_mille must be from 1 to 1000");
+        }
+        if self.daily_interest_per_10k > 10 {
+            return Err("daily_interest_per_10k must be at most 10 (0.1% a day)");
+        }
+        let mut periods: Vec<u8> = self.instalments.iter().map(|p| p.periods).collect();
+        periods.sort_unstable();
+        periods.dedup();
+        if periods.len() != self.instalments.len()
+            || self.instalments.len() > 12
+            || self
+                .instalments
+                .iter()
+                .any(|p| !(2..=36).contains(&p.periods) || p.fee_per_mille > 300)
+        {
+            return Err(
+                "instalments: each plan 2 to 36 periods, once, with a fee of at most 300 per mille",
+            );
+        }
+        if !(1..=90).contains(&self.debt_days) {
+            return Err("debt_days must be from 1 to 90");
+        }
+        Ok(())
+    }
 }
 
 /// A person's credit-line account: what they owe on the line (debits less credits).
@@ -264,6 +376,8 @@ pub enum CreditLineCommand {
         /// 3, 6, 9 or 12.
         periods: u8,
     },
+    /// An operator sets the line's rules.
+    SetPolicy(Box<CreditPolicy>),
 }
 
 impl Core {
@@ -284,6 +398,13 @@ impl Core {
             }
             CreditLineCommand::Instalments { person_id, periods } => {
                 self.instalments(now, *person_id, *periods)
+            }
+            CreditLineCommand::SetPolicy(policy) => {
+                policy.check().map_err(|why| Refusal::CreditPolicyInvalid {
+                    why: why.to_owned(),
+                })?;
+                self.products.put_credit_policy(policy.as_ref().clone());
+                Ok(Outcome::CreditPolicy(policy.as_ref().clone()))
             }
         }
     }
@@ -340,7 +461,7 @@ impl Core {
                 .get(&person)
                 .is_some_and(|l| l.overdue);
         match self.credit(person) {
-            Some(credit) if !overdue => line_limit(credit.total()),
+            Some(credit) if !overdue => self.products.credit_policy.limit(credit.total()),
             _ => 0,
         }
     }
@@ -519,10 +640,7 @@ impl Core {
             .get(&person)
             .cloned()
             .ok_or(Refusal::CreditLineNotFound)?;
-        let Some(&(_, per_mille)) = INSTALMENT_FEES_PER_MILLE
-            .iter()
-            .find(|(n, _)| *n == periods)
-        else {
+        let Some(per_mille) = self.products.credit_policy.instalment_fee(periods) else {
             return Err(Refusal::InstalmentsInvalid);
         };
         let currency = line.limit.currency;
@@ -617,7 +735,7 @@ impl Core {
                     0
                 };
             let interest = u128::from(base)
-                * u128::from(DAILY_INTEREST_PER_10K)
+                * u128::from(self.products.credit_policy.daily_interest_per_10k)
                 * u128::try_from(days).unwrap_or(0);
             let interest = u64::try_from((interest + 5_000) / 10_000).unwrap_or(u64::MAX);
             self.charge(now, &mut line, interest, transfer_kind::CREDIT_INTEREST)
@@ -682,7 +800,9 @@ impl Core {
             return;
         }
         let base = total - carried_minimum.min(total) - (period + period_fee).min(total);
-        let minimum = (base * MINIMUM_PER_MILLE).div_ceil(1000) + period + period_fee;
+        let minimum = (base * self.products.credit_policy.minimum_per_mille).div_ceil(1000)
+            + period
+            + period_fee;
         let minimum = (minimum + carried_minimum).min(total);
         let currency = line.limit.currency;
         let due_day = day + i64::from(line.due_day) - 1;
@@ -922,6 +1042,9 @@ mod tests {
 
     #[test]
     fn the_limit_follows_the_score_within_the_range() {
+        let policy = CreditPolicy::default();
+        assert_eq!(policy.check(), Ok(()));
+        let line_limit = |score| policy.limit(score);
         assert_eq!(line_limit(599), 0);
         assert_eq!(line_limit(600), 500_00);
         assert_eq!(line_limit(650), 7_500_00);
@@ -932,6 +1055,28 @@ mod tests {
             assert!(limit >= last, "never lower for a higher score");
             assert!(limit == 0 || (500_00..=50_000_00).contains(&limit));
             last = limit;
+        }
+    }
+
+    #[test]
+    fn a_policy_out_of_bounds_is_refused_with_the_field_named() {
+        type Edit = fn(&mut CreditPolicy);
+        let cases: [(Edit, &str); 6] = [
+            (|p| p.line_score_min = 300, "line_score_min"),
+            (|p| p.line_base.amount_minor = 99_99, "line_base"),
+            (
+                |p| p.line_per_point.amount_minor = 60_000_00,
+                "line_per_point",
+            ),
+            (|p| p.daily_interest_per_10k = 11, "daily_interest_per_10k"),
+            (|p| p.instalments[1].periods = 3, "instalments"),
+            (|p| p.debt_days = 0, "debt_days"),
+        ];
+        for (edit, field) in cases {
+            let mut policy = CreditPolicy::default();
+            edit(&mut policy);
+            let why = policy.check().expect_err(field);
+            assert!(why.contains(field), "{why}");
         }
     }
 }

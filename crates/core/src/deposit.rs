@@ -29,7 +29,8 @@ use crate::money::{Currency, Money};
 use crate::products::{Id, Outcome, Refusal, account_id, account_kind, transfer_kind};
 use crate::wallet::{positive, wallet_account};
 
-/// Days a debt from a charged waived deposit may wait before it is overdue.
+/// Days a debt from a charged waived deposit may wait before it is overdue, unless the
+/// operator's credit policy says otherwise (`CreditPolicy::debt_days`).
 pub const DEBT_DAYS: u64 = 7;
 
 const DAY_NS: u64 = 86_400 * crate::products::NANOS_PER_SECOND;
@@ -565,7 +566,7 @@ impl Core {
                 hold_id: hold.id,
                 amount: Money::new(owed, currency),
                 repaid: Money::new(0, currency),
-                due_at: now.saturating_add(DEBT_DAYS * DAY_NS),
+                due_at: now.saturating_add(self.products.credit_policy.debt_days * DAY_NS),
                 overdue: false,
                 repaid_at: None,
                 created_at: now,

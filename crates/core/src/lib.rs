@@ -169,6 +169,7 @@ impl Core {
                 consents
             },
             credit_run: self.products.credit_run,
+            credit_policy: self.products.credit_policy.clone(),
             open_holds: {
                 let mut holds: Vec<_> = self.products.holds.values().cloned().collect();
                 holds.sort_unstable_by_key(|h| h.id);
@@ -220,6 +221,11 @@ impl Core {
     /// An open hold (requested, waived or frozen).
     pub fn hold(&self, id: Id) -> Option<&deposit::Hold> {
         self.products.holds.get(&id)
+    }
+
+    /// The credit line's rules.
+    pub fn credit_policy(&self) -> &credit_line::CreditPolicy {
+        &self.products.credit_policy
     }
 
     /// A person's credit line.

@@ -341,6 +341,8 @@ pub enum Outcome {
     Debt(Debt),
     /// A person's credit line.
     CreditLine(CreditLine),
+    /// The credit line's rules.
+    CreditPolicy(crate::credit_line::CreditPolicy),
 }
 
 /// A person's level and wallets, as the core knows them.
@@ -556,6 +558,12 @@ pub enum Refusal {
         "instalments are 3, 6, 9 or 12 periods of a statement before its due day, one plan at a time"
     )]
     InstalmentsInvalid,
+    /// A credit policy out of bounds.
+    #[error("the credit policy is refused: {why}")]
+    CreditPolicyInvalid {
+        /// Which rule and its bounds.
+        why: String,
+    },
 }
 
 /// A message for the outbox, delivered to the person's webhook endpoints.
@@ -631,6 +639,8 @@ pub struct ProductEffects {
     pub debts: Vec<Debt>,
     /// Credit lines opened or changed, as they stand.
     pub credit_lines: Vec<CreditLine>,
+    /// The credit policy, if it changed.
+    pub credit_policy: Option<crate::credit_line::CreditPolicy>,
 }
 
 impl ProductEffects {
@@ -658,6 +668,7 @@ impl ProductEffects {
             && self.holds.is_empty()
             && self.debts.is_empty()
             && self.credit_lines.is_empty()
+            && self.credit_policy.is_none()
     }
 }
 
@@ -696,6 +707,8 @@ pub struct ProductsLoaded {
     pub open_debts: Vec<Debt>,
     /// Every credit line.
     pub credit_lines: Vec<CreditLine>,
+    /// The credit policy (the defaults until an operator sets one).
+    pub credit_policy: crate::credit_line::CreditPolicy,
 }
 
 /// Something to do at a time: an open trade's or movement's deadline.
@@ -737,6 +750,7 @@ pub(crate) struct Products {
     /// Normal redemptions waiting for their day.
     pub(crate) redemptions: HashMap<Id, Redemption>,
     pub(crate) calendar: Calendar,
+    pub(crate) credit_policy: crate::credit_line::CreditPolicy,
     /// Credit records by person, in id order (the daily run walks them).
     pub(crate) credit: std::collections::BTreeMap<Id, Credit>,
     /// Consents by (person, merchant).
@@ -779,6 +793,7 @@ pub(crate) struct ProductBatch {
     redemptions: HashMap<Id, Redemption>,
     incomes: Vec<(Id, i64, Income)>,
     holidays: Option<Vec<i64>>,
+    credit_policy: bool,
     credit: HashMap<Id, Credit>,
     consents: HashMap<(Id, Id), Consent>,
     credit_run: bool,
@@ -816,6 +831,7 @@ enum Undo {
     Subscription(Id, Option<Subscription>),
     Redemption(Id, Option<Redemption>),
     Calendar(Calendar),
+    CreditPolicy(Box<crate::credit_line::CreditPolicy>),
     Credit(Id, Option<Credit>),
     Consent((Id, Id), Option<Consent>),
     CreditRun(CreditRun),
@@ -854,6 +870,7 @@ impl Products {
         for redemption in loaded.open_redemptions {
             products.set_redemption(redemption.id, Some(redemption));
         }
+        products.credit_policy = loaded.credit_policy;
         products.calendar = Calendar {
             holidays: loaded.holidays.into_iter().collect(),
         };
@@ -1030,6 +1047,13 @@ impl Products {
         let keep = (!redemption.paid).then_some(redemption);
         let before = self.set_redemption(id, keep);
         self.batch.undo.push(Undo::Redemption(id, before));
+    }
+
+    /// Replaces the credit policy.
+    pub(crate) fn put_credit_policy(&mut self, policy: crate::credit_line::CreditPolicy) {
+        self.batch.credit_policy = true;
+        let before = std::mem::replace(&mut self.credit_policy, policy);
+        self.batch.undo.push(Undo::CreditPolicy(Box::new(before)));
     }
 
     /// Replaces the holiday calendar.
@@ -1351,6 +1375,8 @@ impl Products {
             redemptions,
             incomes: std::mem::take(&mut batch.incomes),
             holidays: batch.holidays.take(),
+            credit_policy: std::mem::take(&mut batch.credit_policy)
+                .then(|| self.credit_policy.clone()),
             credit: {
                 let mut credit: Vec<_> = batch.credit.drain().map(|(_, c)| c).collect();
                 credit.sort_unstable_by_key(|c| c.person_id);
@@ -1439,6 +1465,7 @@ impl Products {
                     self.set_redemption(id, before);
                 }
                 Undo::Calendar(before) => self.calendar = before,
+                Undo::CreditPolicy(before) => self.credit_policy = *before,
                 Undo::Credit(id, before) => {
                     match before {
                         Some(credit) => self.credit.insert(id, credit),

@@ -4,7 +4,7 @@
 //! for a person's credit pages and a merchant's consents.
 
 use formica_core::credit::{Consent, Credit, CreditRun};
-use formica_core::credit_line::{CreditLine, Statement};
+use formica_core::credit_line::{CreditLine, CreditPolicy, Statement};
 use formica_core::deposit::{Debt, Hold, HoldStatus};
 use formica_core::products::ProductEffects;
 use formica_core::{Id, ProductsLoaded};
@@ -67,13 +67,28 @@ pub(crate) fn write(sql: &mut dyn Sql, effects: &ProductEffects) -> Result<(), S
         &consents,
     )?;
     if let Some(run) = &effects.credit_run {
-        let state = serde_json::to_string(run).expect("the credit run serializes");
-        sql.execute(
-            "INSERT INTO credit_run (id, state) VALUES (1, $1) \
-             ON CONFLICT (id) DO UPDATE SET state = excluded.state",
-            &[state.into()],
-        )?;
+        put_single(sql, "credit_run", run)?;
     }
+    if let Some(policy) = &effects.credit_policy {
+        put_single(sql, "credit_policy", policy)?;
+    }
+    Ok(())
+}
+
+/// Writes the one row of a table that holds a single JSON state (`id` 1).
+fn put_single(
+    sql: &mut dyn Sql,
+    table: &str,
+    state: &impl serde::Serialize,
+) -> Result<(), StoreError> {
+    let state = serde_json::to_string(state).expect("a state serializes");
+    sql.execute(
+        &format!(
+            "INSERT INTO {table} (id, state) VALUES (1, $1) \
+             ON CONFLICT (id) DO UPDATE SET state = excluded.state"
+        ),
+        &[state.into()],
+    )?;
     Ok(())
 }
 
@@ -113,7 +128,16 @@ pub(crate) fn load(sql: &mut dyn Sql, loaded: &mut ProductsLoaded) -> Result<(),
         Some(row) => serde_json::from_str(&row.text(0)?).map_err(|e| corrupt("credit run", e))?,
         None => CreditRun::default(),
     };
+    loaded.credit_policy = credit_policy(sql)?;
     Ok(())
+}
+
+/// The credit line's rules: as an operator set them, or the defaults.
+pub fn credit_policy(sql: &mut dyn Sql) -> Result<CreditPolicy, StoreError> {
+    match sql.query_opt("SELECT state FROM credit_policy WHERE id = 1", &[])? {
+        Some(row) => serde_json::from_str(&row.text(0)?).map_err(|e| corrupt("credit policy", e)),
+        None => Ok(CreditPolicy::default()),
+    }
 }
 
 /// A person's credit record.

@@ -30,6 +30,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         6,
         include_str!("../migrations/postgres/0006_credit_line.sql"),
     ),
+    (
+        7,
+        include_str!("../migrations/postgres/0007_credit_policy.sql"),
+    ),
 ];
 
 const _: () = assert!(

@@ -20,6 +20,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../migrations/sqlite/0004_funds.sql")),
     (5, include_str!("../migrations/sqlite/0005_credit.sql")),
     (6, include_str!("../migrations/sqlite/0006_credit_line.sql")),
+    (
+        7,
+        include_str!("../migrations/sqlite/0007_credit_policy.sql"),
+    ),
 ];
 
 const _: () = assert!(

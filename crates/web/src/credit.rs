@@ -11,6 +11,7 @@ use formica_api::body::Body;
 use formica_api::credit::NewConsent;
 use formica_core::Id;
 use formica_core::credit::{Consent, Dimension, Score};
+use formica_core::credit_line::{CreditPolicy, InstalmentFee};
 use serde::Deserialize;
 
 use crate::session::{Ctx, Posted, Signed};
@@ -219,27 +220,30 @@ struct OperatorCredit {
     overdue: Vec<(String, &'static str, String, String)>,
     /// The credit line's rules: (rule, value).
     policy: Vec<(&'static str, String)>,
+    /// The rules' form, filled in.
+    form: PolicyForm,
     error: Option<String>,
+    /// What was wrong with the rules just sent.
+    policy_error: Option<String>,
 }
 
 /// The credit line's rules as the core applies them.
-fn line_policy() -> Vec<(&'static str, String)> {
-    use formica_core::credit_line as line;
-    let yuan = |minor: u64| {
-        view::money(&formica_core::Money::new(
-            minor,
-            formica_core::credit::CREDIT_CURRENCY,
-        ))
-    };
+fn line_policy(policy: &CreditPolicy) -> Vec<(&'static str, String)> {
+    let at_top = policy.limit(formica_core::credit::SCORE_MAX);
     vec![
-        ("Score to open a line", line::LINE_SCORE_MIN.to_string()),
+        ("Score to open a line", policy.line_score_min.to_string()),
         (
             "Limit",
             format!(
-                "{} at {}, up to {} (140.00 more a point)",
-                yuan(line::line_limit(line::LINE_SCORE_MIN)),
-                line::LINE_SCORE_MIN,
-                yuan(line::line_limit(formica_core::credit::SCORE_MAX))
+                "{} at {}, {} more a point, at most {} ({} at 950)",
+                view::money(&policy.line_base),
+                policy.line_score_min,
+                view::money(&policy.line_per_point),
+                view::money(&policy.line_cap),
+                view::money(&formica_core::Money::new(
+                    at_top,
+                    formica_core::credit::CREDIT_CURRENCY
+                )),
             ),
         ),
         ("Statement day", "the 1st of each month".to_owned()),
@@ -249,40 +253,133 @@ fn line_policy() -> Vec<(&'static str, String)> {
         ),
         (
             "Minimum repayment",
-            format!("{}% of the statement", line::MINIMUM_PER_MILLE / 10),
+            format!(
+                "{} of the statement",
+                view::per_mille(policy.minimum_per_mille)
+            ),
         ),
         (
             "Interest after the due day",
-            format!("0.0{}% a day", line::DAILY_INTEREST_PER_10K),
+            format!("{} a day", view::per_10k(policy.daily_interest_per_10k)),
         ),
         (
             "Instalment fees",
-            line::INSTALMENT_FEES_PER_MILLE
+            policy
+                .instalments
                 .iter()
-                .map(|(n, f)| format!("{n}: {}.{}%", f / 10, f % 10))
+                .map(|p| format!("{}: {}", p.periods, view::per_mille(p.fee_per_mille)))
                 .collect::<Vec<_>>()
                 .join(", "),
         ),
+        (
+            "A deposit's debt is due",
+            format!("{} days after the charge", policy.debt_days),
+        ),
     ]
+}
+
+/// The rules form, as typed (or as the policy stands).
+#[derive(Debug, Default, Deserialize)]
+pub struct PolicyForm {
+    #[serde(default)]
+    key: String,
+    line_score_min: String,
+    line_base: String,
+    line_per_point: String,
+    line_cap: String,
+    minimum_per_mille: String,
+    daily_interest_per_10k: String,
+    /// `periods:fee` pairs, comma separated: `3:25, 6:45`.
+    instalments: String,
+    debt_days: String,
+}
+
+impl PolicyForm {
+    fn of(policy: &CreditPolicy) -> Self {
+        PolicyForm {
+            key: String::new(),
+            line_score_min: policy.line_score_min.to_string(),
+            line_base: policy.line_base.decimal(),
+            line_per_point: policy.line_per_point.decimal(),
+            line_cap: policy.line_cap.decimal(),
+            minimum_per_mille: policy.minimum_per_mille.to_string(),
+            daily_interest_per_10k: policy.daily_interest_per_10k.to_string(),
+            instalments: policy
+                .instalments
+                .iter()
+                .map(|p| format!("{}:{}", p.periods, p.fee_per_mille))
+                .collect::<Vec<_>>()
+                .join(", "),
+            debt_days: policy.debt_days.to_string(),
+        }
+    }
+
+    /// The policy typed, or what is wrong with it as people say it.
+    fn policy(&self) -> Result<CreditPolicy, String> {
+        fn whole<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, String> {
+            text.trim()
+                .parse()
+                .map_err(|_| format!("{what} must be a whole number"))
+        }
+        let yuan = |text: &str, what: &str| {
+            formica_core::Money::parse(text.trim(), formica_core::credit::CREDIT_CURRENCY)
+                .map_err(|e| format!("{what}: {e}"))
+        };
+        let instalments = self
+            .instalments
+            .split(',')
+            .filter(|pair| !pair.trim().is_empty())
+            .map(|pair| {
+                let (periods, fee) = pair
+                    .split_once(':')
+                    .ok_or("instalments are periods:fee pairs, like 3:25, 6:45")?;
+                Ok(InstalmentFee {
+                    periods: whole(periods, "an instalment's periods")?,
+                    fee_per_mille: whole(fee, "an instalment's fee")?,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(CreditPolicy {
+            line_score_min: whole(&self.line_score_min, "The score to open a line")?,
+            line_base: yuan(&self.line_base, "The limit at that score")?,
+            line_per_point: yuan(&self.line_per_point, "The limit per point")?,
+            line_cap: yuan(&self.line_cap, "The highest limit")?,
+            minimum_per_mille: whole(&self.minimum_per_mille, "The minimum repayment")?,
+            daily_interest_per_10k: whole(&self.daily_interest_per_10k, "The daily interest")?,
+            instalments,
+            debt_days: whole(&self.debt_days, "The days a debt may wait")?,
+        })
+    }
+}
+
+/// What went wrong with a form on the operator's credit page: the funding's or the rules'.
+enum Trouble {
+    Funding(StatusCode, String),
+    Policy(StatusCode, String, Box<PolicyForm>),
 }
 
 async fn operator_page(
     state: &AppState,
     ctx: &Ctx,
     caller: &Caller,
-    error: Option<(StatusCode, String)>,
+    trouble: Option<Trouble>,
 ) -> Response {
     let funding = formica_api::hold::funding(State(state.clone()), caller.clone()).await;
     let overdue = formica_api::hold::overdue(State(state.clone()), caller.clone()).await;
     let lines = formica_api::credit_line::overdue(State(state.clone()), caller.clone()).await;
-    let (funding, overdue, lines) = match (funding, overdue, lines) {
-        (Ok(f), Ok(o), Ok(l)) => (f.0, o.0, l.0),
-        (Err(error), _, _) | (_, Err(error), _) | (_, _, Err(error)) => {
+    let policy = formica_api::credit_line::policy(State(state.clone()), caller.clone()).await;
+    let (funding, overdue, lines, policy) = match (funding, overdue, lines, policy) {
+        (Ok(f), Ok(o), Ok(l), Ok(p)) => (f.0, o.0, l.0, p.0),
+        (Err(error), ..) | (_, Err(error), ..) | (_, _, Err(error), _) | (.., Err(error)) => {
             return view::api_error(ctx, &error);
         }
     };
+    let (status, error, policy_error, form) = match trouble {
+        None => (StatusCode::OK, None, None, PolicyForm::of(&policy)),
+        Some(Trouble::Funding(status, said)) => (status, Some(said), None, PolicyForm::of(&policy)),
+        Some(Trouble::Policy(status, said, form)) => (status, None, Some(said), *form),
+    };
     let offset = state.engine().settings().day_offset_seconds;
-    let status = error.as_ref().map_or(StatusCode::OK, |(s, _)| *s);
     let page = OperatorCredit {
         chrome: Chrome::new(ctx, "operator", "Credit"),
         key: view::form_key(),
@@ -312,8 +409,10 @@ async fn operator_page(
                 )
             }))
             .collect(),
-        policy: line_policy(),
-        error: error.map(|(_, e)| e),
+        policy: line_policy(&policy),
+        form,
+        error,
+        policy_error,
     };
     view::render(ctx, status, &page)
 }
@@ -358,8 +457,40 @@ pub async fn add_funding(State(state): State<AppState>, form: Posted<FundingForm
     match done {
         Ok(_) => view::done("/operator/credit"),
         Err(error) => {
-            let said = (error.status, view::say(&error));
+            let said = Trouble::Funding(error.status, view::say(&error));
             operator_page(&state, &ctx, &caller, Some(said)).await
+        }
+    }
+}
+
+/// `POST /operator/credit/policy`: replaces the credit line's rules.
+pub async fn set_policy(State(state): State<AppState>, form: Posted<PolicyForm>) -> Response {
+    let Posted { ctx, value, digest } = form;
+    let Some(caller) = ctx.caller() else {
+        return crate::session::to_sign_in("/operator/credit");
+    };
+    let policy = match value.policy() {
+        Ok(policy) => policy,
+        Err(said) => {
+            let trouble = Trouble::Policy(StatusCode::BAD_REQUEST, said, Box::new(value));
+            return operator_page(&state, &ctx, &caller, Some(trouble)).await;
+        }
+    };
+    let done = formica_api::credit_line::set_policy(
+        State(state.clone()),
+        caller.clone(),
+        crate::session::keyed(&value.key),
+        Body {
+            value: policy,
+            digest,
+        },
+    )
+    .await;
+    match done {
+        Ok(_) => view::done("/operator/credit"),
+        Err(error) => {
+            let trouble = Trouble::Policy(error.status, view::say(&error), Box::new(value));
+            operator_page(&state, &ctx, &caller, Some(trouble)).await
         }
     }
 }

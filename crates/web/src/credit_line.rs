@@ -12,9 +12,7 @@ use formica_api::body::Body;
 use formica_api::credit_line::{LineRepayment, NewInstalments, NewLine};
 use formica_api::wallet::AmountInput;
 use formica_core::Money;
-use formica_core::credit_line::{
-    CreditLine, INSTALMENT_FEES_PER_MILLE, LINE_SCORE_MIN, Statement, line_limit,
-};
+use formica_core::credit_line::{CreditLine, Statement};
 use serde::Deserialize;
 
 use crate::session::{Ctx, Posted, Signed, keyed};
@@ -133,10 +131,11 @@ async fn page(
             let line = formica_store::credit::credit_line(sql, person)?;
             let statements = formica_store::credit::statements(sql, person, 24)?;
             let score = formica_store::credit::credit(sql, person)?.map_or(0, |c| c.total());
-            Ok((line, statements, score))
+            let policy = formica_store::credit::credit_policy(sql)?;
+            Ok((line, statements, score, policy))
         })
         .await;
-    let (line, statements, score) = match read {
+    let (line, statements, score, policy) = match read {
         Ok(found) => found,
         Err(error) => return view::failure(&error),
     };
@@ -161,9 +160,10 @@ async fn page(
                 && l.plan.is_none()
                 && s.principal_left.amount_minor > 0 =>
         {
-            INSTALMENT_FEES_PER_MILLE
+            policy
+                .instalments
                 .iter()
-                .map(|(n, per_mille)| (*n, format!("{}.{}%", per_mille / 10, per_mille % 10)))
+                .map(|plan| (plan.periods, view::per_mille(plan.fee_per_mille)))
                 .collect()
         }
         _ => Vec::new(),
@@ -173,9 +173,9 @@ async fn page(
         .filter(|s| Some(s.id) != current_id || s.left() == 0)
         .map(|s| statement_line(s, offset))
         .collect();
-    let would_get = (line.is_none() && score >= LINE_SCORE_MIN).then(|| {
+    let would_get = (line.is_none() && score >= policy.line_score_min).then(|| {
         view::money(&Money::new(
-            line_limit(score),
+            policy.limit(score),
             formica_core::credit::CREDIT_CURRENCY,
         ))
     });

@@ -200,6 +200,28 @@ pub fn done(path: &str) -> Response {
     Redirect::to(path).into_response()
 }
 
+/// A rate in per mille as a percentage: 25 is `2.5%`, 100 is `10%`.
+pub fn per_mille(rate: u64) -> String {
+    percent(rate, 1)
+}
+
+/// A rate in parts per 10,000 as a percentage: 5 is `0.05%`.
+pub fn per_10k(rate: u64) -> String {
+    percent(rate, 2)
+}
+
+/// `rate` in units of a percent's `decimals`-th decimal place, trailing zeros dropped.
+fn percent(rate: u64, decimals: u32) -> String {
+    let scale = 10u64.pow(decimals);
+    let fraction = format!("{:0width$}", rate % scale, width = decimals as usize);
+    let fraction = fraction.trim_end_matches('0');
+    if fraction.is_empty() {
+        format!("{}%", rate / scale)
+    } else {
+        format!("{}.{fraction}%", rate / scale)
+    }
+}
+
 /// Money with its currency's symbol and exact decimals: `¥1,234.50`.
 pub fn money(money: &Money) -> String {
     let decimal = money.decimal();
@@ -248,5 +270,15 @@ mod tests {
                 format!("{}1,000", jpy.symbol())
             );
         }
+    }
+
+    #[test]
+    fn rates_read_as_percentages() {
+        assert_eq!(per_mille(25), "2.5%");
+        assert_eq!(per_mille(100), "10%");
+        assert_eq!(per_mille(88), "8.8%");
+        assert_eq!(per_10k(5), "0.05%");
+        assert_eq!(per_10k(10), "0.1%");
+        assert_eq!(per_10k(0), "0%");
     }
 }

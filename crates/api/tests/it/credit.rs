@@ -2,7 +2,7 @@
 //! whether a person passes a threshold and learns nothing without the person's consent; the
 //! person withdraws consent and the merchant's checks are refused again.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::gateway::open_shop;
@@ -531,5 +531,57 @@ pub fn a_credit_line_pays_a_trade_and_is_repaid(backend: Backend) {
         app.get("/v1/credit/lines/overdue", &buyer.token).code(),
         "forbidden"
     );
+    app.finish();
+}
+
+/// Everyone signed in reads the credit line's rules; only an operator changes them, within
+/// their bounds; a refused change leaves them as they were.
+pub fn operators_set_the_credit_policy_within_its_bounds(backend: Backend) {
+    let app = App::start(backend);
+    let operator = app.operator();
+    let person = app.person("reader@example.com", "1.00");
+    let read = |token: &str| {
+        let policy = app.get("/v1/credit/policy", token);
+        assert_eq!(policy.status, 200, "{policy:?}");
+        policy.body
+    };
+    let put = |token: &str, body: Value| {
+        app.send(
+            "PUT",
+            "/v1/credit/policy",
+            Some(token),
+            None,
+            Some(&body.to_string()),
+        )
+    };
+    let defaults = read(&person.token);
+    assert_eq!(defaults["line_score_min"], 600, "{defaults:?}");
+    assert_eq!(defaults["line_base"]["amount"], "500.00");
+    assert_eq!(defaults["instalments"][3]["fee_per_mille"], 88);
+
+    let mut changed = defaults.clone();
+    changed["line_per_point"]["amount"] = json!("200.00");
+    changed["minimum_per_mille"] = json!(150);
+    changed["instalments"] = json!([{"periods": 6, "fee_per_mille": 30}]);
+    let forbidden = put(&person.token, changed.clone());
+    assert_eq!((forbidden.status, forbidden.code()), (403, "forbidden"));
+
+    let mut bad = changed.clone();
+    bad["daily_interest_per_10k"] = json!(50);
+    let refused = put(&operator.token, bad);
+    assert_eq!(
+        (refused.status, refused.code()),
+        (400, "credit_policy_invalid"),
+        "{refused:?}"
+    );
+    let mut unknown = changed.clone();
+    unknown["surprise"] = json!(1);
+    assert_eq!(put(&operator.token, unknown).status, 400);
+    assert_eq!(read(&person.token), defaults, "nothing changed");
+
+    let set = put(&operator.token, changed.clone());
+    assert_eq!(set.status, 200, "{set:?}");
+    assert_eq!(set.body, changed);
+    assert_eq!(read(&person.token), changed);
     app.finish();
 }

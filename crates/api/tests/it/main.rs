@@ -76,6 +76,7 @@ api_suite!(
     deposit_holds_waived_frozen_charged_and_a_debt_repaid,
     credit_and_hold_endpoints_refuse_bad_input_and_change_nothing,
     a_credit_line_pays_a_trade_and_is_repaid,
+    operators_set_the_credit_policy_within_its_bounds,
 );
 
 #[test]

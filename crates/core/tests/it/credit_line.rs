@@ -5,7 +5,8 @@
 //! money equal to the principal owed. And a property test over random days of it.
 
 use formica_core::credit_line::{
-    CreditLine, CreditLineCommand, civil, days_from_civil, line_account, line_limit,
+    CreditLine, CreditLineCommand, CreditPolicy, InstalmentFee, civil, days_from_civil,
+    line_account,
 };
 use formica_core::deposit::{HoldCommand, credit_funding};
 use formica_core::merchant::MerchantCommand;
@@ -104,7 +105,7 @@ fn borrower(w: &mut World) -> (Id, Id) {
         },
     ) {
         Ok(Outcome::CreditLine(line)) => {
-            assert_eq!(line.limit.amount_minor, line_limit(score));
+            assert_eq!(line.limit.amount_minor, w.core.credit_policy().limit(score));
         }
         other => panic!("opened: {other:?}"),
     }
@@ -378,6 +379,81 @@ fn a_year_on_the_credit_line() {
         income(formica_core::credit_line::fee_income_account(Currency::CNY)),
         30_00
     );
+}
+
+/// An operator's new rules: refused out of bounds with nothing changed; once set, the next
+/// statement's minimum, the plans on offer and their fees, and the next limit follow them.
+#[test]
+fn an_operators_policy_sets_the_minimum_the_plans_and_the_limit() {
+    let mut w = World::new();
+    let (shop, person) = borrower(&mut w);
+    let first_limit = line(&w, person).limit.amount_minor;
+    let policy = CreditPolicy {
+        line_score_min: 300,
+        ..CreditPolicy::default()
+    };
+    let refused = line_command(&mut w, CreditLineCommand::SetPolicy(Box::new(policy)));
+    assert!(
+        matches!(refused, Err(Refusal::CreditPolicyInvalid { ref why }) if why.contains("line_score_min")),
+        "{refused:?}"
+    );
+    assert_eq!(w.core.credit_policy(), &CreditPolicy::default());
+
+    let policy = CreditPolicy {
+        line_per_point: cny(200_00),
+        minimum_per_mille: 200,
+        instalments: vec![InstalmentFee {
+            periods: 6,
+            fee_per_mille: 30,
+        }],
+        ..CreditPolicy::default()
+    };
+    let set = line_command(
+        &mut w,
+        CreditLineCommand::SetPolicy(Box::new(policy.clone())),
+    );
+    assert_eq!(set, Ok(Outcome::CreditPolicy(policy.clone())));
+    assert_eq!(w.core.credit_policy(), &policy);
+    assert_eq!(
+        line(&w, person).limit.amount_minor,
+        first_limit,
+        "the limit is set again on the statement day, not at once"
+    );
+
+    buy_at_shop(&mut w, shop, person, "P1", 1_000_00).expect("paid from the line");
+    to_date(&mut w, 2027, 2, 1);
+    let l = line(&w, person);
+    let statement = l.statement.clone().expect("a statement");
+    assert_eq!(statement.minimum.amount_minor, 200_00, "20% now");
+    let score = w.core.credit(person).expect("scored").total();
+    assert_eq!(l.limit.amount_minor, policy.limit(score));
+    assert!(l.limit.amount_minor > first_limit, "200.00 a point");
+    // The plans on offer are the policy's.
+    assert_eq!(
+        line_command(
+            &mut w,
+            CreditLineCommand::Instalments {
+                person_id: person,
+                periods: 3,
+            },
+        ),
+        Err(Refusal::InstalmentsInvalid)
+    );
+    line_command(
+        &mut w,
+        CreditLineCommand::Instalments {
+            person_id: person,
+            periods: 6,
+        },
+    )
+    .expect("six periods");
+    let plan = line(&w, person).plan.expect("a plan");
+    assert_eq!(
+        (plan.periods, plan.fee_left.amount_minor),
+        (6, 25_00),
+        "3.0% of 1,000.00 is 30.00, a sixth of it billed at once"
+    );
+    check(&w);
 }
 
 #[test]

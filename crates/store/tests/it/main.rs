@@ -44,7 +44,7 @@ macro_rules! store_suite {
                 a_crash_in_the_middle_of_an_accrual_credits_each_holder_once,
                 a_crash_in_the_middle_of_the_credit_run_resumes_it_and_consents_persist,
                 a_frozen_deposit_is_charged_after_a_restart,
-                a_credit_line_and_its_purchases_survive_a_restart,
+                a_credit_line_its_purchases_and_the_policy_survive_a_restart,
             );
         }
     };
@@ -1767,7 +1767,7 @@ fn a_frozen_deposit_is_charged_after_a_restart(backend: Backend) {
     clippy::inconsistent_digit_grouping,
     reason = "amounts in fen read as yuan_fen: 100_00 is 100.00 yuan"
 )]
-fn a_credit_line_and_its_purchases_survive_a_restart(backend: Backend) {
+fn a_credit_line_its_purchases_and_the_policy_survive_a_restart(backend: Backend) {
     use formica_core::credit_line::CreditLineCommand;
     use formica_core::deposit::HoldCommand;
     use formica_core::trade::TradeCommand;
@@ -1832,11 +1832,24 @@ fn a_credit_line_and_its_purchases_survive_a_restart(backend: Backend) {
         panic!("paid from the line")
     };
     assert!(paid.credit.is_some());
+    // The operator's rules too.
+    let policy = formica_core::credit_line::CreditPolicy {
+        minimum_per_mille: 150,
+        debt_days: 10,
+        ..Default::default()
+    };
+    let Some(Outcome::CreditPolicy(_)) = books.run(
+        SECOND,
+        ProductCommand::CreditLine(CreditLineCommand::SetPolicy(Box::new(policy.clone()))),
+    ) else {
+        panic!("the policy set")
+    };
     let mut books = books.restart(&db);
     assert_eq!(
         books.core.credit_line(buyer).expect("a line").escrowed,
         cny(300_00)
     );
+    assert_eq!(books.core.credit_policy(), &policy);
     books.run(
         SECOND,
         ProductCommand::Trade(TradeCommand::RequestRefund {

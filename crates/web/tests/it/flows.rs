@@ -613,6 +613,25 @@ pub fn a_deposit_held_charged_and_a_debt_repaid_on_the_pages(backend: Backend) {
                 .await
                 .contains("12: 8.8%")
         );
+        // The line's rules: a mistyped plan is explained and changes nothing; then saved.
+        ops.fill("instalments", "3:25, six:45").await;
+        ops.submit("instalments").await;
+        assert!(
+            ops.text("[role=alert]")
+                .await
+                .contains("an instalment's periods must be a whole number")
+        );
+        assert!(
+            ops.text("[data-testid=line-policy]")
+                .await
+                .contains("12: 8.8%")
+        );
+        ops.fill("instalments", "3:25, 6:45, 12:90").await;
+        ops.fill("minimum_per_mille", "120").await;
+        ops.submit("instalments").await;
+        let rules = ops.text("[data-testid=line-policy]").await;
+        assert!(rules.contains("12: 9%"), "{rules}");
+        assert!(rules.contains("12% of the statement"), "{rules}");
         let console = Browser::open(&driver, &app, "deposit-shop").await;
         sign_in(&console, &owner).await;
         let wallet = Browser::open(&driver, &app, "deposit-wallet").await;
