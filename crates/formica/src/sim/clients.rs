@@ -13,9 +13,9 @@
 )]
 
 use formica_core::credit::CreditCommand;
-use formica_core::deposit::{HoldCommand, HoldStatus};
+use formica_core::deposit::{CodeFreeze, HoldCommand, HoldStatus};
 use formica_core::fund::{FundCommand, Income};
-use formica_core::merchant::{MerchantCommand, MerchantProfile};
+use formica_core::merchant::{CodeUse, MerchantCommand, MerchantProfile};
 use formica_core::products::PLATFORM;
 use formica_core::trade::{Decision, NewTrade, TradeCommand, TradeStatus};
 use formica_core::wallet::{Level, MovementStatus, WalletCommand};
@@ -445,17 +445,39 @@ impl Clients {
                             self.numbers += 1;
                             let threshold =
                                 rng.random_bool(0.8).then(|| rng.random_range(450..=700));
-                            (
-                                SHOP_OWNER,
-                                ProductCommand::Hold(HoldCommand::Request {
+                            let (person_id, out_order_no) =
+                                (person(rng), format!("H{}", self.numbers));
+                            let (title, amount) =
+                                ("a car".to_owned(), cny(rng.random_range(1..=20_000_00)));
+                            let command = if rng.random_bool(0.5) {
+                                HoldCommand::Request {
                                     merchant_id,
-                                    person_id: person(rng),
-                                    out_order_no: format!("H{}", self.numbers),
-                                    title: "a car".into(),
-                                    amount: cny(rng.random_range(1..=20_000_00)),
+                                    person_id,
+                                    out_order_no,
+                                    title,
+                                    amount,
                                     threshold,
-                                }),
-                            )
+                                }
+                            } else {
+                                // At a counter, with the person's payment code (now and then
+                                // one already used: refused).
+                                let code =
+                                    format!("28{:016}", self.numbers - rng.random_range(0..2));
+                                HoldCommand::Freeze(Box::new(CodeFreeze {
+                                    merchant_id,
+                                    person_id,
+                                    code: CodeUse {
+                                        code,
+                                        expires_at: core.ledger().timestamp() + 60 * 1_000_000_000,
+                                    },
+                                    out_request_no: out_order_no.clone(),
+                                    out_order_no,
+                                    title,
+                                    amount,
+                                    threshold,
+                                }))
+                            };
+                            (SHOP_OWNER, ProductCommand::Hold(command))
                         }
                         (2..4, Some((hold_id, person_id, _)), _) => (
                             person_id,
@@ -490,6 +512,13 @@ impl Clients {
                 }
                 128..140 => {
                     use formica_core::credit_line::CreditLineCommand as Line;
+                    if rng.random_ratio(1, 30) {
+                        // The operator changes the line's rules (now and then out of bounds).
+                        return self.keyed(
+                            PLATFORM,
+                            ProductCommand::CreditLine(Line::SetPolicy(Box::new(policy(rng)))),
+                        );
+                    }
                     let person_id = person(rng);
                     let command = match rng.random_range(0..10) {
                         // Now and then a due day that is refused.
@@ -609,6 +638,29 @@ impl Clients {
 }
 
 /// The largest refund a buyer asks for: mostly small, sometimes more than the price.
+/// Credit line rules an operator might set: mostly within bounds, now and then not.
+fn policy(rng: &mut SmallRng) -> formica_core::credit_line::CreditPolicy {
+    use formica_core::credit_line::{CreditPolicy, InstalmentFee};
+    let mut instalments = Vec::new();
+    for (periods, fee) in [(3, 25), (6, 45), (9, 65), (12, 88)] {
+        if rng.random_bool(0.7) {
+            instalments.push(InstalmentFee {
+                periods,
+                fee_per_mille: fee + rng.random_range(0..20),
+            });
+        }
+    }
+    CreditPolicy {
+        line_score_min: rng.random_range(340..=700),
+        line_per_point: cny(rng.random_range(50..=300) * 100),
+        minimum_per_mille: rng.random_range(50..=300),
+        daily_interest_per_10k: rng.random_range(0..=11),
+        instalments,
+        debt_days: rng.random_range(1..=14),
+        ..CreditPolicy::default()
+    }
+}
+
 fn trade_amount_hint(rng: &mut SmallRng) -> u64 {
     if rng.random_bool(0.8) {
         500_00
