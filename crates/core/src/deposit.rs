@@ -124,6 +124,12 @@ pub struct Hold {
     /// `alipay.fund.auth.order.freeze` (a retry with it gets the same answer).
     #[serde(default)]
     pub out_request_no: Option<String>,
+    /// The gateway app that froze it, when one did.
+    #[serde(default)]
+    pub app_id: Option<String>,
+    /// Where the gateway notifies the merchant that the person authorised it.
+    #[serde(default)]
+    pub notify_url: Option<String>,
 }
 
 /// What a person owes the platform for a charged deposit their wallet could not pay.
@@ -156,15 +162,18 @@ impl Debt {
     }
 }
 
-/// A deposit held with a scanned payment code (`HoldCommand::Freeze`).
+/// A deposit a merchant holds and the person authorises in the same step
+/// (`HoldCommand::Freeze`): with their payment code at a counter, or with their PIN on the
+/// platform's page for an online order.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CodeFreeze {
+pub struct NewFreeze {
     /// The merchant.
     pub merchant_id: Id,
-    /// The person whose code was scanned.
+    /// The person.
     pub person_id: Id,
-    /// The code, used up by this hold.
-    pub code: crate::merchant::CodeUse,
+    /// The payment code the counter scanned, used up by this hold; none when the person
+    /// approved on the platform's page (the edge checked their PIN).
+    pub code: Option<crate::merchant::CodeUse>,
     /// The merchant's order number.
     pub out_order_no: String,
     /// The merchant's number for this freeze.
@@ -175,6 +184,8 @@ pub struct CodeFreeze {
     pub amount: Money,
     /// Waived at or above this score.
     pub threshold: Option<u16>,
+    /// The gateway app that asked, and where it hears of the authorisation.
+    pub notify: Option<(String, String)>,
 }
 
 /// What merchants and people do with holds.
@@ -195,9 +206,9 @@ pub enum HoldCommand {
         /// Waived at or above this score.
         threshold: Option<u16>,
     },
-    /// A merchant holds a deposit with the person's payment code, which authorises it in
-    /// the same step (the gateway's `alipay.fund.auth.order.freeze` at a counter).
-    Freeze(Box<CodeFreeze>),
+    /// A merchant holds a deposit that the person authorises in the same step (the gateway's
+    /// `alipay.fund.auth.order.freeze` at a counter, `app.freeze` online).
+    Freeze(Box<NewFreeze>),
     /// The person authorises it: waived or frozen.
     Authorize {
         /// The hold.
@@ -262,7 +273,7 @@ impl Core {
                 Ok(self.save_hold(now, hold, "hold.requested"))
             }
             HoldCommand::Freeze(freeze) => {
-                let CodeFreeze {
+                let NewFreeze {
                     merchant_id,
                     person_id,
                     code,
@@ -271,8 +282,11 @@ impl Core {
                     title,
                     amount,
                     threshold,
+                    notify,
                 } = freeze.as_ref();
-                self.check_code(now, code)?;
+                if let Some(code) = code {
+                    self.check_code(now, code)?;
+                }
                 let mut hold = self.new_hold(
                     now,
                     (*merchant_id, *person_id),
@@ -281,8 +295,14 @@ impl Core {
                     *threshold,
                 )?;
                 hold.out_request_no = Some(crate::trade::clip(out_request_no));
+                if let Some((app_id, url)) = notify {
+                    hold.app_id = Some(crate::trade::clip(app_id));
+                    hold.notify_url = Some(url.clone());
+                }
                 self.authorize_hold(now, &mut hold)?;
-                self.products.use_code(code);
+                if let Some(code) = code {
+                    self.products.use_code(code);
+                }
                 Ok(self.save_hold(now, hold, "hold.authorized"))
             }
             HoldCommand::Authorize { hold_id, person_id } => {
@@ -415,6 +435,8 @@ impl Core {
             updated_at: now,
             deadline: Some(now.saturating_add(self.products.settings.pay_timeout_ns)),
             out_request_no: None,
+            app_id: None,
+            notify_url: None,
         };
         Ok(hold)
     }
@@ -673,6 +695,11 @@ impl Core {
         };
         self.products
             .announce_to(&[(owner, topic), (hold.person_id, topic)], &outcome, now);
+        // The gateway's asynchronous notification that the person authorised it.
+        if hold.notify_url.is_some() && topic == "hold.authorized" {
+            self.products
+                .announce(hold.merchant_id, crate::trade::NOTIFY_TOPIC, &outcome, now);
+        }
         outcome
     }
 }

@@ -440,3 +440,108 @@ pub async fn release(
         }
     }
 }
+
+/// A shop's online deposit request (`alipay.fund.auth.order.app.freeze`), for the person to
+/// approve with their PIN.
+#[derive(Template)]
+#[template(path = "wallet/deposit_authorization.html")]
+struct Approval {
+    chrome: Chrome,
+    /// The request's signed parameters, sent back with the PIN and verified again.
+    request: String,
+    shop: String,
+    title: String,
+    amount: String,
+    threshold: Option<u16>,
+    score: u16,
+    /// Approved already: where the deposit stands.
+    done: Option<String>,
+    error: Option<String>,
+}
+
+async fn approval_page(
+    state: &AppState,
+    ctx: &Ctx,
+    caller: &Caller,
+    request: &str,
+    error: Option<(StatusCode, String)>,
+) -> Response {
+    let (order, hold) =
+        match formica_api::gateway::fund_auth::offer(state, request, &ctx.base_url).await {
+            Ok(found) => found,
+            Err(error) => return formica_api::gateway::checkout::error_page(&error),
+        };
+    let (person, merchant) = (caller.0.id, order.merchant_id);
+    let read = state
+        .pool()
+        .read(move |sql| {
+            let shop = formica_store::merchant::merchant(sql, merchant)?;
+            let score = formica_store::credit::credit(sql, person)?.map_or(0, |c| c.total());
+            Ok((shop, score))
+        })
+        .await;
+    let (shop, score) = match read {
+        Ok(found) => found,
+        Err(error) => return view::failure(&error),
+    };
+    // Someone else's approval is theirs; this person sees the request, not its outcome.
+    let done = hold.filter(|h| h.person_id == person).map(|h| state_of(&h));
+    let page = Approval {
+        chrome: Chrome::new(ctx, "wallet", "Approve a deposit"),
+        request: request.to_owned(),
+        shop: shop.map_or_else(|| "A shop".to_owned(), |s| s.name),
+        title: order.title,
+        amount: view::money(&order.amount),
+        threshold: order.threshold,
+        score,
+        done,
+        error: error.as_ref().map(|(_, e)| e.clone()),
+    };
+    view::render(ctx, error.map_or(StatusCode::OK, |(s, _)| s), &page)
+}
+
+/// `GET /deposit-authorization?{the signed request}`: where `app.freeze` sends the person.
+pub async fn approval(
+    State(state): State<AppState>,
+    Signed(ctx, caller): Signed,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    approval_page(&state, &ctx, &caller, &query.unwrap_or_default(), None).await
+}
+
+/// The approval form: the request again, and the PIN.
+#[derive(Debug, Deserialize)]
+pub struct ApprovalForm {
+    request: String,
+    pin: String,
+}
+
+/// `POST /deposit-authorization`: the person approves with their PIN; waived or frozen.
+pub async fn approve(State(state): State<AppState>, form: Posted<ApprovalForm>) -> Response {
+    let Posted { ctx, value, .. } = form;
+    let path = format!(
+        "{}?{}",
+        formica_api::gateway::fund_auth::APPROVAL_PAGE,
+        value.request
+    );
+    let Some(caller) = ctx.caller() else {
+        return crate::session::to_sign_in(&path);
+    };
+    let approved = async {
+        let (order, _) =
+            formica_api::gateway::fund_auth::offer(&state, &value.request, &ctx.base_url)
+                .await
+                .map_err(|e| (StatusCode::BAD_REQUEST, e.sub_msg))?;
+        formica_api::wallet::check_pin(&state, &caller, &value.pin)
+            .await
+            .map_err(|e| (e.status, view::say(&e)))?;
+        formica_api::gateway::fund_auth::approve(&state, &order, caller.0.id)
+            .await
+            .map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e.sub_msg))
+    };
+    match approved.await {
+        // The page again, now saying where the deposit stands.
+        Ok(_) => view::done(&path),
+        Err(said) => approval_page(&state, &ctx, &caller, &value.request, Some(said)).await,
+    }
+}

@@ -141,6 +141,10 @@ pub fn router() -> Router<AppState> {
         .route("/operator/credit", get(credit::operator))
         .route("/operator/credit/funding", post(credit::add_funding))
         .route("/operator/credit/policy", post(credit::set_policy))
+        .route(
+            "/deposit-authorization",
+            get(hold::approval).post(hold::approve),
+        )
         .route("/operator/holidays", post(fund::set_holidays))
         .route("/operator/funds/{id}", get(fund::operator_fund))
         .route("/operator/funds/{id}/incomes", post(fund::post_income))

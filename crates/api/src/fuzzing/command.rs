@@ -5,7 +5,7 @@
 
 use formica_core::credit::CreditCommand;
 use formica_core::credit_line::CreditLineCommand;
-use formica_core::deposit::{CodeFreeze, HoldCommand};
+use formica_core::deposit::{HoldCommand, NewFreeze};
 use formica_core::fund::{CUTOFF_DEFAULT, FundCommand, Income};
 use formica_core::merchant::{MerchantCommand, MerchantProfile};
 use formica_core::trade::{NewTrade, TradeCommand};
@@ -310,19 +310,23 @@ fn request(route: u8, choice: u8, json: &[u8], world: &World) -> Result<ProductC
             let (amount, threshold) = (value.amount.money("amount")?, value.threshold);
             ProductCommand::Hold(if flag {
                 // The gateway's freeze: the order number doubles as the scanned code, so a
-                // repeat is a used code.
-                HoldCommand::Freeze(Box::new(CodeFreeze {
-                    merchant_id,
-                    person_id,
-                    code: formica_core::merchant::CodeUse {
+                // repeat is a used code (a title of its own length or more: approved online,
+                // with no code).
+                let code =
+                    (title.len() < out_order_no.len()).then(|| formica_core::merchant::CodeUse {
                         code: out_order_no.clone(),
                         expires_at: u64::MAX,
-                    },
+                    });
+                HoldCommand::Freeze(Box::new(NewFreeze {
+                    merchant_id,
+                    person_id,
+                    code,
                     out_request_no: out_order_no.clone(),
                     out_order_no,
                     title,
                     amount,
                     threshold,
+                    notify: None,
                 }))
             } else {
                 HoldCommand::Request {

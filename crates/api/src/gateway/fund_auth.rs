@@ -11,7 +11,8 @@
 //! registry of credit services for `serviceId` to name); the charge's `trade_no` is the
 //! charge's operation id, not a trade that `alipay.trade.query` finds.
 
-use formica_core::deposit::{CodeFreeze, Hold, HoldCommand, HoldStatus};
+use formica_core::deposit::{Hold, HoldCommand, HoldStatus, NewFreeze};
+use formica_core::merchant::CodeUse;
 use formica_core::{Id, Money, Outcome, ProductCommand, Refusal};
 use serde_json::{Map, Value, json};
 
@@ -19,7 +20,7 @@ use super::methods::{
     Failed, amount, fields, find_code, masked_login, number, offset, required, required_number,
     store_error, submit, success, system, text_field, trade_refusal,
 };
-use super::{GatewayError, Request};
+use super::{Answer, GatewayError, Request};
 use crate::AppState;
 
 /// An authorisation's operations. Each hold has at most one of each, so an operation's id is
@@ -68,6 +69,11 @@ impl Operation {
             Operation::Unfreeze => released(hold),
         }
     }
+}
+
+/// The id of a hold's freeze operation, as notifications name it.
+pub(crate) fn freeze_operation(hold: &Hold) -> String {
+    Operation::Freeze.id(hold)
 }
 
 /// What the authorisation gave back: all of it once closed, less what was charged.
@@ -176,6 +182,100 @@ fn threshold(request: &Request) -> Result<Option<u16>, GatewayError> {
     Ok(Some(score))
 }
 
+/// What a freeze asks for, read from a verified request: the same at a counter and online.
+#[derive(Clone, Debug)]
+pub struct FreezeOrder {
+    /// The merchant.
+    pub merchant_id: Id,
+    /// The merchant's order number.
+    pub out_order_no: String,
+    /// The merchant's number for this freeze.
+    pub out_request_no: String,
+    /// What it is for.
+    pub title: String,
+    /// The deposit.
+    pub amount: Money,
+    /// Waived at or above this score.
+    pub threshold: Option<u16>,
+    /// The app, and the `notify_url` it hears of the authorisation at.
+    pub notify: Option<(String, String)>,
+}
+
+fn order(state: &AppState, request: &Request) -> Result<FreezeOrder, GatewayError> {
+    let out_order_no = required_number(request, "out_order_no")?;
+    let out_request_no = required_number(request, "out_request_no")?;
+    let title = required(request, "order_title")?;
+    if title.len() > 100 {
+        return Err(GatewayError::invalid(
+            "order_title is longer than 100 bytes",
+        ));
+    }
+    let notify = request
+        .param("notify_url")
+        .map(|url| crate::webhook::callback_url(state, url))
+        .transpose()
+        .map_err(|why| GatewayError::invalid(format!("notify_url: {why}")))?
+        .map(|url| (request.keys.app.app_id.clone(), url));
+    Ok(FreezeOrder {
+        merchant_id: request.merchant(),
+        out_order_no,
+        out_request_no,
+        title,
+        amount: amount(request, "amount", request.keys.currency)?,
+        threshold: threshold(request)?,
+        notify,
+    })
+}
+
+/// The hold this order already made (a retry, or a page reloaded), if there is one.
+async fn made(state: &AppState, order: &FreezeOrder) -> Result<Option<Hold>, GatewayError> {
+    let (merchant, number) = (order.merchant_id, order.out_order_no.clone());
+    let newest = state
+        .pool()
+        .read(move |sql| formica_store::credit::hold_by_number(sql, merchant, &number))
+        .await
+        .map_err(store_error)?;
+    Ok(newest.filter(|hold| {
+        hold.out_request_no.as_deref() == Some(order.out_request_no.as_str())
+            && hold.amount == order.amount
+    }))
+}
+
+/// Holds the deposit for `person`, who authorised it with their payment code or PIN.
+async fn freeze_for(
+    state: &AppState,
+    order: &FreezeOrder,
+    person: Id,
+    code: Option<CodeUse>,
+) -> Result<Hold, GatewayError> {
+    let command = ProductCommand::Hold(HoldCommand::Freeze(Box::new(NewFreeze {
+        merchant_id: order.merchant_id,
+        person_id: person,
+        code,
+        out_order_no: order.out_order_no.clone(),
+        out_request_no: order.out_request_no.clone(),
+        title: order.title.clone(),
+        amount: order.amount,
+        threshold: order.threshold,
+        notify: order.notify.clone(),
+    })));
+    match submit(state, command, None).await {
+        Ok(Outcome::Hold(hold)) => Ok(hold),
+        Ok(other) => Err(system(&other)),
+        Err(failed) => {
+            // A retry that raced its first try: if the first one froze, this is it.
+            let raced = matches!(
+                failed,
+                Failed::Refused(Refusal::DuplicateOutTradeNo | Refusal::PaymentCodeUsed)
+            );
+            match (raced, made(state, order).await) {
+                (true, Ok(Some(hold))) => Ok(hold),
+                _ => Err(refused(failed)),
+            }
+        }
+    }
+}
+
 /// `alipay.fund.auth.order.freeze`: the person's payment code authorises the deposit at once.
 pub(super) async fn freeze(
     state: &AppState,
@@ -188,70 +288,77 @@ pub(super) async fn freeze(
     {
         return Err(GatewayError::invalid("auth_code_type must be bar_code"));
     }
-    let out_order_no = required_number(request, "out_order_no")?;
-    let out_request_no = required_number(request, "out_request_no")?;
-    let title = required(request, "order_title")?;
-    if title.len() > 100 {
-        return Err(GatewayError::invalid(
-            "order_title is longer than 100 bytes",
-        ));
-    }
-    let money = amount(request, "amount", request.keys.currency)?;
-    let threshold = threshold(request)?;
-    let merchant = request.merchant();
-    let same = |hold: &Hold| {
-        hold.out_request_no.as_deref() == Some(out_request_no.as_str()) && hold.amount == money
-    };
-    let newest = {
-        let number = out_order_no.clone();
-        state
-            .pool()
-            .read(move |sql| formica_store::credit::hold_by_number(sql, merchant, &number))
-            .await
-            .map_err(store_error)?
-    };
-    if let Some(hold) = newest.as_ref().filter(|h| same(h)) {
+    let order = order(state, request)?;
+    if let Some(hold) = made(state, &order).await? {
         // The counter retried a freeze that went through: the same answer.
-        return Ok(freeze_answer(state, hold).await);
+        return Ok(freeze_answer(state, &hold).await);
     }
     let (person, code) = find_code(state, &auth_code).await?;
-    let command = ProductCommand::Hold(HoldCommand::Freeze(Box::new(CodeFreeze {
-        merchant_id: merchant,
-        person_id: person,
-        code,
-        out_order_no: out_order_no.clone(),
-        out_request_no: out_request_no.clone(),
-        title,
-        amount: money,
-        threshold,
-    })));
-    match submit(state, command, None).await {
-        Ok(Outcome::Hold(hold)) => Ok(freeze_answer(state, &hold).await),
-        Ok(other) => Err(system(&other)),
-        Err(failed) => {
-            // A retry that raced its first try: if the first one froze, this is it.
-            let raced = matches!(
-                failed,
-                Failed::Refused(Refusal::DuplicateOutTradeNo | Refusal::PaymentCodeUsed)
-            );
-            let first = if raced {
-                let number = out_order_no.clone();
-                state
-                    .pool()
-                    .read(move |sql| formica_store::credit::hold_by_number(sql, merchant, &number))
-                    .await
-                    .ok()
-                    .flatten()
-                    .filter(|h| same(h))
-            } else {
-                None
-            };
-            match first {
-                Some(hold) => Ok(freeze_answer(state, &hold).await),
-                None => Err(refused(failed)),
-            }
-        }
+    let hold = freeze_for(state, &order, person, Some(code)).await?;
+    Ok(freeze_answer(state, &hold).await)
+}
+
+/// Where the person approves an online freeze: the platform's page, given the request's signed
+/// parameters, which it verifies again (so no one can change the amount on the way).
+pub const APPROVAL_PAGE: &str = "/deposit-authorization";
+
+/// `alipay.fund.auth.order.app.freeze`: Alipay's app takes the signed order string to the
+/// person; here the person's browser goes to the approval page with it.
+pub(super) async fn app_freeze(
+    state: &AppState,
+    request: &Request,
+) -> Result<Answer, GatewayError> {
+    order(state, request)?;
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(request.params.iter())
+        .finish();
+    let redirect = (
+        axum::http::StatusCode::SEE_OTHER,
+        [(
+            axum::http::header::LOCATION,
+            format!("{APPROVAL_PAGE}?{query}"),
+        )],
+    );
+    Ok(Answer::Page(axum::response::IntoResponse::into_response(
+        redirect,
+    )))
+}
+
+/// An online freeze the person is asked to approve, verified again from its signed
+/// parameters (`query`): what it asks, and the hold if it was already approved.
+pub async fn offer(
+    state: &AppState,
+    query: &str,
+    base_url: &str,
+) -> Result<(FreezeOrder, Option<Hold>), GatewayError> {
+    let params = super::parse_params(Some(query), None)?;
+    let keys = match params.get("app_id") {
+        Some(app_id) => super::Gateway::app(state, app_id)
+            .await
+            .map_err(store_error)?,
+        None => None,
+    };
+    let request = super::verify(state, params, keys, base_url)?;
+    if request.method != "alipay.fund.auth.order.app.freeze" {
+        return Err(GatewayError::invalid(
+            "this page approves alipay.fund.auth.order.app.freeze",
+        ));
     }
+    let order = order(state, &request)?;
+    let hold = made(state, &order).await?;
+    Ok((order, hold))
+}
+
+/// The person approves an online freeze (the caller checked their PIN): waived or frozen.
+pub async fn approve(
+    state: &AppState,
+    order: &FreezeOrder,
+    person: Id,
+) -> Result<Hold, GatewayError> {
+    if let Some(hold) = made(state, order).await? {
+        return Ok(hold);
+    }
+    freeze_for(state, order, person, None).await
 }
 
 async fn freeze_answer(state: &AppState, hold: &Hold) -> Map<String, Value> {

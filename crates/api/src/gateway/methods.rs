@@ -50,6 +50,9 @@ pub(super) async fn run(state: &AppState, request: Request) -> Result<Answer, Ga
         }
         "alipay.fund.trans.uni.transfer" => transfer(state, &request).await?,
         "alipay.fund.auth.order.freeze" => super::fund_auth::freeze(state, &request).await?,
+        "alipay.fund.auth.order.app.freeze" => {
+            return super::fund_auth::app_freeze(state, &request).await;
+        }
         "alipay.fund.auth.order.unfreeze" => super::fund_auth::unfreeze(state, &request).await?,
         "alipay.fund.auth.operation.cancel" => super::fund_auth::cancel(state, &request).await?,
         "alipay.fund.auth.operation.detail.query" => {

@@ -10,7 +10,7 @@
 
 pub mod bill;
 pub mod checkout;
-mod fund_auth;
+pub mod fund_auth;
 pub(crate) mod methods;
 pub mod notify;
 pub mod sign;
@@ -270,6 +270,7 @@ pub const METHODS: &[&str] = &[
     "alipay.trade.wap.pay",
     "alipay.fund.trans.uni.transfer",
     "alipay.fund.auth.order.freeze",
+    "alipay.fund.auth.order.app.freeze",
     "alipay.fund.auth.order.unfreeze",
     "alipay.fund.auth.operation.cancel",
     "alipay.fund.auth.operation.detail.query",
@@ -278,7 +279,10 @@ pub const METHODS: &[&str] = &[
 
 /// Whether the method answers with a page for a browser rather than JSON for a program.
 fn is_page_flow(method: &str) -> bool {
-    matches!(method, "alipay.trade.page.pay" | "alipay.trade.wap.pay")
+    matches!(
+        method,
+        "alipay.trade.page.pay" | "alipay.trade.wap.pay" | "alipay.fund.auth.order.app.freeze"
+    )
 }
 
 /// `GET|POST /gateway.do`.

@@ -61,7 +61,7 @@ impl NotifyWorker {
                 Some(params) => deliver(&agent, notification, params, now),
                 None => Attempt::Failed {
                     status: None,
-                    error: "the trade's app or key is gone".to_owned(),
+                    error: "the app or its key is gone".to_owned(),
                     retry_at: None,
                 },
             }
@@ -115,10 +115,13 @@ fn form(
     offset: i64,
     keys: &mut HashMap<String, Option<(PlatformKey, SignType)>>,
 ) -> Result<Option<Vec<(String, String)>>, StoreError> {
-    let Ok(Outcome::Trade(trade)) = serde_json::from_str::<Outcome>(&notification.payload) else {
-        return Ok(None);
+    let outcome = serde_json::from_str::<Outcome>(&notification.payload);
+    let app_id = match &outcome {
+        Ok(Outcome::Trade(trade)) => trade.app_id.clone(),
+        Ok(Outcome::Hold(hold)) => hold.app_id.clone(),
+        _ => None,
     };
-    let Some(app_id) = trade.app_id.clone() else {
+    let Some(app_id) = app_id else {
         return Ok(None);
     };
     if !keys.contains_key(&app_id) {
@@ -134,21 +137,24 @@ fn form(
     let Some((key, sign_type)) = keys.get(&app_id).and_then(Option::as_ref) else {
         return Ok(None);
     };
-    let buyer_login = match trade.buyer_id {
-        Some(buyer) => store
-            .read_sql(|sql| formica_store::people::user(sql, buyer))?
+    let person = match &outcome {
+        Ok(Outcome::Trade(trade)) => trade.buyer_id,
+        Ok(Outcome::Hold(hold)) => Some(hold.person_id),
+        _ => None,
+    };
+    let login = match person {
+        Some(person) => store
+            .read_sql(|sql| formica_store::people::user(sql, person))?
             .map(|u| super::methods::mask_login(&u.login)),
         None => None,
     };
-    let params = params(
-        &trade,
-        &app_id,
-        &notification.notify_id,
-        buyer_login,
-        // Made at the change, so a retry is the same notification, signature and all.
-        notification.created_at,
-        offset,
-    );
+    // Made at the change, so a retry is the same notification, signature and all.
+    let (id, at) = (&notification.notify_id, notification.created_at);
+    let params = match &outcome {
+        Ok(Outcome::Trade(trade)) => params(trade, &app_id, id, login, at, offset),
+        Ok(Outcome::Hold(hold)) => freeze_params(hold, &app_id, id, login, at, offset),
+        _ => return Ok(None),
+    };
     Ok(Some(signed(params, key, *sign_type)))
 }
 
@@ -240,6 +246,55 @@ pub fn params(
     if let Some(passback) = &trade.passback_params {
         add("passback_params", passback.clone());
     }
+    params
+}
+
+/// The fields of a fund authorisation's freeze notification (`notify_type`
+/// `fund_auth_freeze`), as the freeze's answer and the operation query name them.
+pub fn freeze_params(
+    hold: &formica_core::deposit::Hold,
+    app_id: &str,
+    notify_id: &str,
+    payer_logon_id: Option<String>,
+    made_at: u64,
+    offset: i64,
+) -> Vec<(String, String)> {
+    let mut params: Vec<(String, String)> = Vec::new();
+    let mut add = |name: &str, value: String| {
+        if !value.is_empty() {
+            params.push((name.to_owned(), value));
+        }
+    };
+    add("notify_time", time::format(made_at, offset));
+    add("notify_type", "fund_auth_freeze".into());
+    add("notify_id", notify_id.into());
+    add("app_id", app_id.into());
+    add("charset", "utf-8".into());
+    add("version", "1.0".into());
+    add("auth_no", hold.id.to_string());
+    add("out_order_no", hold.out_order_no.clone());
+    add("operation_id", super::fund_auth::freeze_operation(hold));
+    add(
+        "out_request_no",
+        hold.out_request_no.clone().unwrap_or_default(),
+    );
+    add("operation_type", "FREEZE".into());
+    add("amount", hold.amount.decimal());
+    add("status", "SUCCESS".into());
+    add("total_freeze_amount", hold.amount.decimal());
+    add("rest_amount", hold.amount.decimal());
+    add("credit_amount", hold.credit_amount.decimal());
+    add("fund_amount", hold.fund_amount.decimal());
+    if hold.credit_amount.amount_minor > 0 {
+        add("pre_auth_type", "CREDIT_AUTH".into());
+    }
+    add("payer_user_id", hold.person_id.to_string());
+    if let Some(login) = payer_logon_id {
+        add("payer_logon_id", login);
+    }
+    add("gmt_create", time::format(hold.created_at, offset));
+    add("gmt_trans", time::format(hold.updated_at, offset));
+    add("trans_currency", hold.amount.currency.code().into());
     params
 }
 

@@ -736,16 +736,7 @@ pub fn notifications_reach_notify_url_signed_until_it_answers_success(backend: B
     assert_eq!(params["total_amount"], "20.00");
     assert_eq!(params["passback_params"], "a=b&c");
     assert!(params.values().all(|v| !v.is_empty()));
-    let content = sign::content_to_sign(
-        params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        &["sign", "sign_type"],
-    );
-    assert!(sign::verify(
-        &shop.platform,
-        SignType::Rsa2,
-        content.as_bytes(),
-        &params["sign"]
-    ));
+    assert_notification_signed(&shop, &params);
     app.finish();
 }
 
@@ -956,6 +947,21 @@ pub fn merchant_endpoints_refuse_bad_input_and_change_nothing(backend: Backend) 
     );
     assert_eq!((statement.status, statement.code()), (400, "invalid_field"));
     app.finish();
+}
+
+/// A notification's signature verifies with the app's platform key (§6.4: over every
+/// parameter but `sign` and `sign_type`).
+fn assert_notification_signed(shop: &Shop, params: &std::collections::BTreeMap<String, String>) {
+    let content = sign::content_to_sign(
+        params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        &["sign", "sign_type"],
+    );
+    assert!(sign::verify(
+        &shop.platform,
+        SignType::Rsa2,
+        content.as_bytes(),
+        &params["sign"]
+    ));
 }
 
 /// A notify_url that answers `fail` to its first `failures` calls and `success` after,
@@ -1262,5 +1268,80 @@ pub fn fund_authorisations_freeze_charge_unfreeze_and_cancel_deposits(backend: B
     );
     assert_eq!(sub_code(&missing), ("40002", "isv.invalid-parameter"));
     assert_eq!(app.balance(&renter).0, "75.00");
+    app.finish();
+}
+
+/// An online freeze sends the person's browser to the platform's approval page with the
+/// request as signed (the page is the web crate's, whose tests approve through it); a freeze
+/// given a `notify_url` notifies the shop, signed, that the person authorised it.
+pub fn freezes_send_the_person_to_approve_and_notify_the_shop(backend: Backend) {
+    let app = App::start(backend);
+    let shop = open_shop(&app, "bikes@example.com", false);
+    let renter = app.person("rider@example.com", "100.00");
+    let biz = json!({"out_order_no": "A1", "out_request_no": "A1-a", "amount": "99.00",
+                     "order_title": "a bike", "product_code": "PRE_AUTH_ONLINE",
+                     "extra_param": "{\"category\":\"RENT_BIKE\",\"creditThreshold\":600}"});
+    let mut params = common(&app, &shop, "alipay.fund.auth.order.app.freeze", &biz);
+    let (status, location, _) = app.post_form("/gateway.do", &signed(&mut params, &shop.key));
+    assert_eq!(status, 303);
+    let location = location.expect("a redirect");
+    let query = location
+        .strip_prefix("/deposit-authorization?")
+        .unwrap_or_else(|| panic!("the approval page: {location}"));
+    let sent: std::collections::BTreeMap<String, String> = form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let asked: std::collections::BTreeMap<String, String> = params.into_iter().collect();
+    assert_eq!(sent, asked, "the request as the shop signed it");
+    // Refused before the person sees anything: an error page, nothing held.
+    let mut params = common(
+        &app,
+        &shop,
+        "alipay.fund.auth.order.app.freeze",
+        &json!({"out_order_no": "A2", "out_request_no": "A2-a", "amount": "0.00",
+                "order_title": "a bike"}),
+    );
+    let (status, page) = app.get_text(&format!("/gateway.do?{}", signed(&mut params, &shop.key)));
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("isv.invalid-parameter"), "{page}");
+
+    // At a counter, with a notify_url: the shop hears of it.
+    let taken: Forms = Arc::default();
+    let url = notify_receiver(0, Arc::clone(&taken));
+    let mut params = common(
+        &app,
+        &shop,
+        "alipay.fund.auth.order.freeze",
+        &json!({"auth_code": payment_code(&app, &renter), "auth_code_type": "bar_code",
+                "out_order_no": "C1", "out_request_no": "C1-a", "order_title": "a bike",
+                "amount": "30.00", "product_code": "PRE_AUTH"}),
+    );
+    params.push(("notify_url".into(), url));
+    let frozen = exchange(
+        &app,
+        &shop,
+        "alipay.fund.auth.order.freeze",
+        &signed(&mut params, &shop.key),
+    );
+    assert_eq!(sub_code(&frozen), ("10000", ""), "{frozen:?}");
+    let calls = wait_for(|| {
+        let calls = taken.lock().expect("lock").clone();
+        (!calls.is_empty()).then_some(calls)
+    });
+    let params: std::collections::BTreeMap<_, _> = calls[0].iter().cloned().collect();
+    assert_eq!(params["notify_type"], "fund_auth_freeze");
+    assert_eq!(
+        params["auth_no"],
+        frozen["auth_no"].as_str().expect("auth_no")
+    );
+    assert_eq!(
+        params["operation_id"],
+        frozen["operation_id"].as_str().expect("an id")
+    );
+    assert_eq!(
+        (params["amount"].as_str(), params["fund_amount"].as_str()),
+        ("30.00", "30.00")
+    );
+    assert_notification_signed(&shop, &params);
     app.finish();
 }

@@ -59,6 +59,7 @@ api_suite!(
     page_pay_sends_the_browser_to_the_hosted_checkout,
     a_shop_refunds_over_rest_once_per_refund_number,
     fund_authorisations_freeze_charge_unfreeze_and_cancel_deposits,
+    freezes_send_the_person_to_approve_and_notify_the_shop,
     fund_subscribe_earn_and_redeem,
     fund_endpoints_refuse_bad_input_and_change_nothing,
     a_slow_notify_url_does_not_hold_up_other_merchants,

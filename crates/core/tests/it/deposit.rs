@@ -3,7 +3,7 @@
 //! due day, repaid late); every step with the books balanced and the score moving.
 
 use formica_core::deposit::{
-    CodeFreeze, DEBT_DAYS, Debt, Hold, HoldCommand, HoldStatus, credit_funding, owed,
+    DEBT_DAYS, Debt, Hold, HoldCommand, HoldStatus, NewFreeze, credit_funding, owed,
 };
 
 use super::merchant::open_merchant;
@@ -174,18 +174,19 @@ fn a_freeze_with_a_payment_code_authorises_at_once_and_uses_the_code() {
     let freeze = |w: &mut World, code: &str, no: &str, minor: u64, threshold: u16| {
         hold(
             w,
-            HoldCommand::Freeze(Box::new(CodeFreeze {
+            HoldCommand::Freeze(Box::new(NewFreeze {
                 merchant_id: shop,
                 person_id: renter,
-                code: formica_core::merchant::CodeUse {
+                code: Some(formica_core::merchant::CodeUse {
                     code: code.into(),
                     expires_at,
-                },
+                }),
                 out_order_no: no.into(),
                 out_request_no: format!("{no}-1"),
                 title: "a power bank".into(),
                 amount: cny(minor),
                 threshold: Some(threshold),
+                notify: None,
             })),
         )
     };

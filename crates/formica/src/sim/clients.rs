@@ -13,7 +13,7 @@
 )]
 
 use formica_core::credit::CreditCommand;
-use formica_core::deposit::{CodeFreeze, HoldCommand, HoldStatus};
+use formica_core::deposit::{HoldCommand, HoldStatus, NewFreeze};
 use formica_core::fund::{FundCommand, Income};
 use formica_core::merchant::{CodeUse, MerchantCommand, MerchantProfile};
 use formica_core::products::PLATFORM;
@@ -463,18 +463,19 @@ impl Clients {
                                 // one already used: refused).
                                 let code =
                                     format!("28{:016}", self.numbers - rng.random_range(0..2));
-                                HoldCommand::Freeze(Box::new(CodeFreeze {
+                                HoldCommand::Freeze(Box::new(NewFreeze {
                                     merchant_id,
                                     person_id,
-                                    code: CodeUse {
+                                    code: Some(CodeUse {
                                         code,
                                         expires_at: core.ledger().timestamp() + 60 * 1_000_000_000,
-                                    },
+                                    }),
                                     out_request_no: out_order_no.clone(),
                                     out_order_no,
                                     title,
                                     amount,
                                     threshold,
+                                    notify: None,
                                 }))
                             };
                             (SHOP_OWNER, ProductCommand::Hold(command))

@@ -300,9 +300,26 @@ pub fn page_pay_url(
 ) -> String {
     let biz = json!({"out_trade_no": out_trade_no, "total_amount": amount, "subject": subject,
                      "product_code": "FAST_INSTANT_TRADE_PAY"});
+    gateway_url(
+        app,
+        (app_id, key),
+        "alipay.trade.page.pay",
+        &biz,
+        &[("return_url", return_url)],
+    )
+}
+
+/// A signed gateway link for `method`, as a shop's SDK builds it (`sdkExecute`).
+pub fn gateway_url(
+    app: &App,
+    (app_id, key): (&str, &RsaPrivateKey),
+    method: &str,
+    biz: &serde_json::Value,
+    extra: &[(&str, &str)],
+) -> String {
     let mut params: Vec<(String, String)> = vec![
         ("app_id".into(), app_id.into()),
-        ("method".into(), "alipay.trade.page.pay".into()),
+        ("method".into(), method.into()),
         ("charset".into(), "utf-8".into()),
         ("sign_type".into(), "RSA2".into()),
         (
@@ -310,9 +327,13 @@ pub fn page_pay_url(
             formica_api::gateway::time::format(app.clock.now(), 0),
         ),
         ("version".into(), "1.0".into()),
-        ("return_url".into(), return_url.into()),
         ("biz_content".into(), biz.to_string()),
     ];
+    params.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     let content = sign::content_to_sign(
         params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         &["sign"],

@@ -807,3 +807,87 @@ pub fn a_credit_line_opened_used_at_checkout_and_repaid_on_the_pages(backend: Ba
     assert_eq!(app.available(&buyer), "19880.00");
     app.finish();
 }
+
+/// A rental app's online deposit (`alipay.fund.auth.order.app.freeze`): the signed link takes
+/// the renter to the platform's page (through signing in), a wrong PIN holds nothing, the PIN
+/// approves it (held: the score is short of the mark), and opening the link again shows the
+/// deposit as it stands instead of holding it twice.
+pub fn an_online_deposit_approved_on_the_platforms_page(backend: Backend) {
+    if !browser::available() {
+        return;
+    }
+    let app = App::start(backend);
+    let owner = app.person("bikes@example.com", "0");
+    let shop = app.shop(&owner, "City Bikes");
+    let (app_id, key, _) = app.gateway_app(&owner, &shop, false);
+    let renter = app.person("+8613800000012", "200.00");
+    let biz = json!({"out_order_no": "R-1", "out_request_no": "R-1-a", "amount": "150.00",
+                     "order_title": "an e-bike for the day", "product_code": "PRE_AUTH_ONLINE",
+                     "extra_param": "{\"category\":\"RENT_BIKE\",\"creditThreshold\":900}"});
+    let url = browser::gateway_url(
+        &app,
+        (&app_id, &key),
+        "alipay.fund.auth.order.app.freeze",
+        &biz,
+        &[],
+    );
+    let driver = Driver::start();
+    let wallet = app.runtime.block_on(async {
+        let wallet = Browser::open(&driver, &app, "deposit-online").await;
+        wallet.goto(&url).await;
+        let path = wallet.path().await;
+        assert!(
+            path.starts_with("/sign-in?next="),
+            "signing in first: {path}"
+        );
+        wallet.fill("login", &renter.login).await;
+        wallet.fill("password", PASSWORD).await;
+        wallet.submit("password").await;
+        let path = wallet.path().await;
+        assert!(path.starts_with("/deposit-authorization?"), "{path}");
+        let asked = wallet.text("[data-testid=deposit-request]").await;
+        assert!(
+            asked.contains("City Bikes") && asked.contains("¥150.00") && asked.contains("900"),
+            "{asked}"
+        );
+        wallet.fill("approve-pin", "000000").await;
+        wallet.submit("approve-pin").await;
+        assert!(!wallet.text("[role=alert]").await.is_empty());
+        wallet
+    });
+    assert_eq!(
+        app.available(&renter),
+        "200.00",
+        "a wrong PIN holds nothing"
+    );
+    app.runtime.block_on(async {
+        wallet.fill("approve-pin", PIN).await;
+        wallet.submit("approve-pin").await;
+        assert!(
+            wallet
+                .text("[data-testid=deposit-done]")
+                .await
+                .contains("held in the wallet")
+        );
+    });
+    assert_eq!(app.available(&renter), "50.00");
+    app.runtime.block_on(async {
+        wallet.goto(&url).await;
+        assert!(
+            wallet
+                .text("[data-testid=deposit-done]")
+                .await
+                .contains("held in the wallet")
+        );
+        wallet.goto("/wallet/holds").await;
+        assert!(
+            wallet
+                .text("[data-testid=holds]")
+                .await
+                .contains("an e-bike for the day")
+        );
+        wallet.close().await;
+    });
+    assert_eq!(app.available(&renter), "50.00", "held once");
+    app.finish();
+}

@@ -43,5 +43,6 @@ web_suite!(
     the_pocket_fund_in_the_wallet_and_the_operator_console,
     the_credit_score_and_the_shops_that_may_check_it,
     a_deposit_held_charged_and_a_debt_repaid_on_the_pages,
+    an_online_deposit_approved_on_the_platforms_page,
     a_credit_line_opened_used_at_checkout_and_repaid_on_the_pages,
 );
