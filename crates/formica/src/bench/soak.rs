@@ -34,12 +34,11 @@ const ERRORS_SHOWN: usize = 5;
 /// Items per page of the lists read.
 const PAGE: u32 = 20;
 /// How often the server's resident memory is read. One reading an interval would be noise:
-/// each password or PIN check allocates argon2's 19 MiB, which the allocator keeps resident
-/// for seconds after, so the resident size moves by tens of MiB with the checks running at
-/// once (more of them when the machine is slow). Even an interval's median followed that: in
-/// a 15-minute run on PostgreSQL it went between 57 and 77 MiB and back, minute after minute,
-/// with no trend. What the server keeps is what stays resident at the quietest moment: the
-/// interval's lowest reading, which the verdict compares.
+/// until argon2's buffers were pooled (2026-12-03, `api::auth::with_blocks`) each password or
+/// PIN check allocated 19 MiB that the allocator kept resident for seconds after, so the
+/// resident size moved by tens of MiB with the checks running at once; and allocators still
+/// keep freed memory for a while. What the server keeps is what stays resident at the
+/// quietest moment: the interval's lowest reading, which the verdict compares.
 const RSS_EVERY: Duration = Duration::from_secs(1);
 
 /// Options of `formica bench soak`.
