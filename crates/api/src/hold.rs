@@ -238,6 +238,7 @@ pub async fn charge(
         hold_id: hold.id,
         merchant_id: hold.merchant_id,
         amount: body.value.amount.money("amount")?,
+        out_trade_no: None,
     };
     let path = format!("/v1/holds/{}/charge", hold.id);
     hold_of(submit(&state, &caller, key, (&path, &body.digest), command).await?)

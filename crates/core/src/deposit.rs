@@ -130,6 +130,9 @@ pub struct Hold {
     /// Where the gateway notifies the merchant that the person authorised it.
     #[serde(default)]
     pub notify_url: Option<String>,
+    /// The merchant's number for the charge, when it gave one (the gateway's `out_trade_no`).
+    #[serde(default)]
+    pub charge_no: Option<String>,
 }
 
 /// What a person owes the platform for a charged deposit their wallet could not pay.
@@ -224,6 +227,8 @@ pub enum HoldCommand {
         merchant_id: Id,
         /// How much.
         amount: Money,
+        /// The merchant's number for the charge (the gateway's `out_trade_no`), if it has one.
+        out_trade_no: Option<String>,
     },
     /// The merchant releases all of it (or withdraws a request). The hold closes.
     Unfreeze {
@@ -315,6 +320,7 @@ impl Core {
                 hold_id,
                 merchant_id,
                 amount,
+                out_trade_no,
             } => {
                 let mut hold = self.hold_for(*hold_id, |h| h.merchant_id == *merchant_id)?;
                 positive(*amount)?;
@@ -338,6 +344,7 @@ impl Core {
                     }
                 }
                 hold.charged = *amount;
+                hold.charge_no = out_trade_no.as_deref().map(crate::trade::clip);
                 hold.status = HoldStatus::Closed;
                 hold.close_reason = Some("charged".to_owned());
                 Ok(self.save_hold(now, hold, "hold.charged"))
@@ -437,6 +444,7 @@ impl Core {
             out_request_no: None,
             app_id: None,
             notify_url: None,
+            charge_no: None,
         };
         Ok(hold)
     }

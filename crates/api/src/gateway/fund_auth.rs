@@ -405,16 +405,26 @@ pub(super) async fn pay(
     }
     let hold = find_hold(state, request).await?;
     let charged = if hold.status == HoldStatus::Closed
-        && hold.close_reason.as_deref() == Some("charged")
+        && hold.charge_no.as_deref() == Some(out_trade_no.as_str())
         && hold.charged == money
     {
         // A retry of the charge that went through: the same answer.
         hold
+    } else if hold.status == HoldStatus::Closed {
+        // Closed holds leave the writer's memory; say why here rather than "not found".
+        return Err(GatewayError::business(
+            "ORDER_STATUS_INVALID",
+            format!(
+                "the authorisation is closed ({})",
+                hold.close_reason.as_deref().unwrap_or("closed")
+            ),
+        ));
     } else {
         let command = ProductCommand::Hold(HoldCommand::Charge {
             hold_id: hold.id,
             merchant_id: request.merchant(),
             amount: money,
+            out_trade_no: Some(out_trade_no.clone()),
         });
         match submit(state, command, None).await {
             Ok(Outcome::Hold(hold)) => hold,

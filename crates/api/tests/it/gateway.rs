@@ -1195,6 +1195,15 @@ pub fn fund_authorisations_freeze_charge_unfreeze_and_cancel_deposits(backend: B
     );
     assert_eq!(app.balance(&renter).0, "75.00");
     assert_eq!(charge("25.00")["trade_no"], paid["trade_no"], "a retry");
+    // Another charge of the same deposit (its own out_trade_no): refused, not a retry.
+    let second = call(
+        &app,
+        &shop,
+        "alipay.trade.pay",
+        json!({"out_trade_no": "RENT-2", "auth_no": auth_no, "product_code": "PRE_AUTH",
+               "subject": "a day's rental", "total_amount": "25.00"}),
+    );
+    assert_eq!(sub_code(&second), ("40004", "ORDER_STATUS_INVALID"));
     assert_eq!(app.balance(&renter).0, "75.00");
     // Unfreezing the rest after the charge: already back, so success and nothing moves.
     let rest = unfreeze("35.00");

@@ -50,6 +50,7 @@ fn charge(w: &mut World, id: Id, shop: Id, minor: u64) -> Result<Hold, Refusal> 
             hold_id: id,
             merchant_id: shop,
             amount: cny(minor),
+            out_trade_no: None,
         },
     )
 }

@@ -491,6 +491,7 @@ impl Clients {
                                 merchant_id,
                                 // Now and then more than the wallet holds: a debt.
                                 amount: cny(rng.random_range(1..=20_000_00)),
+                                out_trade_no: None,
                             }),
                         ),
                         (6, Some((hold_id, ..)), _) => (

@@ -1747,11 +1747,22 @@ fn a_frozen_deposit_is_charged_after_a_restart(backend: Backend) {
             hold_id: hold.id,
             merchant_id: shop.id,
             amount: cny(120_00),
+            out_trade_no: Some("RENT-7".into()),
         }),
     ) else {
         panic!("charged after the restart")
     };
     assert_eq!(charged.status, HoldStatus::Closed);
+    assert_eq!(charged.charge_no.as_deref(), Some("RENT-7"));
+    let stored = books
+        .store
+        .read_sql(|sql| formica_store::credit::hold(sql, hold.id))
+        .expect("read")
+        .expect("the hold");
+    assert_eq!(
+        stored, charged,
+        "the hold's row is the hold, charge number and all"
+    );
     let wallet = books
         .core
         .ledger()
