@@ -261,6 +261,7 @@ pub async fn unfreeze(
     let command = HoldCommand::Unfreeze {
         hold_id: hold.id,
         merchant_id: hold.merchant_id,
+        amount: None,
     };
     let path = format!("/v1/holds/{}/unfreeze", hold.id);
     hold_of(submit(&state, &caller, key, (&path, ""), command).await?)

@@ -133,6 +133,16 @@ pub struct Hold {
     /// The merchant's number for the charge, when it gave one (the gateway's `out_trade_no`).
     #[serde(default)]
     pub charge_no: Option<String>,
+    /// Given back while the hold stayed open (partial unfreezes); none for nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unfrozen: Option<Money>,
+}
+
+impl Hold {
+    /// What is still authorised: the deposit less what was given back in part.
+    pub fn rest(&self) -> u64 {
+        self.amount.amount_minor - self.unfrozen.map_or(0, |m| m.amount_minor)
+    }
 }
 
 /// What a person owes the platform for a charged deposit their wallet could not pay.
@@ -230,12 +240,15 @@ pub enum HoldCommand {
         /// The merchant's number for the charge (the gateway's `out_trade_no`), if it has one.
         out_trade_no: Option<String>,
     },
-    /// The merchant releases all of it (or withdraws a request). The hold closes.
+    /// The merchant releases all of it (or withdraws a request), and the hold closes; or
+    /// releases part of an authorised deposit, and the rest stays held.
     Unfreeze {
         /// The hold.
         hold_id: Id,
         /// The merchant.
         merchant_id: Id,
+        /// How much: none for all of it.
+        amount: Option<Money>,
     },
     /// An operator sets the platform's money aside for credit, from its bank account.
     AddFunding {
@@ -329,9 +342,9 @@ impl Core {
                         expected: hold.amount.currency,
                     });
                 }
-                if amount.amount_minor > hold.amount.amount_minor {
+                if amount.amount_minor > hold.rest() {
                     return Err(Refusal::ChargeTooLarge {
-                        deposit: hold.amount,
+                        deposit: Money::new(hold.rest(), hold.amount.currency),
                     });
                 }
                 match hold.status {
@@ -352,8 +365,26 @@ impl Core {
             HoldCommand::Unfreeze {
                 hold_id,
                 merchant_id,
+                amount,
             } => {
                 let mut hold = self.hold_for(*hold_id, |h| h.merchant_id == *merchant_id)?;
+                if let Some(part) = amount {
+                    if part.currency != hold.amount.currency {
+                        return Err(Refusal::CurrencyMismatch {
+                            expected: hold.amount.currency,
+                        });
+                    }
+                    if part.amount_minor > hold.rest() {
+                        return Err(Refusal::ChargeTooLarge {
+                            deposit: Money::new(hold.rest(), hold.amount.currency),
+                        });
+                    }
+                    if part.amount_minor < hold.rest() {
+                        self.unfreeze_part(now, &mut hold, *part)?;
+                        return Ok(self.save_hold(now, hold, "hold.unfrozen_in_part"));
+                    }
+                    // All that is left: as a whole unfreeze.
+                }
                 if let Some(pending) = hold.pending {
                     let id = self.products.next_transfer_id(now);
                     self.transfer(now, Transfer::void(id, pending))?;
@@ -445,6 +476,7 @@ impl Core {
             app_id: None,
             notify_url: None,
             charge_no: None,
+            unfrozen: None,
         };
         Ok(hold)
     }
@@ -481,6 +513,39 @@ impl Core {
             hold.pending = Some(id);
         }
         hold.deadline = None;
+        Ok(())
+    }
+
+    /// Gives back `part` (less than the rest) of an authorised deposit. Frozen money is
+    /// re-frozen as one pending transfer for what stays: the old one voided and a new one made
+    /// in the same command (the books have no partial void).
+    fn unfreeze_part(&mut self, now: u64, hold: &mut Hold, part: Money) -> Result<(), Refusal> {
+        positive(part)?;
+        if !matches!(hold.status, HoldStatus::Frozen | HoldStatus::Waived) {
+            return Err(Refusal::HoldStatusInvalid {
+                status: hold.status,
+            });
+        }
+        if let Some(pending) = hold.pending {
+            let currency = hold.amount.currency;
+            let stays = hold.rest() - part.amount_minor;
+            let void = Transfer::void(self.products.next_transfer_id(now), pending);
+            let id = self.products.next_transfer_id(now);
+            let freeze = Transfer::new(
+                id,
+                wallet_account(hold.person_id, currency),
+                merchant_account(hold.merchant_id, currency),
+                u128::from(stays),
+                currency.ledger(),
+                transfer_kind::DEPOSIT,
+            )
+            .with_flags(TransferFlags::PENDING);
+            // Linked: both or neither, so a refusal changes nothing.
+            self.transfer_all(now, vec![void, freeze])?;
+            hold.pending = Some(id);
+        }
+        let before = hold.unfrozen.map_or(0, |m| m.amount_minor);
+        hold.unfrozen = Some(Money::new(before + part.amount_minor, part.currency));
         Ok(())
     }
 

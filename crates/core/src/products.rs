@@ -511,10 +511,11 @@ pub enum Refusal {
         /// Where it stands.
         status: HoldStatus,
     },
-    /// A charge above the deposit.
-    #[error("at most the deposit, {deposit}, can be charged")]
+    /// A charge (or an unfreeze) above the deposit, or what is left of it after part of it
+    /// was given back.
+    #[error("at most the deposit left, {deposit}, can be charged or given back")]
     ChargeTooLarge {
-        /// The deposit.
+        /// The deposit left.
         deposit: Money,
     },
     /// No such debt (or not the caller's, or repaid).

@@ -22,14 +22,21 @@ use crate::view::{self, Chrome};
 fn state_of(hold: &Hold) -> String {
     match hold.status {
         HoldStatus::Requested => "waiting for authorisation".to_owned(),
-        HoldStatus::Waived => "waived by credit: nothing held".to_owned(),
-        HoldStatus::Frozen => "held in the wallet".to_owned(),
+        HoldStatus::Waived => format!("waived by credit: nothing held{}", given_back(hold)),
+        HoldStatus::Frozen => format!("held in the wallet{}", given_back(hold)),
         HoldStatus::Closed => match hold.close_reason.as_deref() {
             Some("charged") => format!("charged {}", view::money(&hold.charged)),
             Some("unfrozen") => "released".to_owned(),
             _ => "not authorised in time".to_owned(),
         },
     }
+}
+
+/// ", 50.00 given back" when part of an open deposit went back early.
+fn given_back(hold: &Hold) -> String {
+    hold.unfrozen
+        .map(|part| format!(", {} given back", view::money(&part)))
+        .unwrap_or_default()
 }
 
 struct HoldLine {

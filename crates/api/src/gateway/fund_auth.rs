@@ -1,15 +1,16 @@
 //! Fund authorisation over the gateway (`products.md` §9): a counter freezes a deposit with
-//! the person's payment code (`alipay.fund.auth.order.freeze`), which the person's credit
-//! score may waive; the merchant charges it with `alipay.trade.pay` and an `auth_no`, unfreezes
-//! it (`alipay.fund.auth.order.unfreeze`) or cancels it (`alipay.fund.auth.operation.cancel`),
+//! the person's payment code (`alipay.fund.auth.order.freeze`), or a rental app sends the
+//! person to approve it online (`app.freeze`); the person's credit score may waive it. The
+//! merchant charges it with `alipay.trade.pay` and an `auth_no`, gives back all or part of it
+//! (`alipay.fund.auth.order.unfreeze`) or cancels it (`alipay.fund.auth.operation.cancel`),
 //! and reads it (`alipay.fund.auth.operation.detail.query`). Each is a deposit hold of the core.
 //!
 //! Where Formica differs from Alipay: a charge always releases the rest of the deposit in the
 //! same step (as `auth_confirm_mode` `COMPLETE`), so an unfreeze of the rest after it answers
-//! success without moving anything; an open deposit is unfrozen whole, not in parts; the
-//! merchant's score threshold rides in `extra_param` as `creditThreshold` (Formica has no
-//! registry of credit services for `serviceId` to name); the charge's `trade_no` is the
-//! charge's operation id, not a trade that `alipay.trade.query` finds.
+//! success without moving anything; the merchant's score threshold rides in `extra_param` as
+//! `creditThreshold` (Formica has no registry of credit services for `serviceId` to name);
+//! each kind of operation has one id per authorisation (its partial unfreezes share one); the
+//! charge's `trade_no` is the charge's operation id, not a trade that `alipay.trade.query` finds.
 
 use formica_core::deposit::{Hold, HoldCommand, HoldStatus, NewFreeze};
 use formica_core::merchant::CodeUse;
@@ -57,7 +58,7 @@ impl Operation {
         match self {
             Operation::Freeze => authorised,
             Operation::Pay => hold.charged.amount_minor > 0,
-            Operation::Unfreeze => authorised && released(hold).amount_minor > 0,
+            Operation::Unfreeze => authorised && given_back(hold).amount_minor > 0,
         }
     }
 
@@ -66,7 +67,7 @@ impl Operation {
         match self {
             Operation::Freeze => hold.amount,
             Operation::Pay => hold.charged,
-            Operation::Unfreeze => released(hold),
+            Operation::Unfreeze => given_back(hold),
         }
     }
 }
@@ -76,16 +77,31 @@ pub(crate) fn freeze_operation(hold: &Hold) -> String {
     Operation::Freeze.id(hold)
 }
 
-/// What the authorisation gave back: all of it once closed, less what was charged.
-fn released(hold: &Hold) -> Money {
-    let closed_with_it = hold.status == HoldStatus::Closed
-        && matches!(hold.close_reason.as_deref(), Some("charged" | "unfrozen"));
-    let minor = if closed_with_it {
+/// What the authorisation gave back in all: what was unfrozen while it was open, and once it
+/// closed (charged or unfrozen) everything not charged.
+fn given_back(hold: &Hold) -> Money {
+    let minor = if closed_with_money(hold) {
         hold.amount.amount_minor - hold.charged.amount_minor
+    } else {
+        hold.unfrozen.map_or(0, |m| m.amount_minor)
+    };
+    Money::new(minor, hold.amount.currency)
+}
+
+/// What went back when it closed: the rest less the charge.
+fn released_at_close(hold: &Hold) -> Money {
+    let minor = if closed_with_money(hold) {
+        hold.rest() - hold.charged.amount_minor
     } else {
         0
     };
     Money::new(minor, hold.amount.currency)
+}
+
+/// Whether it closed after being authorised (charged or unfrozen), not by expiring.
+fn closed_with_money(hold: &Hold) -> bool {
+    hold.status == HoldStatus::Closed
+        && matches!(hold.close_reason.as_deref(), Some("charged" | "unfrozen"))
 }
 
 /// An amount split into its credit (waived) and fund (frozen) parts, as the hold was.
@@ -477,29 +493,30 @@ pub(super) async fn unfreeze(
     let hold = find_hold(state, request).await?;
     let hold = match hold.status {
         HoldStatus::Closed => {
-            let back = released(&hold);
+            // After a charge the rest went back with it: unfreezing it again is answered as
+            // done, moving nothing.
+            let back = released_at_close(&hold);
             if money.amount_minor > back.amount_minor {
                 return Err(GatewayError::business(
                     "UNFREEZE_AMOUNT_EXCEED_REST_AMOUNT",
                     format!(
-                        "the authorisation is closed; {} of it was given back",
+                        "the authorisation is closed; {} went back when it closed",
                         back.decimal()
                     ),
                 ));
             }
             hold
         }
-        _ if money != hold.amount => {
+        _ if money.amount_minor > hold.rest() => {
             return Err(GatewayError::business(
-                "UNFREEZE_AMOUNT_INVALID",
+                "UNFREEZE_AMOUNT_EXCEED_REST_AMOUNT",
                 format!(
-                    "an open deposit is unfrozen whole ({}); to keep part of it, charge that \
-                     part with alipay.trade.pay, which gives back the rest",
-                    hold.amount.decimal()
+                    "{} of the deposit is left",
+                    Money::new(hold.rest(), money.currency).decimal()
                 ),
             ));
         }
-        _ => unfreeze_hold(state, request, &hold).await?,
+        _ => unfreeze_hold(state, request, &hold, Some(money)).await?,
     };
     let (credit, fund) = split(&hold, money);
     Ok(success(fields(json!({
@@ -519,10 +536,12 @@ async fn unfreeze_hold(
     state: &AppState,
     request: &Request,
     hold: &Hold,
+    amount: Option<Money>,
 ) -> Result<Hold, GatewayError> {
     let command = ProductCommand::Hold(HoldCommand::Unfreeze {
         hold_id: hold.id,
         merchant_id: request.merchant(),
+        amount,
     });
     match submit(state, command, None).await {
         Ok(Outcome::Hold(hold)) => Ok(hold),
@@ -559,7 +578,7 @@ pub(super) async fn cancel(
                 "the authorisation closed unauthorised",
             ));
         }
-        _ => unfreeze_hold(state, request, &hold).await?,
+        _ => unfreeze_hold(state, request, &hold, None).await?,
     };
     let mut answer = fields(json!({
         "auth_no": hold.id.to_string(),
@@ -599,7 +618,11 @@ pub(super) async fn detail_query(
     let currency = hold.amount.currency;
     let zero = Money::new(0, currency);
     let open = matches!(hold.status, HoldStatus::Waived | HoldStatus::Frozen);
-    let rest = if open { hold.amount } else { zero };
+    let rest = if open {
+        Money::new(hold.rest(), currency)
+    } else {
+        zero
+    };
     let (rest_credit, rest_fund) = split(&hold, rest);
     let (paid_credit, paid_fund) = split(&hold, hold.charged);
     let moved = operation.amount(&hold);
@@ -624,6 +647,7 @@ pub(super) async fn detail_query(
         "total_freeze_amount": hold.amount.decimal(),
         "rest_amount": rest.decimal(),
         "total_pay_amount": hold.charged.decimal(),
+        "total_unfreeze_amount": given_back(&hold).decimal(),
         "total_freeze_credit_amount": hold.credit_amount.decimal(),
         "total_freeze_fund_amount": hold.fund_amount.decimal(),
         "rest_credit_amount": rest_credit.decimal(),

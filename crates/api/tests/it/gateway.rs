@@ -1141,7 +1141,7 @@ pub fn fund_authorisations_freeze_charge_unfreeze_and_cancel_deposits(backend: B
         ),
         "{open:?}"
     );
-    // Another shop does not see it; a part of an open deposit is not unfrozen.
+    // Another shop does not see it.
     let theirs = call(
         &app,
         &other,
@@ -1158,11 +1158,23 @@ pub fn fund_authorisations_freeze_charge_unfreeze_and_cancel_deposits(backend: B
                    "amount": amount, "remark": "bike returned"}),
         )
     };
+    // Part of it back early; more than is left is refused.
     assert_eq!(
-        sub_code(&unfreeze("10.00")),
-        ("40004", "UNFREEZE_AMOUNT_INVALID")
+        sub_code(&unfreeze("60.01")),
+        ("40004", "UNFREEZE_AMOUNT_EXCEED_REST_AMOUNT")
     );
-    assert_eq!(app.balance(&renter).0, "40.00");
+    let part = unfreeze("10.00");
+    assert_eq!(
+        (sub_code(&part), &part["amount"], &part["fund_amount"]),
+        (("10000", ""), &json!("10.00"), &json!("10.00")),
+        "{part:?}"
+    );
+    assert_eq!(app.balance(&renter).0, "50.00");
+    let left = detail(json!({"auth_no": auth_no}));
+    assert_eq!(
+        (&left["rest_amount"], &left["total_unfreeze_amount"]),
+        (&json!("50.00"), &json!("10.00"))
+    );
 
     // The rental cost 25.00: charged from the deposit, the rest back at once.
     let charge = |amount: &str| {
@@ -1176,7 +1188,7 @@ pub fn fund_authorisations_freeze_charge_unfreeze_and_cancel_deposits(backend: B
         )
     };
     assert_eq!(
-        sub_code(&charge("60.01")),
+        sub_code(&charge("50.01")),
         ("40004", "PAY_AMOUNT_EXCEED_AUTH_AMOUNT")
     );
     let paid = charge("25.00");
@@ -1206,10 +1218,10 @@ pub fn fund_authorisations_freeze_charge_unfreeze_and_cancel_deposits(backend: B
     assert_eq!(sub_code(&second), ("40004", "ORDER_STATUS_INVALID"));
     assert_eq!(app.balance(&renter).0, "75.00");
     // Unfreezing the rest after the charge: already back, so success and nothing moves.
-    let rest = unfreeze("35.00");
+    let rest = unfreeze("25.00");
     assert_eq!(sub_code(&rest), ("10000", ""), "{rest:?}");
     assert_eq!(
-        sub_code(&unfreeze("35.01")),
+        sub_code(&unfreeze("25.01")),
         ("40004", "UNFREEZE_AMOUNT_EXCEED_REST_AMOUNT")
     );
     assert_eq!(app.balance(&renter).0, "75.00");

@@ -103,6 +103,7 @@ fn a_good_score_waives_the_deposit_and_unfreezing_moves_nothing() {
         HoldCommand::Unfreeze {
             hold_id: asked.id,
             merchant_id: shop,
+            amount: None,
         },
     )
     .expect("unfrozen");
@@ -163,6 +164,72 @@ fn freezing_more_than_the_wallet_holds_is_refused_and_changes_nothing() {
     // Not authorised in time: closed.
     w.advance(16 * 60 * SECOND);
     assert!(w.core.hold(asked.id).is_none());
+}
+
+/// Part of a deposit given back: frozen money is re-frozen for what stays, a waived one just
+/// owes less; a charge or a second part can take at most what is left; the last of it closes
+/// the hold as a whole unfreeze would.
+#[test]
+fn part_of_a_deposit_given_back_leaves_the_rest_held() {
+    let mut w = World::new();
+    let (shop, renter) = rental(&mut w, 300_00);
+    let unfreeze = |w: &mut World, id: Id, minor: Option<u64>| {
+        hold(
+            w,
+            HoldCommand::Unfreeze {
+                hold_id: id,
+                merchant_id: shop,
+                amount: minor.map(cny),
+            },
+        )
+    };
+    let asked = request(&mut w, shop, renter, "U1", 200_00, 900);
+    // Nothing authorised yet: only a whole withdrawal.
+    assert!(matches!(
+        unfreeze(&mut w, asked.id, Some(50_00)),
+        Err(Refusal::HoldStatusInvalid { .. })
+    ));
+    authorize(&mut w, asked.id, renter).expect("frozen");
+    assert_eq!(w.balance(renter), (100_00, 200_00));
+    let part = unfreeze(&mut w, asked.id, Some(50_00)).expect("a part back");
+    assert_eq!(
+        (part.status, part.rest(), part.unfrozen),
+        (HoldStatus::Frozen, 150_00, Some(cny(50_00)))
+    );
+    assert_eq!(
+        w.balance(renter),
+        (150_00, 150_00),
+        "50.00 back, 150.00 held"
+    );
+    w.assert_balanced();
+    // More than is left: refused, nothing moves.
+    assert!(matches!(
+        unfreeze(&mut w, asked.id, Some(150_01)),
+        Err(Refusal::ChargeTooLarge { .. })
+    ));
+    assert!(matches!(
+        charge(&mut w, asked.id, shop, 150_01),
+        Err(Refusal::ChargeTooLarge { .. })
+    ));
+    assert_eq!(w.balance(renter), (150_00, 150_00));
+    let charged = charge(&mut w, asked.id, shop, 100_00).expect("charged");
+    assert_eq!((charged.charged, charged.rest()), (cny(100_00), 150_00));
+    assert_eq!(w.balance(renter), (200_00, 0), "the rest came back");
+    assert_eq!(merchant_money(&w, shop), 100_00);
+    w.assert_balanced();
+
+    // Waived: nothing held, the rest owed shrinks; the last of it closes the hold.
+    let waived = request(&mut w, shop, renter, "U2", 99_00, 550);
+    authorize(&mut w, waived.id, renter).expect("waived");
+    let part = unfreeze(&mut w, waived.id, Some(9_00)).expect("a part");
+    assert_eq!((part.status, part.rest()), (HoldStatus::Waived, 90_00));
+    let closed = unfreeze(&mut w, waived.id, Some(90_00)).expect("the rest");
+    assert_eq!(
+        (closed.status, closed.close_reason.as_deref()),
+        (HoldStatus::Closed, Some("unfrozen"))
+    );
+    assert_eq!(w.balance(renter), (200_00, 0));
+    w.assert_balanced();
 }
 
 /// A counter scans the person's payment code: the hold is requested and authorised in one

@@ -499,6 +499,10 @@ impl Clients {
                             ProductCommand::Hold(HoldCommand::Unfreeze {
                                 hold_id,
                                 merchant_id,
+                                // Now and then a part: the rest stays held.
+                                amount: rng
+                                    .random_bool(0.5)
+                                    .then(|| cny(rng.random_range(1..=20_000_00))),
                             }),
                         ),
                         (_, _, Some((debt_id, person_id))) => (
