@@ -170,6 +170,19 @@ impl Core {
             },
             credit_run: self.products.credit_run,
             credit_policy: self.products.credit_policy.clone(),
+            codes_used: {
+                // As the store loads them: those not expired at the books' clock.
+                let now = self.ledger.timestamp();
+                let mut codes: Vec<_> = self
+                    .products
+                    .codes_used
+                    .iter()
+                    .filter(|(_, expires_at)| **expires_at > now)
+                    .map(|(code, expires_at)| (code.clone(), *expires_at))
+                    .collect();
+                codes.sort_unstable();
+                codes
+            },
             open_holds: {
                 let mut holds: Vec<_> = self.products.holds.values().cloned().collect();
                 holds.sort_unstable_by_key(|h| h.id);
@@ -463,7 +476,10 @@ impl Core {
     /// runs as part of a batch).
     pub fn expire(&mut self, now: u64) -> Vec<u128> {
         assert!(self.batch.open, "timers run inside a batch");
-        self.products.forget_codes(now);
+        // By the books' clock, not `now`: memory then keeps exactly the used codes the store
+        // loads back (those not expired at the last event), and an expired code is refused
+        // for its age anyway.
+        self.products.forget_codes(self.ledger.timestamp());
         for due in self.products.due(now) {
             match due {
                 Due::Trade(id) => self.trade_due(now, id),

@@ -439,7 +439,7 @@ impl Core {
 
     /// Refuses a code that expired or already paid.
     pub(crate) fn check_code(&self, now: u64, code: &CodeUse) -> Result<(), Refusal> {
-        if code.expires_at <= now || self.products.code_used(&code.code) {
+        if code.expires_at <= now || self.products.code_used(&code.code, now) {
             return Err(Refusal::PaymentCodeUsed);
         }
         Ok(())

@@ -614,8 +614,8 @@ pub struct ProductEffects {
     pub merchants: Vec<Merchant>,
     /// Settlements made.
     pub settlements: Vec<Settlement>,
-    /// Payment codes used up.
-    pub codes_used: Vec<String>,
+    /// Payment codes used up, with when they expire.
+    pub codes_used: Vec<(String, u64)>,
     /// Funds created or changed, as they stand.
     pub funds: Vec<Fund>,
     /// Fund holdings changed, as they stand.
@@ -710,6 +710,9 @@ pub struct ProductsLoaded {
     pub credit_lines: Vec<CreditLine>,
     /// The credit policy (the defaults until an operator sets one).
     pub credit_policy: crate::credit_line::CreditPolicy,
+    /// Payment codes used and not yet expired, by code, with when they expire: a reload
+    /// must still refuse a code a request read as valid before the batch that used it.
+    pub codes_used: Vec<(String, u64)>,
 }
 
 /// Something to do at a time: an open trade's or movement's deadline.
@@ -770,7 +773,7 @@ pub(crate) struct Products {
     /// time zone may change between the load and the engine's settings).
     fund_timers: HashMap<Due, u64>,
     /// Payment codes that paid, until they expire (by code, and in the order used).
-    codes_used: HashMap<String, u64>,
+    pub(crate) codes_used: HashMap<String, u64>,
     codes_by_age: std::collections::VecDeque<(u64, String)>,
     pub(crate) timers: BTreeSet<(u64, Due)>,
     pub(crate) batch: ProductBatch,
@@ -787,7 +790,7 @@ pub(crate) struct ProductBatch {
     movements: HashMap<Id, Movement>,
     merchants: HashMap<Id, Merchant>,
     settlements: Vec<Settlement>,
-    codes_used: Vec<String>,
+    codes_used: Vec<(String, u64)>,
     funds: HashMap<Id, Fund>,
     holdings: HashMap<(Id, Id), Holding>,
     subscriptions: HashMap<Id, Subscription>,
@@ -872,6 +875,12 @@ impl Products {
             products.set_redemption(redemption.id, Some(redemption));
         }
         products.credit_policy = loaded.credit_policy;
+        let mut codes = loaded.codes_used;
+        codes.sort_unstable_by_key(|(_, expires_at)| *expires_at);
+        for (code, expires_at) in codes {
+            products.codes_used.insert(code.clone(), expires_at);
+            products.codes_by_age.push_back((expires_at, code));
+        }
         products.calendar = Calendar {
             holidays: loaded.holidays.into_iter().collect(),
         };
@@ -1247,17 +1256,21 @@ impl Products {
             .map(|(_, h)| h)
     }
 
-    /// Whether a payment code already paid.
-    pub(crate) fn code_used(&self, code: &str) -> bool {
-        self.codes_used.contains_key(code)
+    /// Whether a payment code already paid and has not expired (digits that paid once may
+    /// come round again in a later code).
+    pub(crate) fn code_used(&self, code: &str, now: u64) -> bool {
+        self.codes_used
+            .get(code)
+            .is_some_and(|expires_at| *expires_at > now)
     }
 
     /// Marks a payment code used.
     pub(crate) fn use_code(&mut self, code: &crate::merchant::CodeUse) {
-        self.codes_used.insert(code.code.clone(), code.expires_at);
-        self.codes_by_age
-            .push_back((code.expires_at, code.code.clone()));
-        self.batch.codes_used.push(code.code.clone());
+        // The store keeps times as signed 64-bit numbers (to the year 2262).
+        let expires_at = code.expires_at.min(i64::MAX as u64);
+        self.codes_used.insert(code.code.clone(), expires_at);
+        self.codes_by_age.push_back((expires_at, code.code.clone()));
+        self.batch.codes_used.push((code.code.clone(), expires_at));
         self.batch.undo.push(Undo::CodeUsed(code.code.clone()));
     }
 
@@ -1266,7 +1279,10 @@ impl Products {
         while let Some((expires_at, _)) = self.codes_by_age.front()
             && *expires_at <= now
         {
-            if let Some((_, code)) = self.codes_by_age.pop_front() {
+            if let Some((expires_at, code)) = self.codes_by_age.pop_front()
+                && self.codes_used.get(&code) == Some(&expires_at)
+            {
+                // Not a later use of the same digits.
                 self.codes_used.remove(&code);
             }
         }

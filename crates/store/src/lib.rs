@@ -27,7 +27,7 @@ use formica_core::{Checkpoint, Effects, Loaded};
 use formica_ledger::{Account, InvariantViolation, LedgerTotals, PendingStatus, Transfer};
 
 /// The schema version this build migrates to (the last migration of each database).
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 pub use crate::postgres::PostgresStore;
 pub use crate::sqlite::SqliteStore;

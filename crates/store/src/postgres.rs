@@ -34,6 +34,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         7,
         include_str!("../migrations/postgres/0007_credit_policy.sql"),
     ),
+    (
+        8,
+        include_str!("../migrations/postgres/0008_used_codes.sql"),
+    ),
 ];
 
 const _: () = assert!(

@@ -79,13 +79,32 @@ pub(crate) fn write(sql: &mut dyn Sql, effects: &ProductEffects) -> Result<(), S
     let codes: Vec<Vec<Value>> = effects
         .codes_used
         .iter()
-        .map(|code| vec![code.as_str().into()])
+        .map(|(code, _)| vec![code.as_str().into()])
         .collect();
     sql.execute_many(
         "DELETE FROM payment_codes WHERE code IN ({rows})",
         &[Text],
         &codes,
     )?;
+    let used: Vec<Vec<Value>> = effects
+        .codes_used
+        .iter()
+        .map(|(code, expires_at)| vec![code.as_str().into(), (*expires_at).into()])
+        .collect();
+    sql.execute_many(
+        "INSERT INTO payment_codes_used (code, expires_at) {rows} \
+         ON CONFLICT (code) DO UPDATE SET expires_at = excluded.expires_at",
+        &[Text, Int],
+        &used,
+    )?;
+    if let Some(oldest) = effects.codes_used.iter().map(|(_, at)| *at).min() {
+        // A code lives a minute, so one that expired an hour before this batch's codes is
+        // long past: the table keeps only the recent ones.
+        sql.execute(
+            "DELETE FROM payment_codes_used WHERE expires_at <= $1",
+            &[oldest.saturating_sub(3600 * 1_000_000_000).into()],
+        )?;
+    }
     sql.execute_many(
         &format!("INSERT INTO settlements ({SETTLEMENT_COLUMNS}) {{rows}}"),
         &[Int, Int, Int, Int, Int, Int, Int, Int, Int, Text, Int, Int],
@@ -251,6 +270,20 @@ pub(crate) fn load(sql: &mut dyn Sql) -> Result<ProductsLoaded, StoreError> {
     crate::credit::load(sql, &mut loaded)?;
     crate::credit::load_holds(sql, &mut loaded)?;
     crate::credit::load_lines(sql, &mut loaded)?;
+    // Used codes not expired at the books' clock (the writer's memory keeps the same).
+    let clock = sql
+        .query_opt("SELECT timestamp FROM books", &[])?
+        .map(|row| row.uint(0))
+        .transpose()?
+        .unwrap_or(0);
+    loaded.codes_used = sql
+        .query(
+            "SELECT code, expires_at FROM payment_codes_used WHERE expires_at > $1 ORDER BY code",
+            &[clock.into()],
+        )?
+        .iter()
+        .map(|row| Ok((row.text(0)?, row.uint(1)?)))
+        .collect::<Result<_, StoreError>>()?;
     Ok(loaded)
 }
 

@@ -24,6 +24,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         7,
         include_str!("../migrations/sqlite/0007_credit_policy.sql"),
     ),
+    (8, include_str!("../migrations/sqlite/0008_used_codes.sql")),
 ];
 
 const _: () = assert!(
