@@ -1153,6 +1153,28 @@ impl ProductBooks {
         ProductBooks { core, store, now }
     }
 
+    /// A rental shop run by person 1 (who must exist), in CNY.
+    fn rental_shop(&mut self, name: &str) -> formica_core::merchant::Merchant {
+        use formica_core::merchant::{MerchantCommand, MerchantProfile};
+        use formica_core::{Currency, Id, ProductCommand};
+        let profile = MerchantProfile {
+            owner_id: Id(1),
+            name: name.into(),
+            contact: "rentals@example.com".into(),
+            category: "rental".into(),
+            country: "CN".into(),
+            currency: Currency::CNY,
+            card_id: Id(7),
+        };
+        match self.run(
+            SECOND,
+            ProductCommand::Merchant(MerchantCommand::Open(Box::new(profile))),
+        ) {
+            Some(Outcome::Merchant(shop)) => shop,
+            other => panic!("a merchant: {other:?}"),
+        }
+    }
+
     /// A person with a wallet, and `minor` fen in it through a settled top-up.
     fn person(&mut self, user: formica_core::Id, minor: u64) {
         use formica_core::wallet::WalletCommand;
@@ -1709,26 +1731,13 @@ fn a_crash_in_the_middle_of_the_credit_run_resumes_it_and_consents_persist(backe
 )]
 fn a_used_payment_code_stays_used_after_a_restart(backend: Backend) {
     use formica_core::deposit::{HoldCommand, NewFreeze};
-    use formica_core::merchant::{CodeUse, MerchantCommand, MerchantProfile};
+    use formica_core::merchant::CodeUse;
     use formica_core::{Currency, Id, Money, ProductCommand, Refusal};
     let db = backend.fresh();
     let mut books = ProductBooks::start(&db);
     books.person(Id(1), 0);
     books.person(Id(2), 500_00);
-    let Some(Outcome::Merchant(shop)) = books.run(
-        SECOND,
-        ProductCommand::Merchant(MerchantCommand::Open(Box::new(MerchantProfile {
-            owner_id: Id(1),
-            name: "Power banks".into(),
-            contact: "power@example.com".into(),
-            category: "rental".into(),
-            country: "CN".into(),
-            currency: Currency::CNY,
-            card_id: Id(7),
-        }))),
-    ) else {
-        panic!("a merchant")
-    };
+    let shop = books.rental_shop("Power banks");
     let expires_at = books.now + 60 * SECOND;
     let freeze = |no: &str| {
         ProductCommand::Hold(HoldCommand::Freeze(Box::new(NewFreeze {
@@ -1771,27 +1780,13 @@ fn a_used_payment_code_stays_used_after_a_restart(backend: Backend) {
 )]
 fn a_frozen_deposit_is_charged_after_a_restart(backend: Backend) {
     use formica_core::deposit::{HoldCommand, HoldStatus};
-    use formica_core::merchant::{MerchantCommand, MerchantProfile};
     use formica_core::{Currency, Id, Money, ProductCommand};
     let db = backend.fresh();
     let mut books = ProductBooks::start(&db);
     let cny = |minor| Money::new(minor, Currency::CNY);
     books.person(Id(1), 0);
     books.person(Id(2), 500_00);
-    let Some(Outcome::Merchant(shop)) = books.run(
-        SECOND,
-        ProductCommand::Merchant(MerchantCommand::Open(Box::new(MerchantProfile {
-            owner_id: Id(1),
-            name: "Cars".into(),
-            contact: "cars@example.com".into(),
-            category: "rental".into(),
-            country: "CN".into(),
-            currency: Currency::CNY,
-            card_id: Id(7),
-        }))),
-    ) else {
-        panic!("a merchant")
-    };
+    let shop = books.rental_shop("Cars");
     let Some(Outcome::Hold(hold)) = books.run(
         SECOND,
         ProductCommand::Hold(HoldCommand::Request {
