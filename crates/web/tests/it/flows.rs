@@ -845,6 +845,12 @@ pub fn an_online_deposit_approved_on_the_platforms_page(backend: Backend) {
         wallet.submit("password").await;
         let path = wallet.path().await;
         assert!(path.starts_with("/deposit-authorization?"), "{path}");
+        // The page verifies the shop's signature itself: a request changed on the way is
+        // refused, and nothing can be approved from it.
+        wallet.goto(&path.replace("150.00", "1.00")).await;
+        let refused = wallet.text("[role=alert]").await;
+        assert!(refused.contains("signature does not verify"), "{refused}");
+        wallet.goto(&path).await;
         let asked = wallet.text("[data-testid=deposit-request]").await;
         assert!(
             asked.contains("City Bikes") && asked.contains("¥150.00") && asked.contains("900"),
