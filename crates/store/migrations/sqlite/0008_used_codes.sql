@@ -7,3 +7,7 @@ CREATE TABLE payment_codes_used (
     expires_at INTEGER NOT NULL
 );
 CREATE INDEX payment_codes_used_expiry ON payment_codes_used (expires_at);
+
+-- A merchant's hold by its order number (`hold_by_number`, asked before every gateway
+-- freeze): without it the lookup read every hold of the merchant (72 ms at 200,000).
+CREATE INDEX holds_number ON holds (merchant_id, out_order_no, id);
