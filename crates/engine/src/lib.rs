@@ -6,9 +6,10 @@
 //!
 //! Timers (pending-transfer expiry) run inside batches too, stamped by the same clock.
 //!
-//! Between batches the writer checkpoints account balances: every account changed since the
-//! last checkpoint, once, at most every `CHECKPOINT_INTERVAL` under load and soon after the
-//! load stops. A batch itself writes only new rows, so its cost does not grow with the number
+//! Between batches the writer takes a checkpoint of account balances (every account changed
+//! since the last one, at most every `CHECKPOINT_INTERVAL` under load and soon after the load
+//! stops) and hands it to a thread that writes it on a connection of its own while the next
+//! batches commit. A batch itself writes only new rows, so its cost does not grow with the number
 //! of accounts it touches; after a crash the store brings the last checkpoint forward with the
 //! transfers that follow it.
 

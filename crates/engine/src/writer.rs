@@ -19,9 +19,8 @@ pub(crate) struct Writer {
     /// The last batch's timestamp: batches never go back in time, even if the clock does.
     last_now: u64,
     last_checkpoint: Instant,
-    /// Where the database takes concurrent writers: a thread that writes checkpoints on a
-    /// connection of its own while batches go on.
-    checkpointer: Option<Checkpointer>,
+    /// The thread that writes checkpoints on a connection of its own while batches go on.
+    checkpointer: Checkpointer,
     /// A commit failed: memory is rebuilt from the database before the next batch.
     reload_needed: bool,
 }
@@ -49,12 +48,12 @@ impl Writer {
     pub(crate) fn new(
         core: Core,
         store: Store,
-        checkpoint_store: Option<Store>,
+        checkpoint_store: Store,
         config: Config,
         stats: Arc<Stats>,
     ) -> Self {
         let last_now = core.ledger().timestamp();
-        let checkpointer = checkpoint_store.map(Checkpointer::start);
+        let checkpointer = Checkpointer::start(checkpoint_store);
         Writer {
             core,
             store,
@@ -133,8 +132,7 @@ impl Writer {
             }
             _ => None,
         };
-        let checkpoint_waiting = self.core.dirty_accounts() > 0
-            || self.checkpointer.as_ref().is_some_and(|c| c.in_flight);
+        let checkpoint_waiting = self.core.dirty_accounts() > 0 || self.checkpointer.in_flight;
         let idle = checkpoint_waiting.then_some(CHECKPOINT_IDLE);
         let timeout = match (expiry, idle) {
             (Some(expiry), Some(idle)) => Some(expiry.min(idle)),
@@ -154,57 +152,36 @@ impl Writer {
         }
     }
 
-    /// Writes the balances changed since the last checkpoint: inline, or handed to the
-    /// checkpoint thread if there is one and it is free. A failure loses nothing: the store
-    /// still has every transfer, and the next checkpoint writes the same accounts.
+    /// Hands the balances changed since the last checkpoint to the checkpoint thread, if it
+    /// is free. A failure loses nothing: the store still has every transfer, and the next
+    /// checkpoint writes the same accounts.
     fn checkpoint(&mut self) {
         self.collect_checkpoint();
-        if self.core.dirty_accounts() == 0 {
-            return;
-        }
-        if self.checkpointer.as_ref().is_some_and(|c| c.in_flight) {
+        if self.core.dirty_accounts() == 0 || self.checkpointer.in_flight {
             return;
         }
         self.last_checkpoint = Instant::now();
         let checkpoint = self.core.take_checkpoint();
-        match &mut self.checkpointer {
-            Some(checkpointer) => {
-                checkpointer.in_flight = true;
-                checkpointer
-                    .checkpoints
-                    .send(checkpoint)
-                    .expect("the checkpoint thread lives as long as the writer");
-            }
-            None => {
-                let started = Instant::now();
-                let written = self
-                    .store
-                    .checkpoint(&checkpoint)
-                    .map(|()| started.elapsed());
-                self.checkpoint_done(&checkpoint, written);
-            }
-        }
+        self.checkpointer.in_flight = true;
+        self.checkpointer
+            .checkpoints
+            .send(checkpoint)
+            .expect("the checkpoint thread lives as long as the writer");
     }
 
     /// Takes the checkpoint thread's answer, if it has one.
     fn collect_checkpoint(&mut self) {
-        let Some(checkpointer) = &mut self.checkpointer else {
-            return;
-        };
-        if let Ok((checkpoint, written)) = checkpointer.results.try_recv() {
-            checkpointer.in_flight = false;
+        if let Ok((checkpoint, written)) = self.checkpointer.results.try_recv() {
+            self.checkpointer.in_flight = false;
             self.checkpoint_done(&checkpoint, written);
         }
     }
 
     /// Waits for the checkpoint being written, if any.
     fn finish_checkpoint(&mut self) {
-        let Some(checkpointer) = &mut self.checkpointer else {
-            return;
-        };
-        if checkpointer.in_flight {
-            let answer = checkpointer.results.recv();
-            checkpointer.in_flight = false;
+        if self.checkpointer.in_flight {
+            let answer = self.checkpointer.results.recv();
+            self.checkpointer.in_flight = false;
             if let Ok((checkpoint, written)) = answer {
                 self.checkpoint_done(&checkpoint, written);
             }

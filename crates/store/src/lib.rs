@@ -39,7 +39,7 @@ pub const HISTORY_PAGE_MAX: u32 = 1000;
 /// Where the books are kept.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Location {
-    /// A directory holding `formica.sqlite3` (created if missing).
+    /// A directory holding `formica.sqlite3` and `balances.sqlite3` (created if missing).
     Sqlite(PathBuf),
     /// A PostgreSQL connection URL.
     Postgres(String),
@@ -49,6 +49,12 @@ impl Location {
     /// The file the SQLite store uses inside a data directory.
     pub fn sqlite_file(data_dir: &std::path::Path) -> PathBuf {
         data_dir.join("formica.sqlite3")
+    }
+
+    /// The SQLite file the checkpoints write account balances to: a file of their own, so
+    /// that a thread beside the writer can write them without taking the books' write lock.
+    pub fn sqlite_balances_file(data_dir: &std::path::Path) -> PathBuf {
+        data_dir.join("balances.sqlite3")
     }
 }
 
@@ -149,8 +155,8 @@ pub struct AccountMismatch {
 /// An open store of either kind.
 #[derive(Debug)]
 pub enum Store {
-    /// The embedded default.
-    Sqlite(SqliteStore),
+    /// The embedded default (boxed: its connections make it ten times the other's size).
+    Sqlite(Box<SqliteStore>),
     /// The server database.
     Postgres(PostgresStore),
 }
@@ -169,7 +175,7 @@ impl Store {
     /// Opens (creating if needed) and migrates the store at `location`.
     pub fn open(location: &Location) -> Result<Store, StoreError> {
         Ok(match location {
-            Location::Sqlite(dir) => Store::Sqlite(SqliteStore::open(dir)?),
+            Location::Sqlite(dir) => Store::Sqlite(Box::new(SqliteStore::open(dir)?)),
             Location::Postgres(url) => Store::Postgres(PostgresStore::open(url)?),
         })
     }
@@ -179,7 +185,7 @@ impl Store {
     /// keeps many of them).
     pub fn open_reader(location: &Location) -> Result<Store, StoreError> {
         Ok(match location {
-            Location::Sqlite(dir) => Store::Sqlite(SqliteStore::open_reader(dir)?),
+            Location::Sqlite(dir) => Store::Sqlite(Box::new(SqliteStore::open_reader(dir)?)),
             Location::Postgres(url) => Store::Postgres(PostgresStore::open(url)?),
         })
     }
@@ -244,13 +250,13 @@ impl Store {
         dispatch!(self, store => store.claim_writer())
     }
 
-    /// Another connection to the same store, where the database takes concurrent writers
-    /// (PostgreSQL): checkpoints then run beside the batches instead of between them. `None`
-    /// for SQLite, whose single writer would only make the two wait for each other.
-    pub fn connect_again(&self) -> Result<Option<Store>, StoreError> {
+    /// Another connection to the same store, for the thread that writes checkpoints beside
+    /// the batches. Its checkpoints do not wait for the books' write lock: PostgreSQL takes
+    /// concurrent writers, and SQLite's balances are a file of their own.
+    pub fn connect_again(&self) -> Result<Store, StoreError> {
         match self {
-            Store::Sqlite(_) => Ok(None),
-            Store::Postgres(store) => Ok(Some(Store::Postgres(store.connect_again()?))),
+            Store::Sqlite(store) => Ok(Store::Sqlite(Box::new(store.connect_again()?))),
+            Store::Postgres(store) => Ok(Store::Postgres(store.connect_again()?)),
         }
     }
 

@@ -1,5 +1,7 @@
-//! The embedded store: one SQLite file in WAL mode with `synchronous=FULL`, so that a commit
-//! that returned survives a power cut. Ids are 16-byte big-endian blobs.
+//! The embedded store: the books in one SQLite file in WAL mode with `synchronous=FULL`, so
+//! that a commit that returned survives a power cut, and the balances the checkpoints write in
+//! a second file beside it, so that a checkpoint thread writes them while the writer commits
+//! (SQLite takes one writer per file). Ids are 16-byte big-endian blobs.
 
 use std::path::Path;
 
@@ -27,6 +29,19 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("../migrations/sqlite/0008_used_codes.sql")),
 ];
 
+/// The balances file's schema, by `user_version`.
+const BALANCES_MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    include_str!("../migrations/sqlite-balances/0001_balances.sql"),
+)];
+
+/// Page cache of the connection that writes checkpoints, in KiB: a million changed accounts
+/// touch most pages of the balances table.
+const BALANCES_CACHE_KIB: i64 = 256 * 1024;
+
+/// Accounts per multi-row upsert of a checkpoint.
+const BALANCES_PER_UPSERT: usize = 64;
+
 const _: () = assert!(
     MIGRATIONS[MIGRATIONS.len() - 1].0 == crate::SCHEMA_VERSION,
     "SCHEMA_VERSION is the last migration"
@@ -48,6 +63,8 @@ const BUSY_TIMEOUT_MS: u64 = 5_000;
 #[derive(Debug)]
 pub struct SqliteStore {
     connection: Connection,
+    /// `balances.sqlite3`: the balances as of the last checkpoint.
+    balances: Connection,
     dir: std::path::PathBuf,
     /// Held while this store is the books' writer (the OS releases it if the process dies).
     writer_lock: Option<std::fs::File>,
@@ -58,6 +75,11 @@ impl SqliteStore {
     /// page cache (many of them are open), and the schema must already be there (the engine
     /// migrated it when it started).
     pub fn open_reader(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_existing(dir, READER_CACHE_KIB)
+    }
+
+    /// Connections to a data directory the writer has opened (and migrated).
+    fn open_existing(dir: &Path, balances_cache_kib: i64) -> Result<Self, StoreError> {
         let connection = Connection::open_with_flags(
             Location::sqlite_file(dir),
             rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -66,11 +88,22 @@ impl SqliteStore {
         connection.pragma_update(None, "synchronous", "FULL")?;
         connection.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
         connection.set_prepared_statement_cache_capacity(64);
+        let balances = Connection::open_with_flags(
+            Location::sqlite_balances_file(dir),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        configure_balances(&balances, balances_cache_kib)?;
         Ok(SqliteStore {
             connection,
+            balances,
             dir: dir.to_path_buf(),
             writer_lock: None,
         })
+    }
+
+    /// Another store on the same directory, for the thread that writes checkpoints.
+    pub(crate) fn connect_again(&self) -> Result<Self, StoreError> {
+        Self::open_existing(&self.dir, BALANCES_CACHE_KIB)
     }
 
     /// Opens `DIR/formica.sqlite3`, creating the directory and the schema as needed.
@@ -91,8 +124,13 @@ impl SqliteStore {
         connection.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
         connection.set_prepared_statement_cache_capacity(64);
         migrate(&mut connection)?;
+        let mut balances = Connection::open(Location::sqlite_balances_file(dir))?;
+        balances.pragma_update(None, "journal_mode", "WAL")?;
+        configure_balances(&balances, BALANCES_CACHE_KIB)?;
+        migrate_balances(&mut balances, &connection)?;
         Ok(SqliteStore {
             connection,
+            balances,
             dir: dir.to_path_buf(),
             writer_lock: None,
         })
@@ -126,13 +164,24 @@ impl SqliteStore {
     }
 
     /// Runs `read` inside one read transaction: every query sees the same commit.
+    /// The balances file's snapshot is taken first: a checkpoint is written only after its
+    /// transfers are committed, so the books read after it hold every transfer it counts.
     pub(crate) fn read<T>(
         &mut self,
         read: impl FnOnce(&mut dyn Reader) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        let balances = self.balances.transaction()?;
+        let checkpoint: i64 = balances
+            .prepare_cached("SELECT timestamp FROM balance_checkpoint")?
+            .query_row([], |row| row.get(0))?;
         let tx = self.connection.transaction()?;
-        let result = read(&mut SqliteReader { tx: &tx });
+        let result = read(&mut SqliteReader {
+            tx: &tx,
+            balances: &balances,
+            checkpoint: bits_back(checkpoint),
+        });
         tx.finish()?;
+        balances.finish()?;
         result
     }
 
@@ -213,31 +262,27 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Writes a checkpoint into the balances file, in one transaction of that file: it takes
+    /// no lock of the books' file, so batches commit meanwhile.
     pub(crate) fn checkpoint(&mut self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
         let tx = self
-            .connection
+            .balances
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         {
-            // Sorted by id, so each page of the accounts table is written once. Every row
-            // exists: a batch inserts the accounts it creates.
-            let mut update = tx.prepare_cached(
-                "UPDATE accounts SET debits_pending = ?2, debits_posted = ?3, \
-                 credits_pending = ?4, credits_posted = ?5, flags = ?6, last_transfer = ?7 \
-                 WHERE id = ?1",
-            )?;
-            for (a, head) in &checkpoint.accounts {
-                let updated = update.execute(params![
-                    &a.id.to_be_bytes()[..],
-                    amount("debits_pending", a.debits_pending)?,
-                    amount("debits_posted", a.debits_posted)?,
-                    amount("credits_pending", a.credits_pending)?,
-                    amount("credits_posted", a.credits_posted)?,
-                    a.flags.bits(),
-                    bits(*head),
-                ])?;
-                if updated != 1 {
-                    return Err(StoreError::Corrupt(format!("account {} has no row", a.id)));
+            // Sorted by id, so each page of the table is written once; many rows per statement,
+            // as for transfers.
+            let mut rows = checkpoint.accounts.chunks_exact(BALANCES_PER_UPSERT);
+            let mut upsert_many = tx.prepare_cached(&upsert_balances_sql(BALANCES_PER_UPSERT))?;
+            for chunk in rows.by_ref() {
+                for (index, (account, head)) in chunk.iter().enumerate() {
+                    bind_balance(&mut upsert_many, index * BALANCE_PARAMS, account, *head)?;
                 }
+                upsert_many.raw_execute()?;
+            }
+            let mut upsert_one = tx.prepare_cached(&upsert_balances_sql(1))?;
+            for (account, head) in rows.remainder() {
+                bind_balance(&mut upsert_one, 0, account, *head)?;
+                upsert_one.raw_execute()?;
             }
             tx.prepare_cached("UPDATE balance_checkpoint SET timestamp = ?1 WHERE timestamp < ?1")?
                 .execute([bits(checkpoint.timestamp)])?;
@@ -247,23 +292,107 @@ impl SqliteStore {
     }
 }
 
+/// The parameters of one account's row in the balances file.
+const BALANCE_PARAMS: usize = 7;
+
+fn upsert_balances_sql(rows: usize) -> String {
+    format!(
+        "INSERT INTO balances (id, debits_pending, debits_posted, credits_pending, \
+         credits_posted, flags, last_transfer) VALUES {} \
+         ON CONFLICT (id) DO UPDATE SET debits_pending = excluded.debits_pending, \
+         debits_posted = excluded.debits_posted, credits_pending = excluded.credits_pending, \
+         credits_posted = excluded.credits_posted, flags = excluded.flags, \
+         last_transfer = excluded.last_transfer",
+        values_list(rows, BALANCE_PARAMS)
+    )
+}
+
+/// Binds one account's balances after the first `offset` parameters.
+fn bind_balance(
+    statement: &mut rusqlite::CachedStatement<'_>,
+    offset: usize,
+    a: &Account,
+    head: u64,
+) -> Result<(), StoreError> {
+    let at = |param: usize| offset + param;
+    statement.raw_bind_parameter(at(1), &a.id.to_be_bytes()[..])?;
+    statement.raw_bind_parameter(at(2), amount("debits_pending", a.debits_pending)?)?;
+    statement.raw_bind_parameter(at(3), amount("debits_posted", a.debits_posted)?)?;
+    statement.raw_bind_parameter(at(4), amount("credits_pending", a.credits_pending)?)?;
+    statement.raw_bind_parameter(at(5), amount("credits_posted", a.credits_posted)?)?;
+    statement.raw_bind_parameter(at(6), a.flags.bits())?;
+    statement.raw_bind_parameter(at(7), bits(head))?;
+    Ok(())
+}
+
+/// Settings of a connection to the balances file. A checkpoint need not survive a power cut
+/// (the transfers it sums are durable in the books' file, and an older checkpoint only means
+/// more of them to bring forward), so `synchronous=NORMAL`: WAL mode still keeps the file
+/// consistent, and the checkpoint thread saves a sync per checkpoint.
+fn configure_balances(connection: &Connection, cache_kib: i64) -> Result<(), StoreError> {
+    connection.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    connection.pragma_update(None, "synchronous", "NORMAL")?;
+    connection.pragma_update(None, "cache_size", -cache_kib)?;
+    connection.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
+    connection.set_prepared_statement_cache_capacity(16);
+    Ok(())
+}
+
+/// Creates the balances file's schema. A new file starts as of the books' file's own last
+/// checkpoint (0 for new books; for books from before the balances file, the balances its
+/// accounts table holds), so it can also be deleted: the books then load from the transfers.
+fn migrate_balances(balances: &mut Connection, books: &Connection) -> Result<(), StoreError> {
+    let tx = balances.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let current: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let known = BALANCES_MIGRATIONS[BALANCES_MIGRATIONS.len() - 1].0;
+    if current > known {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known,
+        });
+    }
+    for (version, sql) in BALANCES_MIGRATIONS
+        .iter()
+        .filter(|(version, _)| *version > current)
+    {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version)?;
+    }
+    let books_checkpoint: i64 =
+        books.query_row("SELECT timestamp FROM balance_checkpoint", [], |row| {
+            row.get(0)
+        })?;
+    tx.execute(
+        "INSERT INTO balance_checkpoint (singleton, timestamp) VALUES (1, ?1) \
+         ON CONFLICT (singleton) DO NOTHING",
+        [books_checkpoint],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
 /// Rows per multi-row transfer insert, and the parameters each row takes.
 const TRANSFERS_PER_INSERT: usize = 32;
 const TRANSFER_PARAMS: usize = 15;
 
 fn insert_transfers_sql(rows: usize) -> String {
-    let values: Vec<String> = (0..rows)
-        .map(|row| {
-            let params: Vec<String> = (1..=TRANSFER_PARAMS)
-                .map(|param| format!("?{}", row * TRANSFER_PARAMS + param))
-                .collect();
-            format!("({})", params.join(", "))
-        })
-        .collect();
     format!(
         "INSERT INTO transfers ({TRANSFER_COLUMNS}, debit_previous, credit_previous) VALUES {}",
-        values.join(", ")
+        values_list(rows, TRANSFER_PARAMS)
     )
+}
+
+/// `(?1, ?2), (?3, ?4)` for `rows` rows of `params` parameters each.
+fn values_list(rows: usize, params: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|row| {
+            let row: Vec<String> = (1..=params)
+                .map(|param| format!("?{}", row * params + param))
+                .collect();
+            format!("({})", row.join(", "))
+        })
+        .collect();
+    values.join(", ")
 }
 
 /// Binds one transfer row's parameters after the first `offset` ones.
@@ -313,40 +442,83 @@ fn account_params(a: &Account) -> Result<Vec<Box<dyn rusqlite::ToSql>>, StoreErr
 /// The reads of one read transaction.
 struct SqliteReader<'a> {
     tx: &'a rusqlite::Transaction<'a>,
+    balances: &'a rusqlite::Transaction<'a>,
+    /// The balances file's checkpoint timestamp, read first.
+    checkpoint: u64,
 }
 
 impl Reader for SqliteReader<'_> {
     fn books(&mut self) -> Result<BooksRow, StoreError> {
-        let row: Option<(i64, Vec<u8>, i64)> = self
+        let row: Option<(i64, Vec<u8>)> = self
             .tx
-            .prepare_cached(
-                "SELECT b.timestamp, b.transfer_id_max, c.timestamp \
-                 FROM books b, balance_checkpoint c",
-            )?
-            .query_row([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .prepare_cached("SELECT timestamp, transfer_id_max FROM books")?
+            .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
             .optional()?;
         Ok(match row {
-            Some((timestamp, id_max, checkpoint)) => BooksRow {
+            Some((timestamp, id_max)) => BooksRow {
                 timestamp: bits_back(timestamp),
                 transfer_id_max: id_back(&id_max)?,
-                checkpoint: bits_back(checkpoint),
+                checkpoint: self.checkpoint,
             },
             None => BooksRow::default(),
         })
     }
 
+    /// The accounts table, each row's balances replaced by the balances file's where it has
+    /// them: both read in id order and merged.
     fn checkpoint_accounts(
         &mut self,
         account: Option<u128>,
     ) -> Result<Vec<(Account, u64)>, StoreError> {
-        let mut statement = self.tx.prepare_cached(&format!(
-            "SELECT {ACCOUNT_COLUMNS}, last_transfer FROM accounts \
-             WHERE ?1 IS NULL OR id = ?1 ORDER BY id"
-        ))?;
-        let mut rows = statement.query([account.map(|id| id.to_be_bytes().to_vec())])?;
+        let id = account.map(|id| id.to_be_bytes().to_vec());
+        let (accounts_sql, balances_sql) = match account {
+            Some(_) => (
+                format!("SELECT {ACCOUNT_COLUMNS}, last_transfer FROM accounts WHERE id = ?1"),
+                format!("SELECT {BALANCE_COLUMNS} FROM balances WHERE id = ?1"),
+            ),
+            None => (
+                format!("SELECT {ACCOUNT_COLUMNS}, last_transfer FROM accounts ORDER BY id"),
+                format!("SELECT {BALANCE_COLUMNS} FROM balances ORDER BY id"),
+            ),
+        };
+        let mut accounts_statement = self.tx.prepare_cached(&accounts_sql)?;
+        let mut balances_statement = self.balances.prepare_cached(&balances_sql)?;
+        let (mut rows, mut balance_rows) = match &id {
+            Some(id) => (
+                accounts_statement.query([id])?,
+                balances_statement.query([id])?,
+            ),
+            None => (accounts_statement.query([])?, balances_statement.query([])?),
+        };
+        let mut next_balance = balance_rows.next()?.map(balance_from).transpose()?;
         let mut accounts = Vec::new();
         while let Some(row) = rows.next()? {
-            accounts.push((account_from(row)?, bits_back(row.get(12)?)));
+            let mut account = account_from(row)?;
+            let mut head = bits_back(row.get(12)?);
+            while let Some((balance, balance_head)) = next_balance
+                && balance.id <= account.id
+            {
+                if balance.id < account.id {
+                    return Err(StoreError::Corrupt(format!(
+                        "account {} has balances but no row",
+                        balance.id
+                    )));
+                }
+                account.debits_pending = balance.debits_pending;
+                account.debits_posted = balance.debits_posted;
+                account.credits_pending = balance.credits_pending;
+                account.credits_posted = balance.credits_posted;
+                account.flags = balance.flags;
+                head = balance_head;
+                next_balance = balance_rows.next()?.map(balance_from).transpose()?;
+            }
+            accounts.push((account, head));
+        }
+        if let Some((balance, _)) = next_balance {
+            return Err(StoreError::Corrupt(format!(
+                "account {} has balances but no row",
+                balance.id
+            )));
         }
         Ok(accounts)
     }
@@ -491,6 +663,24 @@ fn id_back(bytes: &[u8]) -> Result<u128, StoreError> {
 
 fn id_at(row: &Row<'_>, index: usize) -> Result<u128, StoreError> {
     id_back(&row.get::<_, Vec<u8>>(index)?)
+}
+
+/// The columns of the balances file's rows, as `balance_from` reads them.
+const BALANCE_COLUMNS: &str =
+    "id, debits_pending, debits_posted, credits_pending, credits_posted, flags, last_transfer";
+
+/// A balances row: the account's id, balances and flags (the rest zero), and its head.
+fn balance_from(row: &Row<'_>) -> Result<(Account, u64), StoreError> {
+    let account = Account {
+        id: id_at(row, 0)?,
+        debits_pending: amount_back("debits_pending", row.get(1)?)?,
+        debits_posted: amount_back("debits_posted", row.get(2)?)?,
+        credits_pending: amount_back("credits_pending", row.get(3)?)?,
+        credits_posted: amount_back("credits_posted", row.get(4)?)?,
+        flags: AccountFlags::from_bits_retain(narrow("flags", row.get(5)?)?),
+        ..Account::default()
+    };
+    Ok((account, bits_back(row.get(6)?)))
 }
 
 fn account_from(row: &Row<'_>) -> Result<Account, StoreError> {

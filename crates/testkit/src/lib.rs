@@ -89,6 +89,20 @@ impl TestDb {
         }
     }
 
+    /// Runs SQL on the tables checkpoints write: SQLite's balances file, PostgreSQL's
+    /// database.
+    pub fn execute_on_balances(&self, sql: &str) {
+        match &self.place {
+            Place::Sqlite(dir) => {
+                rusqlite::Connection::open(Location::sqlite_balances_file(dir.path()))
+                    .expect("open the balances file")
+                    .execute_batch(sql)
+                    .expect("execute")
+            }
+            Place::Postgres(_) => self.client().batch_execute(sql).expect("execute"),
+        }
+    }
+
     /// Runs a query that answers one integer.
     pub fn query_i64(&self, sql: &str) -> i64 {
         match &self.place {

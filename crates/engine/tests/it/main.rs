@@ -533,7 +533,7 @@ fn changes_not_yet_checkpointed_survive_a_restart_and_the_next_checkpoint(backen
     // Let the idle checkpoint write the new accounts.
     std::thread::sleep(formica_engine::CHECKPOINT_IDLE * 5);
     // From here every checkpoint fails: the same as a crash before the next checkpoint.
-    db.execute(match backend {
+    db.execute_on_balances(match backend {
         Backend::Sqlite => {
             "CREATE TRIGGER no_checkpoint BEFORE UPDATE ON balance_checkpoint \
              BEGIN SELECT RAISE(ABORT, 'no checkpoint'); END;"
@@ -550,7 +550,7 @@ fn changes_not_yet_checkpointed_survive_a_restart_and_the_next_checkpoint(backen
         vec![T::Ok]
     );
     engine.shutdown();
-    db.execute(match backend {
+    db.execute_on_balances(match backend {
         Backend::Sqlite => "DROP TRIGGER no_checkpoint;",
         Backend::Postgres => "DROP TRIGGER no_checkpoint ON balance_checkpoint;",
     });

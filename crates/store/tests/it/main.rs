@@ -65,6 +65,97 @@ macro_rules! store_suite {
 store_suite!(sqlite, super::Backend::Sqlite);
 store_suite!(postgres, super::Backend::Postgres);
 
+/// Behaviour only the embedded store has: the balances in a file of their own.
+mod sqlite_only {
+    use super::*;
+
+    /// The balances file only saves work: without it the books load from the accounts table's
+    /// balances (as of its own checkpoint) and the transfers, and a new one is started.
+    #[test]
+    fn the_balances_file_can_be_lost() {
+        let db = Backend::Sqlite.fresh();
+        let mut books = Books::new(db.open());
+        workload(&mut books);
+        let checkpoint = books.core.take_checkpoint();
+        books.store.checkpoint(&checkpoint).expect("checkpoint");
+        let mut books = books.reopen(&db, || remove_balances_file(&db));
+        books.check();
+        assert!(books.store.trial_balance().expect("reads").holds());
+        // The new file takes checkpoints as the old one did.
+        more_transfers(&mut books);
+        books.check();
+        assert!(books.store.trial_balance().expect("reads").holds());
+    }
+
+    /// Books written before the balances file had their checkpoints in the accounts table:
+    /// they load as they were, and later checkpoints go to the new file.
+    #[test]
+    fn books_from_before_the_balances_file_load_as_they_were() {
+        let db = Backend::Sqlite.fresh();
+        let mut books = Books::new(db.open());
+        workload(&mut books);
+        let checkpoint = books.core.take_checkpoint();
+        books.store.checkpoint(&checkpoint).expect("checkpoint");
+        let mut books = books.reopen(&db, || {
+            // What a checkpoint wrote before: the balances in the accounts rows, and the
+            // timestamp in the books' file.
+            db.execute(&format!(
+                "ATTACH DATABASE '{}' AS b; \
+                 UPDATE accounts SET (debits_pending, debits_posted, credits_pending, \
+                 credits_posted, flags, last_transfer) = (SELECT debits_pending, debits_posted, \
+                 credits_pending, credits_posted, flags, last_transfer FROM b.balances \
+                 WHERE b.balances.id = accounts.id) \
+                 WHERE id IN (SELECT id FROM b.balances); \
+                 UPDATE balance_checkpoint SET timestamp = \
+                 (SELECT timestamp FROM b.balance_checkpoint); DETACH DATABASE b;",
+                formica_store::Location::sqlite_balances_file(data_dir(&db)).display()
+            ));
+            remove_balances_file(&db);
+        });
+        books.check();
+        more_transfers(&mut books);
+        books.check();
+        assert!(books.store.trial_balance().expect("reads").holds());
+    }
+
+    /// Four batches after `workload`, every other one followed by a checkpoint.
+    fn more_transfers(books: &mut Books) {
+        for n in 0..4 {
+            books.commit_ok(
+                1,
+                vec![Command::CreateTransfers(vec![Transfer::new(
+                    transfer_id(500 + n),
+                    account_id(3),
+                    account_id(1),
+                    7,
+                    1,
+                    1,
+                )])],
+            );
+        }
+    }
+
+    fn data_dir(db: &TestDb) -> &std::path::Path {
+        match &db.location {
+            formica_store::Location::Sqlite(dir) => dir,
+            formica_store::Location::Postgres(_) => unreachable!("a SQLite test"),
+        }
+    }
+
+    fn remove_balances_file(db: &TestDb) {
+        let file = formica_store::Location::sqlite_balances_file(data_dir(db));
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = file.clone().into_os_string();
+            path.push(suffix);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => panic!("remove {path:?}: {error}"),
+            }
+        }
+    }
+}
+
 /// Behaviour only the server store has: connections that can break, processes that race.
 mod postgres_only {
     use super::*;
@@ -366,7 +457,11 @@ fn trial_balance_holds_and_catches_a_tampered_account(backend: Backend) {
     assert_eq!(balance.ledgers[&1].accounts, 4);
     assert_eq!(balance.ledgers[&LEDGER_MAX].accounts, 2);
 
-    db.execute("UPDATE accounts SET credits_posted = credits_posted + 1");
+    // Where the checkpoints write the balances: SQLite's balances file, PostgreSQL's accounts.
+    db.execute_on_balances(match backend {
+        Backend::Sqlite => "UPDATE balances SET credits_posted = credits_posted + 1",
+        Backend::Postgres => "UPDATE accounts SET credits_posted = credits_posted + 1",
+    });
     let tampered = books.store.trial_balance().expect("trial balance");
     assert!(!tampered.holds());
     assert!(!tampered.ledgers[&1].balanced());
@@ -719,6 +814,21 @@ impl Books {
             now: 1_700_000_000 * SECOND,
             committed: Vec::new(),
             batches: 0,
+        }
+    }
+
+    /// Closes the store, runs `while_closed`, opens it again and rebuilds the core from what
+    /// it loads, as a restarted engine does (the core then knows which accounts the store's
+    /// checkpoint lacks).
+    fn reopen(self, db: &formica_testkit::TestDb, while_closed: impl FnOnce()) -> Books {
+        drop(self.store);
+        while_closed();
+        let mut store = db.open();
+        let loaded = store.load().expect("load");
+        Books {
+            core: Core::from_loaded(loaded).expect("the stored books are consistent"),
+            store,
+            ..self
         }
     }
 
