@@ -933,12 +933,24 @@ impl Products {
     /// `accrual_chunk` of them are taken per batch, as
     /// accruals are, so that no batch grows without bound and payments keep flowing. The
     /// rest (and anything ordered after them) stay due for the next batches.
+    ///
+    /// The daily credit run waits while a fund's earnings are being credited: the money
+    /// first (two chunks a batch would halve the accrual's pace), and the scores then count
+    /// the day's earnings.
     pub(crate) fn due(&self, now: u64) -> Vec<Due> {
         let mut fund_steps = self.settings.accrual_chunk.max(1);
+        let accruing = self
+            .timers
+            .iter()
+            .take_while(|(at, _)| *at == 0)
+            .any(|(_, timer)| matches!(timer, Due::FundAccrual(_)));
         let mut due = Vec::new();
         for (at, timer) in &self.timers {
             if *at > now {
                 break;
+            }
+            if accruing && *timer == Due::CreditRun {
+                continue;
             }
             if matches!(
                 timer,

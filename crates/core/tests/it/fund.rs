@@ -259,6 +259,57 @@ fn an_accrual_chunk_rolled_back_is_credited_once_on_the_retry() {
     assert_reconciled(&w, &fund);
 }
 
+/// A day's credit run that falls due while a fund's earnings are being credited waits for
+/// them: one chunk of holders a batch, not a chunk of both, and the scores then count the
+/// earnings.
+#[test]
+fn the_daily_credit_run_waits_for_an_accrual_in_progress() {
+    let mut w = World::new();
+    w.core.configure(Settings {
+        accrual_chunk: 2,
+        ..Settings::default()
+    });
+    let manager = w.person(9, 1_000_00);
+    let fund = open_fund(&mut w, manager);
+    let holders: Vec<Id> = (1..=5).map(|n| w.person(n, 100_000_00)).collect();
+    for holder in &holders {
+        subscribe(&mut w, fund.id, *holder, 50_000_00).expect("subscribes");
+    }
+    w.advance(4 * DAY);
+    for day in FRIDAY..FRIDAY + 4 {
+        post(&mut w, fund.id, day, "0.9312").expect("posts");
+        w.advance(SECOND);
+        w.advance(SECOND);
+    }
+    // Wednesday 16:00: that day's credit run (two people a batch) is done before the income
+    // is posted.
+    w.advance(DAY);
+    while w.core.credit_run().running {
+        w.advance(SECOND);
+    }
+    let wednesday = FRIDAY + 5;
+    assert_eq!(w.core.credit_run().day, wednesday);
+    assert!(!w.core.credit_run().running);
+    // Tuesday's income, posted late: five holders, the posting batch credits two, and the
+    // next batch is past midnight, when Thursday's run falls due.
+    post(&mut w, fund.id, FRIDAY + 4, "0.9312").expect("posts");
+    w.advance(8 * 3600 * SECOND);
+    assert!(w.core.fund(fund.id).expect("the fund").accrual.is_some());
+    assert_eq!(w.core.credit_run().day, wednesday, "the run waits");
+    assert!(!w.core.credit_run().running);
+    // The last holder's chunk ends the accrual; the batch after it starts the run.
+    w.advance(SECOND);
+    assert!(w.core.fund(fund.id).expect("the fund").accrual.is_none());
+    assert_eq!(w.core.credit_run().day, wednesday);
+    w.advance(SECOND);
+    assert_eq!(w.core.credit_run().day, wednesday + 1);
+    assert!(w.core.credit_run().running);
+    for holder in &holders {
+        assert_eq!(units(&w, &fund, *holder), 50_004_65);
+    }
+    assert_reconciled(&w, &fund);
+}
+
 #[test]
 fn instant_redemption_is_capped_per_day_and_normal_arrives_next_business_day() {
     let mut w = World::new();
