@@ -148,7 +148,7 @@ pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
         format!("{}.{:09}", nanos / 1_000_000_000, nanos % 1_000_000_000)
     };
     let gateway = &state.gateway().stats;
-    let series: [(&str, &str, &str, String); 12] = [
+    let series: [(&str, &str, &str, String); 13] = [
         (
             "formica_gateway_requests_total",
             "counter",
@@ -214,6 +214,12 @@ pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
             "counter",
             "Time spent writing checkpoints.",
             seconds(&stats.checkpoint_nanos),
+        ),
+        (
+            "formica_engine_unsaved_balances",
+            "gauge",
+            "Accounts whose balances no checkpoint has written yet.",
+            count(&stats.unsaved_balances),
         ),
         (
             "formica_engine_queue_depth",

@@ -127,6 +127,9 @@ pub struct Stats {
     pub checkpoints: AtomicU64,
     /// Total time spent writing checkpoints, in nanoseconds.
     pub checkpoint_nanos: AtomicU64,
+    /// Accounts whose balances no checkpoint has written yet (changed since the last one, or
+    /// being written): what a load would bring forward from the transfers.
+    pub unsaved_balances: AtomicU64,
     /// Transfers the books hold in memory after the last batch (open holds, and settled
     /// transfers until enough gather to be swept).
     pub cached_transfers: AtomicU64,

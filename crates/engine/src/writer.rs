@@ -28,11 +28,15 @@ pub(crate) struct Writer {
 /// How long the writer pauses after a failed batch.
 const FAILURE_BACKOFF: Duration = Duration::from_millis(20);
 
+/// How often the checkpoint thread copies the books' write-ahead log into their file.
+const COPY_LOG_EVERY: Duration = Duration::from_millis(100);
+
 /// The checkpoint thread's ends of the channels, and whether a checkpoint is being written.
 struct Checkpointer {
     checkpoints: mpsc::SyncSender<Checkpoint>,
     results: mpsc::Receiver<(Checkpoint, Result<Duration, StoreError>)>,
-    in_flight: bool,
+    /// The accounts of the checkpoint being written, if one is.
+    in_flight: Option<usize>,
 }
 
 /// The requests of one batch.
@@ -132,7 +136,8 @@ impl Writer {
             }
             _ => None,
         };
-        let checkpoint_waiting = self.core.dirty_accounts() > 0 || self.checkpointer.in_flight;
+        let checkpoint_waiting =
+            self.core.dirty_accounts() > 0 || self.checkpointer.in_flight.is_some();
         let idle = checkpoint_waiting.then_some(CHECKPOINT_IDLE);
         let timeout = match (expiry, idle) {
             (Some(expiry), Some(idle)) => Some(expiry.min(idle)),
@@ -157,12 +162,12 @@ impl Writer {
     /// checkpoint writes the same accounts.
     fn checkpoint(&mut self) {
         self.collect_checkpoint();
-        if self.core.dirty_accounts() == 0 || self.checkpointer.in_flight {
+        if self.core.dirty_accounts() == 0 || self.checkpointer.in_flight.is_some() {
             return;
         }
         self.last_checkpoint = Instant::now();
         let checkpoint = self.core.take_checkpoint();
-        self.checkpointer.in_flight = true;
+        self.checkpointer.in_flight = Some(checkpoint.accounts.len());
         self.checkpointer
             .checkpoints
             .send(checkpoint)
@@ -172,16 +177,16 @@ impl Writer {
     /// Takes the checkpoint thread's answer, if it has one.
     fn collect_checkpoint(&mut self) {
         if let Ok((checkpoint, written)) = self.checkpointer.results.try_recv() {
-            self.checkpointer.in_flight = false;
+            self.checkpointer.in_flight = None;
             self.checkpoint_done(&checkpoint, written);
         }
     }
 
     /// Waits for the checkpoint being written, if any.
     fn finish_checkpoint(&mut self) {
-        if self.checkpointer.in_flight {
+        if self.checkpointer.in_flight.is_some() {
             let answer = self.checkpointer.results.recv();
-            self.checkpointer.in_flight = false;
+            self.checkpointer.in_flight = None;
             if let Ok((checkpoint, written)) = answer {
                 self.checkpoint_done(&checkpoint, written);
             }
@@ -202,6 +207,15 @@ impl Writer {
                 self.core.checkpoint_failed(checkpoint);
             }
         }
+        self.count_unsaved();
+    }
+
+    /// Publishes how many accounts' balances no checkpoint has written yet.
+    fn count_unsaved(&self) {
+        let unsaved = self.core.dirty_accounts() + self.checkpointer.in_flight.unwrap_or(0);
+        self.stats
+            .unsaved_balances
+            .store(unsaved as u64, Ordering::Relaxed);
     }
 
     fn run_batch(&mut self, batch: &mut Batch) {
@@ -229,6 +243,7 @@ impl Writer {
                     self.core.ledger().cached_transfer_count() as u64,
                     Ordering::Relaxed,
                 );
+                self.count_unsaved();
                 for ((_, reply), answer) in batch.commands.drain(..).zip(done.replies) {
                     // A caller that gave up waiting is no error: its command is durable.
                     let _ = reply.send(answer.map_err(EngineError::from));
@@ -255,6 +270,7 @@ impl Writer {
         self.core.configure(self.config.settings.clone());
         self.last_now = self.last_now.max(self.core.ledger().timestamp());
         self.reload_needed = false;
+        self.count_unsaved();
         tracing::info!("books reloaded from the database after a failed commit");
         Ok(())
     }
@@ -292,11 +308,22 @@ impl Checkpointer {
         std::thread::Builder::new()
             .name("formica-checkpoint".into())
             .spawn(move || {
-                for checkpoint in incoming {
-                    let started = Instant::now();
-                    let written = store.checkpoint(&checkpoint).map(|()| started.elapsed());
-                    if answers.send((checkpoint, written)).is_err() {
-                        return;
+                loop {
+                    match incoming.recv_timeout(COPY_LOG_EVERY) {
+                        Ok(checkpoint) => {
+                            let started = Instant::now();
+                            let written = store.checkpoint(&checkpoint).map(|()| started.elapsed());
+                            if answers.send((checkpoint, written)).is_err() {
+                                return;
+                            }
+                        }
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
+                    // The log's copying, done here, leaves the writer's own (at a commit that
+                    // fills the log) little to copy. Failing it costs nothing: it is redone.
+                    if let Err(error) = store.copy_log() {
+                        tracing::warn!(error = %error, "write-ahead log not copied; will retry");
                     }
                 }
             })
@@ -304,7 +331,7 @@ impl Checkpointer {
         Checkpointer {
             checkpoints,
             results,
-            in_flight: false,
+            in_flight: None,
         }
     }
 }

@@ -243,6 +243,18 @@ impl Store {
         dispatch!(self, store => store.checkpoint(checkpoint))
     }
 
+    /// Copies what the books' write-ahead log holds into the database file, without waiting
+    /// for (or making wait) the writer or the readers, and returns the log's frames and how
+    /// many of them the file now has. SQLite's writer would otherwise do the copying in its
+    /// commits; the checkpoint thread calls this between checkpoints. PostgreSQL's server
+    /// does its own: `(0, 0)`.
+    pub fn copy_log(&mut self) -> Result<(u64, u64), StoreError> {
+        match self {
+            Store::Sqlite(store) => store.copy_log(),
+            Store::Postgres(_) => Ok((0, 0)),
+        }
+    }
+
     /// Makes this store the books' only writer, or answers `AnotherWriter`: a lock file for
     /// SQLite, a session advisory lock for PostgreSQL, both released if the process dies.
     /// Readers (reports, the trial balance) need no claim.

@@ -56,6 +56,10 @@ const READER_CACHE_KIB: i64 = 16 * 1024;
 /// WAL pages between automatic checkpoints (SQLite's default is 1,000).
 const WAL_CHECKPOINT_PAGES: i64 = 16_384;
 
+/// The books' writer's automatic checkpoints: a backstop, as the checkpoint thread copies the
+/// log (`copy_log`) every 100 ms except while it writes balances.
+const BOOKS_WAL_CHECKPOINT_PAGES: i64 = 65_536;
+
 /// How long a writer waits for a lock held by another connection before the commit fails.
 const BUSY_TIMEOUT_MS: u64 = 5_000;
 
@@ -121,7 +125,7 @@ impl SqliteStore {
         connection.pragma_update(None, "cache_size", -CACHE_KIB)?;
         // Checkpoint the WAL into the database less often: a hot page (a busy account, the
         // tail of a table) is then copied once per checkpoint instead of once per 4 MiB.
-        connection.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
+        connection.pragma_update(None, "wal_autocheckpoint", BOOKS_WAL_CHECKPOINT_PAGES)?;
         connection.set_prepared_statement_cache_capacity(64);
         migrate(&mut connection)?;
         let mut balances = Connection::open(Location::sqlite_balances_file(dir))?;
@@ -260,6 +264,19 @@ impl SqliteStore {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// `PRAGMA wal_checkpoint(PASSIVE)` of the books' file: (frames in the log, frames
+    /// copied into the file).
+    pub(crate) fn copy_log(&mut self) -> Result<(u64, u64), StoreError> {
+        let (_busy, frames, copied): (i64, i64, i64) =
+            self.connection
+                .query_row("PRAGMA main.wal_checkpoint(PASSIVE)", [], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })?;
+        // -1 where the file is not in WAL mode.
+        let count = |frames: i64| u64::try_from(frames).unwrap_or(0);
+        Ok((count(frames), count(copied)))
     }
 
     /// Writes a checkpoint into the balances file, in one transaction of that file: it takes

@@ -532,6 +532,13 @@ fn changes_not_yet_checkpointed_survive_a_restart_and_the_next_checkpoint(backen
     open_wallets(&engine);
     // Let the idle checkpoint write the new accounts.
     std::thread::sleep(formica_engine::CHECKPOINT_IDLE * 5);
+    let unsaved = |engine: &Engine| {
+        engine
+            .stats()
+            .unsaved_balances
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    assert_eq!(unsaved(&engine), 0, "every balance is checkpointed");
     // From here every checkpoint fails: the same as a crash before the next checkpoint.
     db.execute_on_balances(match backend {
         Backend::Sqlite => {
@@ -549,6 +556,8 @@ fn changes_not_yet_checkpointed_survive_a_restart_and_the_next_checkpoint(backen
         transfers(&engine, vec![Transfer::new(400, 2, 3, 100, CNY, 1)]),
         vec![T::Ok]
     );
+    std::thread::sleep(formica_engine::CHECKPOINT_IDLE * 5);
+    assert_eq!(unsaved(&engine), 2, "the payer's and payee's balances wait");
     engine.shutdown();
     db.execute_on_balances(match backend {
         Backend::Sqlite => "DROP TRIGGER no_checkpoint;",
@@ -562,6 +571,8 @@ fn changes_not_yet_checkpointed_survive_a_restart_and_the_next_checkpoint(backen
         vec![T::Ok]
     );
     let live = engine.digest_blocking().expect("the writer answers");
+    std::thread::sleep(formica_engine::CHECKPOINT_IDLE * 5);
+    assert_eq!(unsaved(&engine), 0, "the restarted writer saved all four");
     engine.shutdown();
     assert_eq!(digest_after_restart(&location), live);
     let mut store = Store::open(&location).expect("opens");

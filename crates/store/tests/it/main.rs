@@ -118,6 +118,22 @@ mod sqlite_only {
         assert!(books.store.trial_balance().expect("reads").holds());
     }
 
+    /// Another connection copies the books' log into their file while the writer stays
+    /// open, and the books read the same after it.
+    #[test]
+    fn the_log_is_copied_from_another_connection() {
+        let db = Backend::Sqlite.fresh();
+        let mut books = Books::new(db.open());
+        workload(&mut books);
+        let mut other = books.store.connect_again().expect("connects");
+        let (frames, copied) = other.copy_log().expect("copies");
+        assert!(frames > 0, "the batches are in the log");
+        assert_eq!(copied, frames, "no reader or writer holds any back");
+        books.check();
+        more_transfers(&mut books);
+        books.check();
+    }
+
     /// Four batches after `workload`, every other one followed by a checkpoint.
     fn more_transfers(books: &mut Books) {
         for n in 0..4 {
