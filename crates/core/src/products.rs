@@ -1447,12 +1447,24 @@ impl Products {
     }
 
     pub(crate) fn commit_batch(&mut self) {
-        self.batch = ProductBatch::default();
+        self.new_batch();
+    }
+
+    /// Starts the next batch's record, keeping the undo log's memory: an accrual chunk logs
+    /// tens of thousands of steps a batch, and growing the log again each time (copying it,
+    /// and the kernel zeroing fresh pages) was a sixth of the writer's time.
+    fn new_batch(&mut self) {
+        let mut undo = std::mem::take(&mut self.batch.undo);
+        undo.clear();
+        self.batch = ProductBatch {
+            undo,
+            ..ProductBatch::default()
+        };
     }
 
     pub(crate) fn rollback_batch(&mut self) {
-        let undo = std::mem::take(&mut self.batch.undo);
-        for step in undo.into_iter().rev() {
+        let mut undo = std::mem::take(&mut self.batch.undo);
+        for step in undo.drain(..).rev() {
             match step {
                 Undo::IdLast(id) => self.id_last = id,
                 Undo::Person(id, before) => {
@@ -1521,7 +1533,8 @@ impl Products {
                 }
             }
         }
-        self.batch = ProductBatch::default();
+        self.batch.undo = undo;
+        self.new_batch();
     }
 
     /// Replaces an open trade (or removes it), keeping its timer and out_trade_no in step.
