@@ -155,27 +155,39 @@ fn a_subscription_earns_from_its_confirmation_day() {
     assert_reconciled(&w, &fund);
 }
 
-#[test]
-fn holders_are_credited_rounded_down_and_the_rest_is_kept() {
-    let mut w = World::new();
+/// A fund credited two holders a batch, with holders 1, 2, … (100,000.00 each in their
+/// wallets) subscribing `amounts` on Friday after the cut-off (confirmed on Tuesday), and the
+/// incomes of Friday to Monday posted and accrued: it is Tuesday, 16:00 and a few seconds.
+/// Returns the manager, the fund and the holders.
+fn holders_through_monday(w: &mut World, amounts: &[u64]) -> (Id, Fund, Vec<Id>) {
     w.core.configure(Settings {
         accrual_chunk: 2,
         ..Settings::default()
     });
     let manager = w.person(9, 1_000_00);
-    let fund = open_fund(&mut w, manager);
-    let holders: Vec<Id> = (1..=5).map(|n| w.person(n, 100_000_00)).collect();
-    for (n, holder) in holders.iter().enumerate() {
-        // 50,000.00, 50,000.01, …: each earns 4.656 and a bit, rounded down to 4.65.
-        subscribe(&mut w, fund.id, *holder, 50_000_00 + n as u64).expect("subscribes");
+    let fund = open_fund(w, manager);
+    let holders: Vec<Id> = (1..=amounts.len() as u64)
+        .map(|n| w.person(n, 100_000_00))
+        .collect();
+    for (holder, amount) in holders.iter().zip(amounts) {
+        subscribe(w, fund.id, *holder, *amount).expect("subscribes");
     }
     w.advance(4 * DAY);
     for day in FRIDAY..FRIDAY + 4 {
-        post(&mut w, fund.id, day, "0.9312").expect("posts");
+        post(w, fund.id, day, "0.9312").expect("posts");
         // Each day's chunks (nothing earns before Tuesday, but every holder is visited).
         w.advance(SECOND);
         w.advance(SECOND);
     }
+    (manager, fund, holders)
+}
+
+#[test]
+fn holders_are_credited_rounded_down_and_the_rest_is_kept() {
+    let mut w = World::new();
+    // 50,000.00, 50,000.01, …: each earns 4.656 and a bit, rounded down to 4.65.
+    let amounts: Vec<u64> = (0..5).map(|n| 50_000_00 + n).collect();
+    let (manager, fund, holders) = holders_through_monday(&mut w, &amounts);
     w.advance(DAY);
     // Five holders, two a batch: the posting batch credits two, the next two batches the rest.
     let posted = post(&mut w, fund.id, FRIDAY + 4, "0.9312").expect("posts");
@@ -214,22 +226,7 @@ fn holders_are_credited_rounded_down_and_the_rest_is_kept() {
 #[test]
 fn an_accrual_chunk_rolled_back_is_credited_once_on_the_retry() {
     let mut w = World::new();
-    w.core.configure(Settings {
-        accrual_chunk: 2,
-        ..Settings::default()
-    });
-    let manager = w.person(9, 1_000_00);
-    let fund = open_fund(&mut w, manager);
-    let holders: Vec<Id> = (1..=3).map(|n| w.person(n, 100_000_00)).collect();
-    for holder in &holders {
-        subscribe(&mut w, fund.id, *holder, 50_000_00).expect("subscribes");
-    }
-    w.advance(4 * DAY);
-    for day in FRIDAY..FRIDAY + 4 {
-        post(&mut w, fund.id, day, "0.9312").expect("posts");
-        w.advance(SECOND);
-        w.advance(SECOND);
-    }
+    let (_, fund, holders) = holders_through_monday(&mut w, &[50_000_00; 3]);
     w.advance(DAY);
     post(&mut w, fund.id, FRIDAY + 4, "0.9312").expect("posts");
     let held = |w: &World| {
@@ -265,22 +262,7 @@ fn an_accrual_chunk_rolled_back_is_credited_once_on_the_retry() {
 #[test]
 fn the_daily_credit_run_waits_for_an_accrual_in_progress() {
     let mut w = World::new();
-    w.core.configure(Settings {
-        accrual_chunk: 2,
-        ..Settings::default()
-    });
-    let manager = w.person(9, 1_000_00);
-    let fund = open_fund(&mut w, manager);
-    let holders: Vec<Id> = (1..=5).map(|n| w.person(n, 100_000_00)).collect();
-    for holder in &holders {
-        subscribe(&mut w, fund.id, *holder, 50_000_00).expect("subscribes");
-    }
-    w.advance(4 * DAY);
-    for day in FRIDAY..FRIDAY + 4 {
-        post(&mut w, fund.id, day, "0.9312").expect("posts");
-        w.advance(SECOND);
-        w.advance(SECOND);
-    }
+    let (_, fund, holders) = holders_through_monday(&mut w, &[50_000_00; 5]);
     // Wednesday 16:00: that day's credit run (two people a batch) is done before the income
     // is posted.
     w.advance(DAY);

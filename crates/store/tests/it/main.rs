@@ -74,10 +74,7 @@ mod sqlite_only {
     #[test]
     fn the_balances_file_can_be_lost() {
         let db = Backend::Sqlite.fresh();
-        let mut books = Books::new(db.open());
-        workload(&mut books);
-        let checkpoint = books.core.take_checkpoint();
-        books.store.checkpoint(&checkpoint).expect("checkpoint");
+        let books = checkpointed_workload(&db);
         let mut books = books.reopen(&db, || remove_balances_file(&db));
         books.check();
         assert!(books.store.trial_balance().expect("reads").holds());
@@ -92,10 +89,7 @@ mod sqlite_only {
     #[test]
     fn books_from_before_the_balances_file_load_as_they_were() {
         let db = Backend::Sqlite.fresh();
-        let mut books = Books::new(db.open());
-        workload(&mut books);
-        let checkpoint = books.core.take_checkpoint();
-        books.store.checkpoint(&checkpoint).expect("checkpoint");
+        let books = checkpointed_workload(&db);
         let mut books = books.reopen(&db, || {
             // What a checkpoint wrote before: the balances in the accounts rows, and the
             // timestamp in the books' file.
@@ -132,6 +126,15 @@ mod sqlite_only {
         books.check();
         more_transfers(&mut books);
         books.check();
+    }
+
+    /// Books with `workload` committed and every balance checkpointed.
+    fn checkpointed_workload(db: &TestDb) -> Books {
+        let mut books = Books::new(db.open());
+        workload(&mut books);
+        let checkpoint = books.core.take_checkpoint();
+        books.store.checkpoint(&checkpoint).expect("checkpoint");
+        books
     }
 
     /// Four batches after `workload`, every other one followed by a checkpoint.
