@@ -72,10 +72,10 @@ pub struct Done {
     pub commit_time: Duration,
 }
 
-/// Why a batch was not committed. Nothing of it is in memory; `reload` says whether the
-/// database may nevertheless hold it (a commit that failed may have reached the database, a
-/// connection lost after COMMIT was sent), in which case memory must be rebuilt from the
-/// database before the next batch.
+/// Why a batch was not committed. With `reload` false nothing of it is in memory (a read
+/// failed before it was applied). With `reload` true the commit was attempted: memory holds
+/// the batch and the database may hold it too (a connection lost after COMMIT was sent), so
+/// memory must be rebuilt from the database before the next batch.
 #[derive(Debug)]
 pub struct Failed {
     /// What the store said.
@@ -84,43 +84,74 @@ pub struct Failed {
     pub reload: bool,
 }
 
-/// Runs `commands` (and the timers due at `now`) as one batch: their replies, in order, once
-/// the batch is durable. On `Err` the core is as it was before the batch.
-pub fn run(
-    core: &mut Core,
-    store: &mut impl BatchStore,
-    now: u64,
-    commands: &[&Command],
-) -> Result<Done, Failed> {
-    let read_failed = |error| Failed {
-        error,
-        reload: false,
-    };
-    let ids = core.uncached_ids(commands.iter().copied());
-    if !ids.is_empty() {
-        for (transfer, status) in store.lookup_transfers(&ids).map_err(read_failed)? {
-            core.cache(transfer, status);
+/// What commands name that memory does not hold and the store must bring in before they
+/// apply: transfers, idempotency keys, paid merchant trades and taken trade numbers.
+#[derive(Debug)]
+pub struct Reads {
+    ids: Vec<u128>,
+    keys: Vec<(Id, String)>,
+    trades: Vec<Id>,
+    numbers: Vec<(Id, String)>,
+}
+
+impl Reads {
+    /// What `commands` need read before they apply to `core`.
+    pub fn of(core: &Core, commands: &[&Command]) -> Reads {
+        Reads {
+            ids: core.uncached_ids(commands.iter().copied()),
+            keys: core.idempotency_keys(commands.iter().copied()),
+            trades: core.trades_to_recall(commands.iter().copied()),
+            numbers: core.numbers_to_check(commands.iter().copied()),
         }
     }
-    let keys = core.idempotency_keys(commands.iter().copied());
-    if !keys.is_empty() {
-        for (owner, key, fingerprint, outcome) in store.saved_keys(&keys).map_err(read_failed)? {
-            core.recall_idempotency(owner, key, fingerprint, outcome);
-        }
+
+    /// Whether nothing needs reading.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+            && self.keys.is_empty()
+            && self.trades.is_empty()
+            && self.numbers.is_empty()
     }
-    // Trades and numbers the commands name that memory does not hold: paid merchant trades
-    // live in the store, and a number may be taken by one.
-    let recall = core.trades_to_recall(commands.iter().copied());
-    let numbers = core.numbers_to_check(commands.iter().copied());
-    if !recall.is_empty() || !numbers.is_empty() {
-        let (trades, taken) = store.recall(&recall, &numbers).map_err(read_failed)?;
-        for trade in trades {
-            core.recall_trade(trade);
+
+    /// Reads it all from `store` into `core`'s memory. What a read brings in is committed
+    /// state, so a failure part way leaves memory correct.
+    pub fn fetch(&self, core: &mut Core, store: &mut impl BatchStore) -> Result<(), StoreError> {
+        if !self.ids.is_empty() {
+            for (transfer, status) in store.lookup_transfers(&self.ids)? {
+                core.cache(transfer, status);
+            }
         }
-        for (seller, number) in taken {
-            core.recall_number(seller, number);
+        if !self.keys.is_empty() {
+            for (owner, key, fingerprint, outcome) in store.saved_keys(&self.keys)? {
+                core.recall_idempotency(owner, key, fingerprint, outcome);
+            }
         }
+        if !self.trades.is_empty() || !self.numbers.is_empty() {
+            let (trades, taken) = store.recall(&self.trades, &self.numbers)?;
+            for trade in trades {
+                core.recall_trade(trade);
+            }
+            for (seller, number) in taken {
+                core.recall_number(seller, number);
+            }
+        }
+        Ok(())
     }
+}
+
+/// A batch applied to memory, not yet durable.
+#[derive(Debug)]
+pub struct Applied {
+    /// The commands' replies, in order: for nobody's eyes until `effects` are committed.
+    pub replies: Vec<Result<Reply, CommandError>>,
+    /// What the store must write, in one transaction.
+    pub effects: Effects,
+}
+
+/// Applies `commands` (and the timers due at `now`) to memory as one batch, after their
+/// `Reads` are fetched. Memory keeps the batch at once, so that the next batch can apply
+/// while this one commits; if the commit fails, memory is rebuilt from the store.
+pub fn apply(core: &mut Core, now: u64, commands: &[&Command]) -> Applied {
     core.begin_batch();
     core.expire(now);
     let replies: Vec<_> = commands
@@ -128,21 +159,35 @@ pub fn run(
         .map(|command| core.apply(now, command))
         .collect();
     let effects = core.effects();
+    core.commit_batch();
+    Applied { replies, effects }
+}
+
+/// Runs `commands` (and the timers due at `now`) as one batch, start to finish: their
+/// replies, in order, once the batch is durable. The writer runs the same steps, with the
+/// commit of one batch overlapping the applying of the next.
+pub fn run(
+    core: &mut Core,
+    store: &mut impl BatchStore,
+    now: u64,
+    commands: &[&Command],
+) -> Result<Done, Failed> {
+    Reads::of(core, commands)
+        .fetch(core, store)
+        .map_err(|error| Failed {
+            error,
+            reload: false,
+        })?;
+    let Applied { replies, effects } = apply(core, now, commands);
     let committing = Instant::now();
     match store.commit(&effects) {
-        Ok(()) => {
-            core.commit_batch();
-            Ok(Done {
-                replies,
-                commit_time: committing.elapsed(),
-            })
-        }
-        Err(error) => {
-            core.rollback_batch();
-            Err(Failed {
-                error,
-                reload: true,
-            })
-        }
+        Ok(()) => Ok(Done {
+            replies,
+            commit_time: committing.elapsed(),
+        }),
+        Err(error) => Err(Failed {
+            error,
+            reload: true,
+        }),
     }
 }

@@ -1,8 +1,10 @@
 //! The engine: Formica's single writer. Callers submit commands into a bounded queue; one
-//! thread takes what is waiting (up to a batch's bound), stamps the batch with the clock,
-//! applies it to the core, writes the batch's effects to the store in one transaction, and
-//! only then answers every caller. If the commit fails, the core is rolled back to before the
-//! batch and every caller of the batch gets an error: memory and disk never disagree.
+//! thread takes what is waiting (up to a batch's bound), stamps the batch with the clock and
+//! applies it to the core; a second thread writes the batch's effects to the store in one
+//! transaction while the first applies the next batch, and every caller is answered only once
+//! their batch is durable. If a commit fails, every caller of the batch gets an error and the
+//! core is rebuilt from the store (a batch applied on top of it is applied again): memory and
+//! disk never disagree.
 //!
 //! Timers (pending-transfer expiry) run inside batches too, stamped by the same clock.
 //!
@@ -163,8 +165,16 @@ impl Engine {
         let (queue, requests) = mpsc::sync_channel(config.queue_commands_max);
         let config_events_max = config.queue_events_max as u64;
         let stats = Arc::new(Stats::default());
+        let reader = store.connect_again()?;
         let checkpoint_store = store.connect_again()?;
-        let writer = writer::Writer::new(core, store, checkpoint_store, config, Arc::clone(&stats));
+        let writer = writer::Writer::new(
+            core,
+            store,
+            reader,
+            checkpoint_store,
+            config,
+            Arc::clone(&stats),
+        );
         let thread = std::thread::Builder::new()
             .name("formica-writer".into())
             .spawn(move || writer.run(requests))

@@ -1,19 +1,27 @@
-//! The writer thread: batch, apply, commit, answer.
+//! The writer thread: batch, apply, commit, answer. Batches form a pipeline of two: while
+//! the commit thread writes one batch (SQL, then the fsync), the writer applies the next one
+//! to memory. Nobody is answered before their batch is durable, and a batch that must read
+//! the store, a checkpoint or a digest waits for the batch being committed, so that each sees
+//! only committed books.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
-use formica_core::{Checkpoint, Command, Core};
+use formica_core::{Checkpoint, Command, CommandError, Core, Effects, Reply};
 use formica_store::{Store, StoreError};
 use tokio::sync::oneshot;
+
+use crate::batch::Reads;
 
 use crate::{Answer, CHECKPOINT_IDLE, CHECKPOINT_INTERVAL, Config, EngineError, Request, Stats};
 
 pub(crate) struct Writer {
     core: Core,
-    store: Store,
+    /// A connection of the writer's own for what batches read (and a reload), while the
+    /// commit thread writes on the store's first connection.
+    reader: Store,
     config: Config,
     stats: Arc<Stats>,
     /// The last batch's timestamp: batches never go back in time, even if the clock does.
@@ -21,6 +29,10 @@ pub(crate) struct Writer {
     last_checkpoint: Instant,
     /// The thread that writes checkpoints on a connection of its own while batches go on.
     checkpointer: Checkpointer,
+    /// The thread that commits batches.
+    committer: Committer,
+    /// The batch the commit thread is writing, if one: applied to memory, not yet answered.
+    committing: Option<Committing>,
     /// A commit failed: memory is rebuilt from the database before the next batch.
     reload_needed: bool,
 }
@@ -39,6 +51,22 @@ struct Checkpointer {
     in_flight: Option<usize>,
 }
 
+/// The commit thread's ends of the channels.
+struct Committer {
+    batches: mpsc::SyncSender<Effects>,
+    results: mpsc::Receiver<Result<Duration, StoreError>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+/// A batch being committed: who is waiting for it, and what they will be told once it is
+/// durable.
+struct Committing {
+    callers: Vec<oneshot::Sender<Answer>>,
+    replies: Vec<Result<Reply, CommandError>>,
+    ticks: Vec<oneshot::Sender<()>>,
+    events: usize,
+}
+
 /// The requests of one batch.
 #[derive(Default)]
 struct Batch {
@@ -49,23 +77,29 @@ struct Batch {
 }
 
 impl Writer {
+    /// A writer that commits on `store` (which holds the writer's claim), reads on
+    /// `reader` and writes checkpoints on `checkpoint_store`.
     pub(crate) fn new(
         core: Core,
         store: Store,
+        reader: Store,
         checkpoint_store: Store,
         config: Config,
         stats: Arc<Stats>,
     ) -> Self {
         let last_now = core.ledger().timestamp();
         let checkpointer = Checkpointer::start(checkpoint_store);
+        let committer = Committer::start(store);
         Writer {
             core,
-            store,
+            reader,
             config,
             stats,
             last_now,
             last_checkpoint: Instant::now(),
             checkpointer,
+            committer,
+            committing: None,
             reload_needed: false,
         }
     }
@@ -78,7 +112,7 @@ impl Writer {
         loop {
             let next = match carried.take() {
                 Some(request) => Wait::Request(request),
-                None => self.wait(&requests),
+                None => self.next(&requests),
             };
             match next {
                 Wait::Request(request) => batch.push(request),
@@ -88,10 +122,13 @@ impl Writer {
                     continue;
                 }
                 Wait::Stopped => {
-                    // The last checkpoint is written before the writer goes.
+                    // The last batch is answered and the last checkpoint written before the
+                    // writer goes.
+                    self.settle();
                     self.finish_checkpoint();
                     self.checkpoint();
                     self.finish_checkpoint();
+                    self.committer.stop();
                     return;
                 }
             }
@@ -115,13 +152,37 @@ impl Writer {
                 .fetch_sub(batch.events as u64, Ordering::Relaxed);
             self.run_batch(&mut batch);
             // Digests are taken between batches, so they see only committed books.
-            for answer in batch.digests.drain(..) {
-                let _ = answer.send(self.core.ledger().digest());
+            if !batch.digests.is_empty() {
+                self.settle();
+                for answer in batch.digests.drain(..) {
+                    let _ = answer.send(self.core.ledger().digest());
+                }
             }
             if self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL {
+                self.settle();
                 self.checkpoint();
             }
         }
+    }
+
+    /// The next request, or what else to do. While a batch commits, the next batch is made
+    /// of what is waiting (and the timers already due); with nothing waiting, the batch
+    /// being committed is answered first.
+    fn next(&mut self, requests: &Receiver<Request>) -> Wait {
+        if self.committing.is_some() {
+            match requests.try_recv() {
+                Ok(request) => return Wait::Request(request),
+                Err(TryRecvError::Empty) => {
+                    let now = self.config.clock.now();
+                    if self.core.next_deadline().is_some_and(|at| at <= now) {
+                        return Wait::Timer;
+                    }
+                }
+                Err(TryRecvError::Disconnected) => {}
+            }
+            self.settle();
+        }
+        self.wait(requests)
     }
 
     /// Blocks until a request arrives, the next pending transfer expires, or the writer has
@@ -159,10 +220,18 @@ impl Writer {
 
     /// Hands the balances changed since the last checkpoint to the checkpoint thread, if it
     /// is free. A failure loses nothing: the store still has every transfer, and the next
-    /// checkpoint writes the same accounts.
+    /// checkpoint writes the same accounts. Called with no batch being committed: a
+    /// checkpoint holds only committed balances.
     fn checkpoint(&mut self) {
+        debug_assert!(
+            self.committing.is_none(),
+            "checkpoints are of committed books"
+        );
         self.collect_checkpoint();
-        if self.core.dirty_accounts() == 0 || self.checkpointer.in_flight.is_some() {
+        if self.reload_needed
+            || self.core.dirty_accounts() == 0
+            || self.checkpointer.in_flight.is_some()
+        {
             return;
         }
         self.last_checkpoint = Instant::now();
@@ -218,54 +287,102 @@ impl Writer {
             .store(unsaved as u64, Ordering::Relaxed);
     }
 
+    /// Applies the batch to memory and hands it to the commit thread once the batch before
+    /// it is durable. If that one's commit fails, memory is rebuilt from the database and
+    /// this batch applied again, on what was really committed.
     fn run_batch(&mut self, batch: &mut Batch) {
-        if self.reload_needed
-            && let Err(error) = self.reload()
-        {
-            self.fail(batch, error);
-            return;
-        }
         let now = self.config.clock.now().max(self.last_now);
         self.last_now = now;
         let commands: Vec<&Command> = batch.commands.iter().map(|(command, _)| command).collect();
-        match crate::batch::run(&mut self.core, &mut self.store, now, &commands) {
-            Ok(done) => {
-                let nanos = u64::try_from(done.commit_time.as_nanos()).unwrap_or(u64::MAX);
+        let applied = loop {
+            let mut reads = Reads::of(&self.core, &commands);
+            if !reads.is_empty() {
+                // The store is read as committed: the batch being committed first.
+                self.settle();
+            }
+            if self.reload_needed {
+                // An earlier reload failed: memory is not the books until one succeeds.
+                if let Err(error) = self.reload() {
+                    self.fail(batch, error);
+                    return;
+                }
+                reads = Reads::of(&self.core, &commands);
+            }
+            let reader = &mut self.reader;
+            if let Err(error) = read_again_once(|| reads.fetch(&mut self.core, reader)) {
+                self.fail(batch, error);
+                return;
+            }
+            let applied = crate::batch::apply(&mut self.core, now, &commands);
+            if self.settle() {
+                break applied;
+            }
+        };
+        self.committer
+            .batches
+            .send(applied.effects)
+            .expect("the commit thread lives as long as the writer");
+        self.committing = Some(Committing {
+            callers: batch.commands.drain(..).map(|(_, reply)| reply).collect(),
+            replies: applied.replies,
+            ticks: std::mem::take(&mut batch.ticks),
+            events: std::mem::take(&mut batch.events),
+        });
+    }
+
+    /// Waits for the batch being committed, if one is, and answers its callers. Whether it
+    /// is durable (true too when there was none); if not, memory is to be rebuilt.
+    fn settle(&mut self) -> bool {
+        let Some(committing) = self.committing.take() else {
+            return true;
+        };
+        let written = self
+            .committer
+            .results
+            .recv()
+            .expect("the commit thread lives as long as the writer");
+        match written {
+            Ok(took) => {
+                let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
                 self.stats.commit_nanos.fetch_add(nanos, Ordering::Relaxed);
                 self.stats.batches.fetch_add(1, Ordering::Relaxed);
-                self.stats
-                    .events
-                    .fetch_add(batch.events as u64, Ordering::Relaxed);
+                let events = committing.events as u64;
+                self.stats.events.fetch_add(events, Ordering::Relaxed);
                 self.stats
                     .largest_batch_events
-                    .fetch_max(batch.events as u64, Ordering::Relaxed);
+                    .fetch_max(events, Ordering::Relaxed);
                 self.stats.cached_transfers.store(
                     self.core.ledger().cached_transfer_count() as u64,
                     Ordering::Relaxed,
                 );
                 self.count_unsaved();
-                for ((_, reply), answer) in batch.commands.drain(..).zip(done.replies) {
+                for (reply, answer) in committing.callers.into_iter().zip(committing.replies) {
                     // A caller that gave up waiting is no error: its command is durable.
                     let _ = reply.send(answer.map_err(EngineError::from));
                 }
-                for tick in batch.ticks.drain(..) {
+                for tick in committing.ticks {
                     let _ = tick.send(());
                 }
-                batch.events = 0;
+                true
             }
-            Err(failed) => {
-                // Memory and disk must agree either way: see `batch::Failed`.
-                self.reload_needed |= failed.reload;
-                self.fail(batch, failed.error);
+            Err(error) => {
+                // Memory holds the batch and disk may not: memory is rebuilt before anything
+                // else reads it (see `batch::Failed`). If that fails too, the next batch
+                // tries again, and no checkpoint is taken meanwhile.
+                self.reload_needed = true;
+                self.fail_callers(committing.callers, committing.ticks, error);
+                if let Err(error) = self.reload() {
+                    tracing::error!(error = %error, "books not reloaded; the next batch retries");
+                }
+                false
             }
         }
     }
 
-    /// Answers every caller of the batch with the store's error; nothing of it was applied.
     /// Rebuilds the core from the database (after a commit failed).
     fn reload(&mut self) -> Result<(), StoreError> {
         self.finish_checkpoint();
-        let loaded = self.store.load()?;
+        let loaded = read_again_once(|| self.reader.load())?;
         self.core = Core::from_loaded(loaded)?;
         self.core.configure(self.config.settings.clone());
         self.last_now = self.last_now.max(self.core.ledger().timestamp());
@@ -275,20 +392,42 @@ impl Writer {
         Ok(())
     }
 
-    fn fail(&mut self, batch: &mut Batch, error: formica_store::StoreError) {
-        tracing::error!(error = %error, commands = batch.commands.len(), "batch not committed");
+    /// Answers every caller of the batch with the store's error; nothing of it was applied.
+    fn fail(&mut self, batch: &mut Batch, error: StoreError) {
+        let callers = batch.commands.drain(..).map(|(_, reply)| reply).collect();
+        let ticks = std::mem::take(&mut batch.ticks);
+        batch.events = 0;
+        self.fail_callers(callers, ticks, error);
+    }
+
+    fn fail_callers(
+        &mut self,
+        callers: Vec<oneshot::Sender<Answer>>,
+        ticks: Vec<oneshot::Sender<()>>,
+        error: StoreError,
+    ) {
+        tracing::error!(error = %error, commands = callers.len(), "batch not committed");
         // A database that keeps failing is not hammered by timers retrying at once.
         std::thread::sleep(FAILURE_BACKOFF);
         self.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
         let error = Arc::new(error);
-        for (_, reply) in batch.commands.drain(..) {
+        for reply in callers {
             let _ = reply.send(Err(EngineError::Store(Arc::clone(&error))));
         }
-        for tick in batch.ticks.drain(..) {
+        for tick in ticks {
             let _ = tick.send(());
         }
-        batch.events = 0;
     }
+}
+
+/// Runs a read, and runs it again if it fails: a server that ended its sessions (restarted,
+/// say) breaks the reader's connection unnoticed until it is used, and the store reconnects
+/// for the second try. A read changes nothing, so trying it twice is safe.
+fn read_again_once<T>(mut read: impl FnMut() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    read().or_else(|error| {
+        tracing::warn!(error = %error, "a read failed; trying once more");
+        read()
+    })
 }
 
 enum Wait {
@@ -333,6 +472,39 @@ impl Checkpointer {
             results,
             in_flight: None,
         }
+    }
+}
+
+impl Committer {
+    /// Starts the thread that commits batches on `store`, one at a time, answering how long
+    /// each commit took.
+    fn start(mut store: Store) -> Self {
+        let (batches, incoming) = mpsc::sync_channel::<Effects>(1);
+        let (answers, results) = mpsc::sync_channel(1);
+        let thread = std::thread::Builder::new()
+            .name("formica-commit".into())
+            .spawn(move || {
+                for effects in incoming {
+                    let started = Instant::now();
+                    let written = store.commit(&effects).map(|()| started.elapsed());
+                    if answers.send(written).is_err() {
+                        return;
+                    }
+                }
+            })
+            .expect("the commit thread can be spawned at start");
+        Committer {
+            batches,
+            results,
+            thread,
+        }
+    }
+
+    /// Ends the thread once it has committed what it was given, closing the store (and so
+    /// giving up the writer's claim on the books) before this returns.
+    fn stop(self) {
+        drop(self.batches);
+        let _ = self.thread.join();
     }
 }
 

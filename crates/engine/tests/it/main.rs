@@ -316,9 +316,12 @@ fn a_failed_commit_fails_its_callers_and_changes_nothing(backend: Backend) {
     if let Some(blocker) = blocker {
         blocker.release();
     }
+    // The writer idles long enough to checkpoint: what it writes is the books the store
+    // has, without the payment that failed.
+    std::thread::sleep(formica_engine::CHECKPOINT_IDLE * 5);
 
-    // Memory was rolled back and the engine keeps serving: the same transfer now applies
-    // once, as new.
+    // Memory was rebuilt and the engine keeps serving: the same transfer now applies once,
+    // as new.
     assert_eq!(transfers(&engine, vec![payment]), vec![T::Ok]);
     assert_eq!(transfers(&engine, vec![payment]), vec![T::Exists]);
     let live = engine.digest_blocking().expect("the writer answers");
@@ -335,6 +338,62 @@ fn a_failed_commit_fails_its_callers_and_changes_nothing(backend: Backend) {
             .credits_posted,
         100_010
     );
+}
+
+/// While one batch commits, the writer applies the next to memory. When that commit fails,
+/// the next batch is not answered from memory that held the failed one: it is applied again
+/// on the books the store really has. (SQLite only: there another connection's lock fails a
+/// commit after the busy timeout, on demand.)
+#[test]
+fn a_batch_applied_over_a_failed_commit_is_applied_again() {
+    let db = Backend::Sqlite.fresh();
+    let location = db.location.clone();
+    let (mut config, _) = manual_config();
+    // One payment per batch: the two below are two batches, the second applied while the
+    // first commits.
+    config.batch_events_max = 1;
+    let engine = start_waiting(&location, config, Duration::from_millis(200));
+    open_wallets(&engine);
+    let blocker = Blocker::hold(&db);
+    // A payment whose commit waits for the lock holds the writer while the two are queued.
+    let stall = submit_in_background(&engine, vec![Transfer::new(2_000_000, 5, 6, 1, CNY, 1)]);
+    std::thread::sleep(Duration::from_millis(50));
+    // Wallet 2 holds 100,000: the first payment takes all of it, the second half of it.
+    let first = submit_in_background(
+        &engine,
+        vec![Transfer::new(2_000_001, 2, 3, 100_000, CNY, 1)],
+    );
+    std::thread::sleep(Duration::from_millis(10));
+    let second = submit_in_background(
+        &engine,
+        vec![Transfer::new(2_000_002, 2, 4, 50_000, CNY, 1)],
+    );
+    let stall = stall.join().expect("the stall is answered");
+    assert!(matches!(stall, Err(EngineError::Store(_))), "{stall:?}");
+    let first = first.join().expect("the first is answered");
+    assert!(matches!(first, Err(EngineError::Store(_))), "{first:?}");
+    blocker.release();
+    // Wallet 2 still has its 100,000: refusing the second for want of money would be an
+    // answer from the payment that failed.
+    let second = second.join().expect("the second is answered");
+    let paid = match &second {
+        Ok(Reply::Transfers(results)) => {
+            assert_eq!(results, &vec![T::Ok]);
+            50_000
+        }
+        Err(EngineError::Store(_)) => 0,
+        other => panic!("the second payment: {other:?}"),
+    };
+    let live = engine.digest_blocking().expect("the writer answers");
+    engine.shutdown();
+    assert_eq!(
+        digest_after_restart(&location),
+        live,
+        "memory equals the store"
+    );
+    let mut store = Store::open(&location).expect("opens");
+    let payer = store.account(2).expect("reads").expect("exists");
+    assert_eq!(payer.debits_posted, paid);
 }
 
 fn a_full_queue_answers_busy(backend: Backend) {

@@ -319,8 +319,6 @@ struct Sim {
     lying: bool,
     real: Real,
     twin: Twin,
-    /// Memory disagrees with disk until the next batch rebuilds it.
-    reload_needed: bool,
     now: u64,
     clients: Clients,
     /// Sent and not answered: sent again in the next batch, with the same keys.
@@ -384,7 +382,6 @@ impl Sim {
                 core: twin_core,
                 store: twin_store,
             },
-            reload_needed: false,
             now: START,
             clients,
             in_flight,
@@ -438,7 +435,7 @@ impl Sim {
     /// Sends what is in flight until everything is answered.
     fn flush(&mut self) -> Result<(), String> {
         for _ in 0..FLUSH_TRIES {
-            if self.in_flight.is_empty() && !self.reload_needed {
+            if self.in_flight.is_empty() {
                 return Ok(());
             }
             self.now += MILLISECOND;
@@ -454,12 +451,6 @@ impl Sim {
     /// One batch through the writer's code on the faulty store, and through the twin if the
     /// store really wrote it.
     fn batch(&mut self, commands: Vec<Command>) -> Result<(), String> {
-        if self.reload_needed {
-            let (core, store) = open(&self.real.dir)?;
-            self.real.core = core;
-            self.real.store.store = store;
-            self.reload_needed = false;
-        }
         let refs: Vec<&Command> = commands.iter().collect();
         self.real.store.fate = Fate::NotTried;
         let result = batch::run(&mut self.real.core, &mut self.real.store, self.now, &refs);
@@ -503,7 +494,13 @@ impl Sim {
                     }
                     _ => self.summary.failed_before += 1,
                 }
-                self.reload_needed |= failed.reload;
+                if failed.reload {
+                    // As the writer does: memory holds the batch, and the store may or may
+                    // not; memory is rebuilt from the store before anything else reads it.
+                    let (core, store) = open(&self.real.dir)?;
+                    self.real.core = core;
+                    self.real.store.store = store;
+                }
                 // Nobody was answered: every client sends its command again.
                 self.in_flight = commands;
                 Ok(())
@@ -559,16 +556,11 @@ impl Sim {
         let seed = self.rng.random();
         self.real.core = core;
         self.real.store = FaultyStore::new(store, seed, Rates::default(), self.lying);
-        self.reload_needed = false;
         check::store(&mut self.real.store.store)
     }
 
     /// The books and products under test equal the twin's, and the invariants hold.
     fn check(&self) -> Result<(), String> {
-        if self.reload_needed {
-            // Memory is about to be rebuilt from disk; it is compared after that.
-            return Ok(());
-        }
         let (real, twin) = (&self.real.core, &self.twin.core);
         if real.ledger().digest() != twin.ledger().digest() {
             return Err(format!(
