@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
-use formica_core::{Checkpoint, Command, CommandError, Core, Effects, Reply};
+use formica_core::{Checkpoint, Command, CommandError, Core, Effects, Loaded, Reply};
 use formica_store::{Store, StoreError};
 use tokio::sync::oneshot;
 
@@ -19,8 +19,8 @@ use crate::{Answer, CHECKPOINT_IDLE, CHECKPOINT_INTERVAL, Config, EngineError, R
 
 pub(crate) struct Writer {
     core: Core,
-    /// A connection of the writer's own for what batches read (and a reload), while the
-    /// commit thread writes on the store's first connection.
+    /// A connection of the writer's own for what batches read, while the commit thread
+    /// writes (and reloads) on the store's first connection.
     reader: Store,
     config: Config,
     stats: Arc<Stats>,
@@ -53,9 +53,25 @@ struct Checkpointer {
 
 /// The commit thread's ends of the channels.
 struct Committer {
-    batches: mpsc::SyncSender<Effects>,
-    results: mpsc::Receiver<Result<Duration, StoreError>>,
+    jobs: mpsc::SyncSender<Job>,
+    results: mpsc::Receiver<JobDone>,
     thread: std::thread::JoinHandle<()>,
+}
+
+/// What the commit thread does on the writer's own connection, one at a time.
+enum Job {
+    Commit(Box<Effects>),
+    /// Load the books, to rebuild memory after a failed commit. On the writer's connection:
+    /// on PostgreSQL a new session of it must first take the writer's lock, which the
+    /// session of a commit in doubt holds until the server has finished that commit, so the
+    /// load sees it if it landed.
+    Load,
+}
+
+enum JobDone {
+    /// How long the commit took.
+    Committed(Result<Duration, StoreError>),
+    Loaded(Result<Box<Loaded>, StoreError>),
 }
 
 /// A batch being committed: who is waiting for it, and what they will be told once it is
@@ -154,6 +170,11 @@ impl Writer {
             // Digests are taken between batches, so they see only committed books.
             if !batch.digests.is_empty() {
                 self.settle();
+                // Memory that is not the books is not digested: if it cannot be rebuilt,
+                // the askers get no answer (the sender dropped: the engine's error).
+                if self.reload_needed && self.reload().is_err() {
+                    batch.digests.clear();
+                }
                 for answer in batch.digests.drain(..) {
                     let _ = answer.send(self.core.ledger().digest());
                 }
@@ -296,9 +317,10 @@ impl Writer {
         let commands: Vec<&Command> = batch.commands.iter().map(|(command, _)| command).collect();
         let applied = loop {
             let mut reads = Reads::of(&self.core, &commands);
-            if !reads.is_empty() {
-                // The store is read as committed: the batch being committed first.
-                self.settle();
+            // The store is read as committed: the batch being committed first. If its commit
+            // fails, memory is rebuilt and what to read is asked again.
+            if !reads.is_empty() && !self.settle() {
+                reads = Reads::of(&self.core, &commands);
             }
             if self.reload_needed {
                 // An earlier reload failed: memory is not the books until one succeeds.
@@ -317,11 +339,9 @@ impl Writer {
             if self.settle() {
                 break applied;
             }
+            // The batch before failed and memory was rebuilt: what to read is asked again.
         };
-        self.committer
-            .batches
-            .send(applied.effects)
-            .expect("the commit thread lives as long as the writer");
+        self.committer.send(Job::Commit(Box::new(applied.effects)));
         self.committing = Some(Committing {
             callers: batch.commands.drain(..).map(|(_, reply)| reply).collect(),
             replies: applied.replies,
@@ -336,11 +356,9 @@ impl Writer {
         let Some(committing) = self.committing.take() else {
             return true;
         };
-        let written = self
-            .committer
-            .results
-            .recv()
-            .expect("the commit thread lives as long as the writer");
+        let JobDone::Committed(written) = self.committer.receive() else {
+            unreachable!("a commit's answer follows its commit");
+        };
         match written {
             Ok(took) => {
                 let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
@@ -382,7 +400,17 @@ impl Writer {
     /// Rebuilds the core from the database (after a commit failed).
     fn reload(&mut self) -> Result<(), StoreError> {
         self.finish_checkpoint();
-        let loaded = read_again_once(|| self.reader.load())?;
+        debug_assert!(
+            self.committing.is_none(),
+            "a load waits for the commit in flight"
+        );
+        let loaded = read_again_once(|| {
+            self.committer.send(Job::Load);
+            match self.committer.receive() {
+                JobDone::Loaded(loaded) => loaded.map(|loaded| *loaded),
+                JobDone::Committed(_) => unreachable!("a load's answer follows its load"),
+            }
+        })?;
         self.core = Core::from_loaded(loaded)?;
         self.core.configure(self.config.settings.clone());
         self.last_now = self.last_now.max(self.core.ledger().timestamp());
@@ -476,34 +504,53 @@ impl Checkpointer {
 }
 
 impl Committer {
-    /// Starts the thread that commits batches on `store`, one at a time, answering how long
-    /// each commit took.
+    /// Starts the thread that commits batches (and loads the books) on `store`, one job at
+    /// a time.
     fn start(mut store: Store) -> Self {
-        let (batches, incoming) = mpsc::sync_channel::<Effects>(1);
+        let (jobs, incoming) = mpsc::sync_channel::<Job>(1);
         let (answers, results) = mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("formica-commit".into())
             .spawn(move || {
-                for effects in incoming {
-                    let started = Instant::now();
-                    let written = store.commit(&effects).map(|()| started.elapsed());
-                    if answers.send(written).is_err() {
+                for job in incoming {
+                    let done = match job {
+                        Job::Commit(effects) => {
+                            let started = Instant::now();
+                            JobDone::Committed(store.commit(&effects).map(|()| started.elapsed()))
+                        }
+                        Job::Load => JobDone::Loaded(store.load().map(Box::new)),
+                    };
+                    if answers.send(done).is_err() {
                         return;
                     }
                 }
             })
             .expect("the commit thread can be spawned at start");
         Committer {
-            batches,
+            jobs,
             results,
             thread,
         }
     }
 
-    /// Ends the thread once it has committed what it was given, closing the store (and so
-    /// giving up the writer's claim on the books) before this returns.
+    /// Hands the thread its next job; the one before must have been answered.
+    fn send(&self, job: Job) {
+        self.jobs
+            .send(job)
+            .expect("the commit thread lives as long as the writer");
+    }
+
+    /// Waits for the answer to the job in hand.
+    fn receive(&self) -> JobDone {
+        self.results
+            .recv()
+            .expect("the commit thread lives as long as the writer")
+    }
+
+    /// Ends the thread once it has done what it was given, closing the store (and so giving
+    /// up the writer's claim on the books) before this returns.
     fn stop(self) {
-        drop(self.batches);
+        drop(self.jobs);
         let _ = self.thread.join();
     }
 }

@@ -340,20 +340,39 @@ fn a_failed_commit_fails_its_callers_and_changes_nothing(backend: Backend) {
     );
 }
 
+/// Stops the engine after checking that its memory equals what the store rebuilds.
+fn shut_down_as_stored(engine: Engine, location: &Location) {
+    let live = engine.digest_blocking().expect("the writer answers");
+    engine.shutdown();
+    assert_eq!(
+        digest_after_restart(location),
+        live,
+        "memory equals the store"
+    );
+}
+
+/// Fresh SQLite books with funded wallets, served by an engine whose batches take at most
+/// `batch_events_max` events and whose commits wait `busy` for another connection's lock:
+/// the pipeline's tests below stall and fail commits on demand with a `Blocker`.
+fn stallable(batch_events_max: usize, busy: Duration) -> (TestDb, Engine) {
+    let db = Backend::Sqlite.fresh();
+    let (mut config, _) = manual_config();
+    config.batch_events_max = batch_events_max;
+    let engine = start_waiting(&db.location, config, busy);
+    open_wallets(&engine);
+    (db, engine)
+}
+
 /// While one batch commits, the writer applies the next to memory. When that commit fails,
 /// the next batch is not answered from memory that held the failed one: it is applied again
 /// on the books the store really has. (SQLite only: there another connection's lock fails a
 /// commit after the busy timeout, on demand.)
 #[test]
 fn a_batch_applied_over_a_failed_commit_is_applied_again() {
-    let db = Backend::Sqlite.fresh();
-    let location = db.location.clone();
-    let (mut config, _) = manual_config();
     // One payment per batch: the two below are two batches, the second applied while the
     // first commits.
-    config.batch_events_max = 1;
-    let engine = start_waiting(&location, config, Duration::from_millis(200));
-    open_wallets(&engine);
+    let (db, engine) = stallable(1, Duration::from_millis(200));
+    let location = db.location.clone();
     let blocker = Blocker::hold(&db);
     // A payment whose commit waits for the lock holds the writer while the two are queued.
     let stall = submit_in_background(&engine, vec![Transfer::new(2_000_000, 5, 6, 1, CNY, 1)]);
@@ -384,16 +403,47 @@ fn a_batch_applied_over_a_failed_commit_is_applied_again() {
         Err(EngineError::Store(_)) => 0,
         other => panic!("the second payment: {other:?}"),
     };
-    let live = engine.digest_blocking().expect("the writer answers");
-    engine.shutdown();
-    assert_eq!(
-        digest_after_restart(&location),
-        live,
-        "memory equals the store"
-    );
+    shut_down_as_stored(engine, &location);
     let mut store = Store::open(&location).expect("opens");
     let payer = store.account(2).expect("reads").expect("exists");
     assert_eq!(payer.debits_posted, paid);
+}
+
+/// A batch that must read the store waits for the batch being committed. If that commit
+/// fails, memory is rebuilt, and what the batch must read is asked again of the rebuilt
+/// memory: a transfer the old memory held (and the new one does not) is read too, so that
+/// its retry answers `exists`. (SQLite only, as above.)
+#[test]
+fn a_batch_reads_again_what_memory_lost_when_the_commit_before_it_failed() {
+    let (db, engine) = stallable(2, Duration::from_secs(1));
+    let location = db.location.clone();
+    // Checkpointed: a reload brings forward no transfer, so the funding leaves memory.
+    std::thread::sleep(formica_engine::CHECKPOINT_IDLE * 5);
+    let funding = Transfer::new(1_000_002, BANK, 2, 100_000, CNY, 9);
+    let blocker = Blocker::hold(&db);
+    // The first stall holds the writer while the second and the retry queue up. The second
+    // brings the funding back into memory (its retry, read from the store) and is applied;
+    // its commit fails while the retry waits to read.
+    let first = submit_in_background(&engine, vec![Transfer::new(2_000_000, 5, 6, 1, CNY, 1)]);
+    std::thread::sleep(Duration::from_millis(100));
+    let second = submit_in_background(
+        &engine,
+        vec![funding, Transfer::new(2_000_001, 5, 6, 1, CNY, 1)],
+    );
+    std::thread::sleep(Duration::from_millis(20));
+    // Then the funding is in memory; transfer 50 (an old id, never used) is not.
+    let retry = submit_in_background(&engine, vec![funding, Transfer::new(50, 2, 3, 1, CNY, 1)]);
+    for stalled in [first, second] {
+        let answer = stalled.join().expect("answered");
+        assert!(matches!(answer, Err(EngineError::Store(_))), "{answer:?}");
+    }
+    blocker.release();
+    let retry = retry.join().expect("answered");
+    assert!(
+        matches!(&retry, Ok(Reply::Transfers(results)) if results == &vec![T::Exists, T::Ok]),
+        "{retry:?}"
+    );
+    shut_down_as_stored(engine, &location);
 }
 
 fn a_full_queue_answers_busy(backend: Backend) {
