@@ -62,9 +62,9 @@ struct Committer {
 enum Job {
     Commit(Box<Effects>),
     /// Load the books, to rebuild memory after a failed commit. On the writer's connection:
-    /// on PostgreSQL a new session of it must first take the writer's lock, which the
-    /// session of a commit in doubt holds until the server has finished that commit, so the
-    /// load sees it if it landed.
+    /// on PostgreSQL a new session of it must first hold the writer's lock, and is refused
+    /// (the load fails, to be tried again) while the session of a commit in doubt lives, so
+    /// the load sees that commit if it landed.
     Load,
 }
 

@@ -1,6 +1,7 @@
 //! The engine against real stores, SQLite and PostgreSQL alike: batching, durability,
 //! restart, idempotency at any age, failed commits, back-pressure and timers.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use formica_core::{Command, Reply};
@@ -228,13 +229,7 @@ fn a_restart_rebuilds_the_same_books(backend: Backend) {
     clock.advance(5 * NANOS_PER_SECOND);
     engine.tick_blocking().expect("timers ran");
     random_workload(&engine, 2, 200);
-    assert!(
-        engine
-            .stats()
-            .batches
-            .load(std::sync::atomic::Ordering::Relaxed)
-            > 0
-    );
+    assert!(engine.stats().batches.load(Relaxed) > 0);
     // What the writer holds in memory is exactly what a new writer rebuilds from disk.
     let live = engine.digest_blocking().expect("the writer answers");
     engine.shutdown();
@@ -340,6 +335,26 @@ fn a_failed_commit_fails_its_callers_and_changes_nothing(backend: Backend) {
     );
 }
 
+/// Waits (ten seconds at most) until `done` holds: for tests that order events across threads.
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not in ten seconds"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Waits until `commands` wait in the engine's queue (behind a stalled writer), so that the
+/// next one submitted queues after them.
+fn queued(engine: &Engine, commands: u64) {
+    wait_until("the commands queued", || {
+        engine.stats().queue_depth.load(Relaxed) >= commands
+    });
+}
+
 /// Stops the engine after checking that its memory equals what the store rebuilds.
 fn shut_down_as_stored(engine: Engine, location: &Location) {
     let live = engine.digest_blocking().expect("the writer answers");
@@ -382,7 +397,7 @@ fn a_batch_applied_over_a_failed_commit_is_applied_again() {
         &engine,
         vec![Transfer::new(2_000_001, 2, 3, 100_000, CNY, 1)],
     );
-    std::thread::sleep(Duration::from_millis(10));
+    queued(&engine, 1);
     let second = submit_in_background(
         &engine,
         vec![Transfer::new(2_000_002, 2, 4, 50_000, CNY, 1)],
@@ -418,7 +433,9 @@ fn a_batch_reads_again_what_memory_lost_when_the_commit_before_it_failed() {
     let (db, engine) = stallable(2, Duration::from_secs(1));
     let location = db.location.clone();
     // Checkpointed: a reload brings forward no transfer, so the funding leaves memory.
-    std::thread::sleep(formica_engine::CHECKPOINT_IDLE * 5);
+    wait_until("the balances checkpointed", || {
+        engine.stats().unsaved_balances.load(Relaxed) == 0
+    });
     let funding = Transfer::new(1_000_002, BANK, 2, 100_000, CNY, 9);
     let blocker = Blocker::hold(&db);
     // The first stall holds the writer while the second and the retry queue up. The second
@@ -430,7 +447,7 @@ fn a_batch_reads_again_what_memory_lost_when_the_commit_before_it_failed() {
         &engine,
         vec![funding, Transfer::new(2_000_001, 5, 6, 1, CNY, 1)],
     );
-    std::thread::sleep(Duration::from_millis(20));
+    queued(&engine, 1);
     // Then the funding is in memory; transfer 50 (an old id, never used) is not.
     let retry = submit_in_background(&engine, vec![funding, Transfer::new(50, 2, 3, 1, CNY, 1)]);
     for stalled in [first, second] {
@@ -585,12 +602,7 @@ fn a_batch_never_grows_past_its_bound(backend: Backend) {
     let (mut config, _) = manual_config();
     config.batch_events_max = 10;
     let engine = start_waiting(&location, config, Duration::from_secs(5));
-    let largest = |engine: &Engine| {
-        engine
-            .stats()
-            .largest_batch_events
-            .load(std::sync::atomic::Ordering::Relaxed)
-    };
+    let largest = |engine: &Engine| engine.stats().largest_batch_events.load(Relaxed);
     // A first command larger than the bound runs alone.
     let big = (0..11u128)
         .map(|i| Transfer::new(100 + i, 2, 3, 1, CNY, 1))
@@ -619,10 +631,7 @@ fn a_batch_never_grows_past_its_bound(backend: Backend) {
         11,
         "no batch of the queued commands passed 10 events"
     );
-    let batches = engine
-        .stats()
-        .batches
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let batches = engine.stats().batches.load(Relaxed);
     assert!(
         batches >= 4,
         "21 queued events in batches of at most 10: {batches}"
@@ -641,12 +650,7 @@ fn changes_not_yet_checkpointed_survive_a_restart_and_the_next_checkpoint(backen
     open_wallets(&engine);
     // Let the idle checkpoint write the new accounts.
     std::thread::sleep(formica_engine::CHECKPOINT_IDLE * 5);
-    let unsaved = |engine: &Engine| {
-        engine
-            .stats()
-            .unsaved_balances
-            .load(std::sync::atomic::Ordering::Relaxed)
-    };
+    let unsaved = |engine: &Engine| engine.stats().unsaved_balances.load(Relaxed);
     assert_eq!(unsaved(&engine), 0, "every balance is checkpointed");
     // From here every checkpoint fails: the same as a crash before the next checkpoint.
     db.execute_on_balances(match backend {
