@@ -1,9 +1,8 @@
-//! One batch, start to finish: what the commands name is fetched from the store, the core
-//! applies the commands, and the batch's effects are committed in one transaction. The
-//! writer thread runs every batch through here, and so does the simulator (`formica sim`),
-//! against a store that fails on purpose: the code under test is the code that runs.
-
-use std::time::{Duration, Instant};
+//! One batch, start to finish: what the commands name is fetched from the store (`Reads`),
+//! the core applies the commands (`apply`), and the batch's effects are committed in one
+//! transaction. The simulator (`formica sim`) runs every batch through `run`, against a store
+//! that fails on purpose; the writer thread runs the same steps with one batch's commit
+//! overlapping the next one's applying: the code under test is the code that runs.
 
 use formica_core::{Command, CommandError, Core, Effects, Id, Reply};
 use formica_ledger::{PendingStatus, Transfer};
@@ -68,8 +67,6 @@ impl BatchStore for Store {
 pub struct Done {
     /// The commands' replies, in order.
     pub replies: Vec<Result<Reply, CommandError>>,
-    /// How long the store took to commit it.
-    pub commit_time: Duration,
 }
 
 /// Why a batch was not committed. With `reload` false nothing of it is in memory (a read
@@ -179,12 +176,8 @@ pub fn run(
             reload: false,
         })?;
     let Applied { replies, effects } = apply(core, now, commands);
-    let committing = Instant::now();
     match store.commit(&effects) {
-        Ok(()) => Ok(Done {
-            replies,
-            commit_time: committing.elapsed(),
-        }),
+        Ok(()) => Ok(Done { replies }),
         Err(error) => Err(Failed {
             error,
             reload: true,

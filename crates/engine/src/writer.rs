@@ -74,13 +74,10 @@ enum JobDone {
     Loaded(Result<Box<Loaded>, StoreError>),
 }
 
-/// A batch being committed: who is waiting for it, and what they will be told once it is
-/// durable.
+/// A batch being committed, with what its callers will be told once it is durable.
 struct Committing {
-    callers: Vec<oneshot::Sender<Answer>>,
+    batch: Batch,
     replies: Vec<Result<Reply, CommandError>>,
-    ticks: Vec<oneshot::Sender<()>>,
-    events: usize,
 }
 
 /// The requests of one batch.
@@ -342,18 +339,24 @@ impl Writer {
             // The batch before failed and memory was rebuilt: what to read is asked again.
         };
         self.committer.send(Job::Commit(Box::new(applied.effects)));
+        // Digests stay behind: they are answered between batches, once this one settles.
+        let digests = std::mem::take(&mut batch.digests);
         self.committing = Some(Committing {
-            callers: batch.commands.drain(..).map(|(_, reply)| reply).collect(),
+            batch: std::mem::replace(
+                batch,
+                Batch {
+                    digests,
+                    ..Batch::default()
+                },
+            ),
             replies: applied.replies,
-            ticks: std::mem::take(&mut batch.ticks),
-            events: std::mem::take(&mut batch.events),
         });
     }
 
     /// Waits for the batch being committed, if one is, and answers its callers. Whether it
     /// is durable (true too when there was none); if not, memory is to be rebuilt.
     fn settle(&mut self) -> bool {
-        let Some(committing) = self.committing.take() else {
+        let Some(Committing { mut batch, replies }) = self.committing.take() else {
             return true;
         };
         let JobDone::Committed(written) = self.committer.receive() else {
@@ -364,7 +367,7 @@ impl Writer {
                 let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
                 self.stats.commit_nanos.fetch_add(nanos, Ordering::Relaxed);
                 self.stats.batches.fetch_add(1, Ordering::Relaxed);
-                let events = committing.events as u64;
+                let events = batch.events as u64;
                 self.stats.events.fetch_add(events, Ordering::Relaxed);
                 self.stats
                     .largest_batch_events
@@ -374,11 +377,11 @@ impl Writer {
                     Ordering::Relaxed,
                 );
                 self.count_unsaved();
-                for (reply, answer) in committing.callers.into_iter().zip(committing.replies) {
+                for ((_, reply), answer) in batch.commands.into_iter().zip(replies) {
                     // A caller that gave up waiting is no error: its command is durable.
                     let _ = reply.send(answer.map_err(EngineError::from));
                 }
-                for tick in committing.ticks {
+                for tick in batch.ticks {
                     let _ = tick.send(());
                 }
                 true
@@ -388,7 +391,7 @@ impl Writer {
                 // else reads it (see `batch::Failed`). If that fails too, the next batch
                 // tries again, and no checkpoint is taken meanwhile.
                 self.reload_needed = true;
-                self.fail_callers(committing.callers, committing.ticks, error);
+                self.fail(&mut batch, error);
                 if let Err(error) = self.reload() {
                     tracing::error!(error = %error, "books not reloaded; the next batch retries");
                 }
@@ -420,31 +423,20 @@ impl Writer {
         Ok(())
     }
 
-    /// Answers every caller of the batch with the store's error; nothing of it was applied.
+    /// Answers every caller of the batch with the store's error: it was not committed.
     fn fail(&mut self, batch: &mut Batch, error: StoreError) {
-        let callers = batch.commands.drain(..).map(|(_, reply)| reply).collect();
-        let ticks = std::mem::take(&mut batch.ticks);
-        batch.events = 0;
-        self.fail_callers(callers, ticks, error);
-    }
-
-    fn fail_callers(
-        &mut self,
-        callers: Vec<oneshot::Sender<Answer>>,
-        ticks: Vec<oneshot::Sender<()>>,
-        error: StoreError,
-    ) {
-        tracing::error!(error = %error, commands = callers.len(), "batch not committed");
+        tracing::error!(error = %error, commands = batch.commands.len(), "batch not committed");
         // A database that keeps failing is not hammered by timers retrying at once.
         std::thread::sleep(FAILURE_BACKOFF);
         self.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
         let error = Arc::new(error);
-        for reply in callers {
+        for (_, reply) in batch.commands.drain(..) {
             let _ = reply.send(Err(EngineError::Store(Arc::clone(&error))));
         }
-        for tick in ticks {
+        for tick in batch.ticks.drain(..) {
             let _ = tick.send(());
         }
+        batch.events = 0;
     }
 }
 
